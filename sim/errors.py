@@ -1,0 +1,70 @@
+"""The project's own error types.
+
+Every error a user can cause derives from :class:`LlmsimError`; the CLI prints it as one line and
+exits with status 2. Anything else escaping is a bug in llmsim and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class LlmsimError(Exception):
+    """Base of every error caused by input (scenarios, traces, models, hardware profiles)."""
+
+
+class ScenarioError(LlmsimError):
+    """A scenario (or any YAML spec) field is wrong: names the file, the field, what was expected."""
+
+    def __init__(self, path: str | None, field: str | None, expected: str | None,
+                 got: object = None, hint: str | None = None):
+        self.path, self.field, self.expected, self.got, self.hint = path, field, expected, got, hint
+        parts = [str(p) for p in (path, field) if p]
+        if expected is None:        # not a value problem (e.g. an unknown key): the hint says it all
+            parts.append(hint or "invalid")
+        else:
+            text = f"expected {expected}"
+            if got is not None:
+                text += f", got {_short(got)}"
+            if hint:
+                text += f" ({hint})"
+            parts.append(text)
+        super().__init__(": ".join(parts))
+
+
+class TraceError(LlmsimError):
+    """A trace file is missing, unreadable, or lacks a column / has a bad value on some line."""
+
+
+class ModelError(LlmsimError):
+    """A model name or Hugging Face config cannot be turned into a ModelSpec."""
+
+
+class HardwareError(LlmsimError):
+    """A hardware profile is unknown or malformed."""
+
+
+class CapacityError(LlmsimError):
+    """The configuration cannot serve at all (e.g. the weights do not fit in device memory)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`did you mean 'x'?` for the closest choice, else the list of valid choices."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "valid: " + ", ".join(choices)
+
+
+def unknown_name_error(kind: str, name: str, choices: Iterable[str], path: str | None = None,
+                       field: str | None = None) -> ScenarioError:
+    choices = sorted(choices)
+    return ScenarioError(path, field, f"a known {kind} (one of {', '.join(choices)})", name,
+                         hint=did_you_mean(name, choices))
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

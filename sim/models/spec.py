@@ -1,0 +1,126 @@
+"""ModelSpec: the shape of a decoder-only transformer, as the cost and memory models need it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture numbers of a dense, GQA or MoE decoder.
+
+    Attention: ``num_heads`` query heads and ``num_kv_heads`` key/value heads (GQA when fewer),
+    each ``head_dim`` wide. MLP: ``mlp_gated`` (SwiGLU: gate+up then down, 3 matrices) or plain
+    (up then down, 2 matrices, e.g. OPT). MoE layers replace the dense MLP by ``num_experts``
+    experts of width ``expert_intermediate_size`` (top-``top_k`` routed, plus ``num_shared_experts``
+    always-on experts of width ``shared_expert_intermediate_size``). ``moe_layer_interval`` k means
+    every k-th layer is MoE (1: all, 2: every other layer as in GLaM); 0 when dense.
+    """
+
+    name: str
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int            # dense MLP width (0 if every layer is MoE and has no dense MLP)
+    vocab_size: int
+    max_context_tokens: int
+    dtype_bytes: int = 2              # weights and KV cache element size (bf16/fp16 = 2)
+    mlp_gated: bool = True
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = False
+    num_experts: int = 0
+    top_k: int = 0
+    expert_intermediate_size: int = 0
+    num_shared_experts: int = 0
+    shared_expert_intermediate_size: int = 0
+    moe_layer_interval: int = 0
+    source: str = field(default="", compare=False)   # where the numbers come from
+
+    # -- derived shapes ------------------------------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_layers // self.moe_layer_interval if self.is_moe else 0
+
+    @property
+    def num_dense_layers(self) -> int:
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def q_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    @property
+    def gqa_group_size(self) -> int:
+        return self.num_heads // self.num_kv_heads
+
+    @property
+    def mlp_matrices(self) -> int:
+        return 3 if self.mlp_gated else 2
+
+    # -- parameter counts (weights only; norms and biases are counted, they are tiny) ----------
+    @property
+    def attention_params_per_layer(self) -> int:
+        h = self.hidden_size
+        params = h * (self.q_size + 2 * self.kv_size) + self.q_size * h
+        if self.qkv_bias:
+            params += self.q_size + 2 * self.kv_size
+        return params
+
+    @property
+    def dense_mlp_params(self) -> int:
+        return self.mlp_matrices * self.hidden_size * self.intermediate_size
+
+    @property
+    def expert_params(self) -> int:
+        """Parameters of one routed expert."""
+        return self.mlp_matrices * self.hidden_size * self.expert_intermediate_size
+
+    @property
+    def moe_mlp_params(self) -> int:
+        shared = self.num_shared_experts * self.mlp_matrices * self.hidden_size * \
+            self.shared_expert_intermediate_size
+        router = self.hidden_size * self.num_experts
+        return self.num_experts * self.expert_params + shared + router
+
+    @property
+    def norm_params_per_layer(self) -> int:
+        return 2 * self.hidden_size
+
+    @property
+    def embedding_params(self) -> int:
+        emb = self.vocab_size * self.hidden_size
+        return emb if self.tie_word_embeddings else 2 * emb
+
+    @property
+    def num_params(self) -> int:
+        layers = self.num_layers * (self.attention_params_per_layer + self.norm_params_per_layer)
+        layers += self.num_dense_layers * self.dense_mlp_params
+        layers += self.num_moe_layers * self.moe_mlp_params
+        return layers + self.embedding_params + self.hidden_size  # + final norm
+
+    @property
+    def num_active_params(self) -> int:
+        """Parameters touched by one token (MoE: only top_k routed experts)."""
+        if not self.is_moe:
+            return self.num_params
+        idle = self.num_moe_layers * (self.num_experts - self.top_k) * self.expert_params
+        return self.num_params - idle
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.num_params * self.dtype_bytes
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of KV cache per token, whole model: 2 (K and V) x layers x kv_heads x head_dim x dtype."""
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
