@@ -78,8 +78,9 @@ def parse(cls: type[T], data: Any, *, path: str | None = None, field: str = "") 
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, ConfigValueError):
-            raise ScenarioError(path, _join(field, ctx_error.field), ctx_error.expected,
-                                ctx_error.got) from None
+            # loc is the nested section the check ran in; the check names a field inside it
+            raise ScenarioError(path, _join(field, _join(loc, ctx_error.field)),
+                                ctx_error.expected, ctx_error.got) from None
         if err["type"] == "missing":
             raise ScenarioError(path, _join(field, loc), "a value (required)") from None
         if err["type"] == "extra_forbidden":

@@ -58,7 +58,8 @@ class Request:
     reject_reason: str = ""
     # KV-cache bookkeeping, owned by sim.memory.KVCache
     kv_blocks: int = 0
-    kv_cached_blocks: list = field(default_factory=list)
+    kv_cached_blocks: list = field(default_factory=list)   # hashed blocks, in prompt order
+    kv_block_hashes: list | None = None                    # lazily computed prompt block hashes
     swapped_blocks: int = 0
 
     @property

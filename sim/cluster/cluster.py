@@ -1,0 +1,203 @@
+"""Cluster: builds the replicas of a scenario, feeds them arrivals, and runs SimPy to the end."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from sim.cluster.replica import Replica
+from sim.cluster.router import ROUTERS
+from sim.cost.model import CostModel
+from sim.errors import CapacityError, ScenarioError
+from sim.hardware import DeviceSpec, load_device
+from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
+                        kv_cache_blocks)
+from sim.memory.capacity import GIB
+from sim.metrics.records import Recorder
+from sim.metrics.result import Result
+from sim.metrics.summary import summarize
+from sim.models import ModelSpec, get_model
+from sim.scenario import Scenario
+from sim.scheduling import SCHEDULERS
+from sim.workload import Request, RequestStatus, Workload, build_workload
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a scenario resolves to before any event: the model, the device and the capacity."""
+
+    model: ModelSpec
+    device: DeviceSpec
+    tensor_parallel: int
+    kv_blocks: int
+    block_size: int
+    max_model_len: int
+    host_swap_blocks: int
+    block_bytes: int
+
+    @property
+    def kv_tokens(self) -> int:
+        return self.kv_blocks * self.block_size
+
+
+def resolve(scenario: Scenario) -> Deployment:
+    """Load model and hardware and size the KV cache; every error names the scenario field."""
+    path, base = scenario.path, scenario.base_dir
+    model = _named(path, "model", lambda: get_model(scenario.model, base_dir=base))
+    device = _named(path, "hardware", lambda: load_device(
+        scenario.hardware.name, scenario.hardware.overrides or None, base_dir=base))
+    tp, cfg = scenario.cluster.tensor_parallel, scenario.scheduler
+    if model.num_heads % tp:
+        raise ScenarioError(path, "cluster.tensor_parallel",
+                            f"a divisor of {model.name}'s {model.num_heads} attention heads", tp)
+    max_model_len = cfg.max_model_len or model.max_context_tokens
+    if cfg.activation_reserve_gib is not None:
+        reserve = cfg.activation_reserve_gib * GIB
+    else:
+        reserve = activation_reserve_bytes(model, tp, cfg.max_batched_tokens, cfg.max_num_seqs)
+    block_bytes = cfg.block_size * kv_bytes_per_token_per_device(model, tp)
+    if cfg.kv_blocks is not None:
+        blocks = cfg.kv_blocks
+    else:
+        try:
+            blocks = kv_cache_blocks(model, device, tp, cfg.block_size,
+                                     cfg.gpu_memory_utilization, reserve)
+        except CapacityError as exc:
+            raise CapacityError(f"{path or 'scenario'}: {exc}") from None
+    host_blocks = int(cfg.swap_space_gib * GIB // block_bytes)
+    return Deployment(model, device, tp, blocks, cfg.block_size, max_model_len, host_blocks,
+                      block_bytes)
+
+
+def _named(path, field, load):
+    try:
+        return load()
+    except ScenarioError:
+        raise
+    except Exception as exc:   # ModelError / HardwareError: prefix with where it was asked for
+        from sim.errors import LlmsimError
+        if isinstance(exc, LlmsimError):
+            raise type(exc)(f"{path or 'scenario'}: {field}: {exc}") from None
+        raise
+
+
+def rejection_reason(req: Request, dep: Deployment, scenario: Scenario) -> str:
+    """Why a request can never be served on this deployment ('' if it can)."""
+    total = req.prompt_tokens + req.output_tokens
+    if total > dep.max_model_len:
+        return f"prompt + output tokens ({total}) exceed max_model_len ({dep.max_model_len})"
+    peak_blocks = -(-(total - 1) // dep.block_size)
+    if peak_blocks > dep.kv_blocks:
+        return (f"needs {peak_blocks} KV blocks at its peak, a replica has {dep.kv_blocks}")
+    cfg = scenario.scheduler
+    if not cfg.chunked_prefill and req.prompt_tokens > cfg.max_batched_tokens:
+        return (f"prompt ({req.prompt_tokens} tokens) exceeds max_batched_tokens "
+                f"({cfg.max_batched_tokens}) with chunked_prefill off")
+    return ""
+
+
+class Cluster:
+    """Replicas behind a router, fed by the workload's arrival process."""
+
+    def __init__(self, scenario: Scenario, deployment: Deployment, workload: Workload,
+                 rng: np.random.Generator, progress: Progress | None = None):
+        self.scenario, self.deployment, self.workload = scenario, deployment, workload
+        self.env = simpy.Environment()
+        self.recorder = Recorder()
+        self.router = ROUTERS[scenario.cluster.router](rng)
+        self.progress = progress
+        self.ended = 0
+        cfg, dep = scenario.scheduler, deployment
+        cost = CostModel(dep.model, dep.device, dep.tensor_parallel)
+        swap_s = dep.block_bytes / dep.device.pcie_bandwidth
+        scheduler_cls = SCHEDULERS[cfg.name]
+        self.replicas = [
+            Replica(self.env, i,
+                    scheduler_cls(cfg, KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching),
+                                  host_swap_blocks=dep.host_swap_blocks),
+                    cost, self.recorder, fast_forward=scenario.simulation.fast_forward,
+                    swap_seconds_per_block=swap_s,
+                    check_invariants=scenario.simulation.check_invariants,
+                    on_finish=self._on_end)
+            for i in range(scenario.cluster.replicas)]
+        self.env.process(self._arrivals())
+
+    def _arrivals(self):
+        env, dep, scenario = self.env, self.deployment, self.scenario
+        for req in self.workload.requests():
+            delay = req.arrival_s - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            reason = rejection_reason(req, dep, scenario)
+            if reason:
+                req.status = RequestStatus.FINISHED_REJECTED
+                req.reject_reason = reason
+                req.finish_s = env.now
+                self.recorder.request(req)
+                self._on_end(req)
+                continue
+            self.router.pick(req, self.replicas).submit(req)
+
+    def _on_end(self, req: Request) -> None:
+        self.ended += 1
+        if self.progress is not None and (self.ended % 512 == 0):
+            self.progress(self.ended, len(self.workload))
+
+    def run(self) -> float:
+        """Run to the end (or the horizon); returns the simulated duration in seconds."""
+        horizon = self.scenario.simulation.horizon_s
+        if horizon is None:
+            self.env.run()
+        else:
+            self.env.run(until=horizon)
+        end = self.env.now if horizon is None else horizon
+        # in-flight requests at the horizon are reported, not lost
+        for replica in self.replicas:
+            sched = replica.scheduler
+            for req in list(sched.running) + list(sched.waiting):
+                self.recorder.request(req)
+        if self.progress is not None:
+            self.progress(self.ended, len(self.workload))
+        return float(end)
+
+
+def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
+    """Run a scenario and return its Result (tables, summary, resolved scenario)."""
+    started = time.perf_counter()
+    deployment = resolve(scenario)
+    rng = np.random.default_rng(scenario.seed)
+    workload = build_workload(scenario.workload, rng, base_dir=scenario.base_dir,
+                              source=scenario.path)
+    cluster = Cluster(scenario, deployment, workload, rng, progress)
+    duration = cluster.run()
+    requests = cluster.recorder.requests_frame()
+    iterations = cluster.recorder.iterations_frame()
+    wall = time.perf_counter() - started
+    dev, tp = deployment.device, deployment.tensor_parallel
+    busy = sum(r.busy_s for r in cluster.replicas)
+    idle_s = max(len(cluster.replicas) * duration - busy, 0.0)
+    energy = sum(r.energy_j for r in cluster.replicas) + idle_s * dev.idle_w * tp
+    devices = len(cluster.replicas) * tp
+    cost = devices * dev.price_usd_per_hour * duration / 3600.0
+    kv = [r.scheduler.kv for r in cluster.replicas]
+    queries = sum(k.queries for k in kv)
+    extra = {
+        "kv_blocks_per_replica": deployment.kv_blocks,
+        "kv_tokens_per_replica": deployment.kv_tokens,
+        "prefix_cache_hit_rate": sum(k.hits for k in kv) / queries if queries else 0.0,
+        "iterations": sum(r.iterations for r in cluster.replicas),
+        "events": len(iterations) + len(workload),
+        "devices": devices,
+    }
+    summary = summarize(requests, iterations, slo=scenario.slo, duration_s=duration,
+                        wall_time_s=wall, energy_j=energy, cost_usd=cost,
+                        preemptions=sum(r.scheduler.num_preemptions for r in cluster.replicas),
+                        extra=extra)
+    assert summary["requests_total"] == len(workload), "a request was lost"
+    return Result(requests, iterations, summary, scenario.to_dict())

@@ -1,0 +1,175 @@
+"""Replica: one serving engine as a SimPy process, one event per iteration (or decode run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import simpy
+
+from sim.cost.model import BatchShape, CostModel
+from sim.metrics.records import Recorder
+from sim.scheduling.base import BatchPlan, Scheduler
+from sim.workload.request import Request
+
+
+class Replica:
+    """Waits for work, asks its scheduler for a plan, advances time by the plan's cost, applies it.
+
+    The replica keeps its own clock (exact sums of iteration durations) and only asks SimPy to
+    wait until it, so stepping and fast-forwarding produce bit-identical timestamps.
+    """
+
+    def __init__(self, env: simpy.Environment, index: int, scheduler: Scheduler,
+                 cost: CostModel, recorder: Recorder, *, fast_forward: bool = True,
+                 swap_seconds_per_block: float = 0.0, check_invariants: bool = False,
+                 on_finish=None):
+        self.env, self.index = env, index
+        self.scheduler, self.cost, self.recorder = scheduler, cost, recorder
+        self.fast_forward = fast_forward
+        self.swap_seconds_per_block = swap_seconds_per_block
+        self.check_invariants = check_invariants
+        self.on_finish = on_finish
+        self.busy_s = 0.0
+        self.energy_j = 0.0
+        self.iterations = 0
+        self._idle: simpy.Event | None = None
+        self._arrival: simpy.Event | None = None
+        self._run: tuple | None = None   # (plan, ends) of the decode run in progress
+        self.process = env.process(self._loop())
+
+    # -- what routers see ----------------------------------------------------------------------
+    @property
+    def num_outstanding(self) -> int:
+        return self.scheduler.num_outstanding
+
+    @property
+    def kv_blocks_total(self) -> int:
+        return self.scheduler.kv.num_blocks
+
+    @property
+    def kv_blocks_used(self) -> int:
+        """Blocks in use now, as stepping would show them mid-way through a decode run."""
+        used = self.scheduler.kv.num_used
+        if self._run is None:
+            return used
+        plan, ends = self._run
+        started = min(int(np.searchsorted(ends, self.env.now, side="right")) + 1, len(ends))
+        bs = self.scheduler.kv.block_size
+        for req, c in zip(plan.requests, plan.computed_before):
+            need = -(-(c + started) // bs) - req.kv_blocks
+            if need > 0:
+                used += need
+        return used
+
+    # -- input ---------------------------------------------------------------------------------
+    def submit(self, request: Request) -> None:
+        request.replica = self.index
+        request.queued_s = self.env.now
+        self.scheduler.add_request(request)
+        if self._idle is not None and not self._idle.triggered:
+            self._idle.succeed()
+        elif self._arrival is not None and not self._arrival.triggered:
+            self._arrival.succeed()
+
+    # -- the process ---------------------------------------------------------------------------
+    def _loop(self):
+        env, sched = self.env, self.scheduler
+        clock = 0.0
+        while True:
+            if not sched.has_work:
+                self._idle = env.event()
+                yield self._idle
+                self._idle = None
+                clock = env.now
+                continue
+            plan = sched.schedule(clock)
+            if plan.is_empty:
+                # Nothing can run until something arrives (cannot happen with admission checks,
+                # but never spin).
+                self._idle = env.event()
+                yield self._idle
+                self._idle = None
+                clock = max(clock, env.now)
+                continue
+            if self.check_invariants:
+                self._check(plan)
+            if self.fast_forward and plan.stable:
+                max_steps = min(r.output_tokens - r.output_generated for r in plan.requests)
+                steps = sched.decode_run_steps(plan, max_steps) if max_steps > 1 else 1
+                if steps > 1:
+                    clock = yield from self._decode_run(plan, clock, steps)
+                    continue
+            clock = yield from self._step(plan, clock)
+
+    def _step(self, plan: BatchPlan, clock: float):
+        shape = BatchShape.from_requests(plan.num_new_tokens, plan.computed_before,
+                                         plan.num_emitting)
+        duration, energy = self.cost.iteration_time(shape)
+        swapped = plan.swap_in_blocks + plan.swap_out_blocks
+        if swapped:
+            duration += swapped * self.swap_seconds_per_block   # PCIe copies, not overlapped
+        end = clock + duration
+        yield self.env.timeout(max(end - self.env.now, 0.0))
+        finished = self.scheduler.complete_iteration(plan, end)
+        self._account(clock, end - clock, 1, plan, shape.prefill_tokens,
+                      shape.num_decode, energy)
+        self._finished(finished)
+        return end
+
+    def _decode_run(self, plan: BatchPlan, clock: float, steps: int):
+        n = len(plan.requests)
+        first_context = sum(plan.computed_before) + n
+        durations, energies = self.cost.decode_run(n, first_context, steps)
+        ends = np.cumsum(np.concatenate(([clock], durations)))[1:]
+        env = self.env
+        self._run = (plan, ends)
+        if plan.wake_on_arrival:
+            self._arrival = env.event()
+            yield self._arrival | env.timeout(max(ends[-1] - env.now, 0.0))
+            if self._arrival.triggered:
+                # cut the run at the first iteration boundary at or after the arrival
+                steps = int(np.searchsorted(ends, env.now, side="left")) + 1
+                steps = min(steps, len(ends))
+                if ends[steps - 1] > env.now:
+                    yield env.timeout(ends[steps - 1] - env.now)
+            self._arrival = None
+        else:
+            yield env.timeout(max(ends[-1] - env.now, 0.0))
+        self._run = None
+        ends = ends[:steps]
+        finished = self.scheduler.complete_decode_run(plan, ends)
+        end = float(ends[-1])
+        self._account(clock, end - clock, steps, plan, 0, n * steps,
+                      float(energies[:steps].sum()))
+        self._finished(finished)
+        return end
+
+    def _account(self, start: float, duration: float, num_iterations: int, plan: BatchPlan,
+                 prefill_tokens: int, decode_tokens: int, energy: float) -> None:
+        self.busy_s += duration
+        self.energy_j += energy
+        self.iterations += num_iterations
+        sched = self.scheduler
+        self.recorder.iteration(self.index, start, duration, num_iterations, len(plan.requests),
+                                prefill_tokens, decode_tokens, len(plan.preempted),
+                                len(sched.waiting), sched.kv.num_used, energy)
+
+    def _finished(self, finished: list[Request]) -> None:
+        for req in finished:
+            self.recorder.request(req)
+            if self.on_finish is not None:
+                self.on_finish(req)
+
+    def _check(self, plan: BatchPlan) -> None:
+        sched = self.scheduler
+        running_ids = {id(r) for r in sched.running}
+        waiting_ids = {id(r) for r in sched.waiting}
+        assert len(running_ids) == len(sched.running), "a request is twice in running"
+        assert len(waiting_ids) == len(sched.waiting), "a request is twice in waiting"
+        assert not running_ids & waiting_ids, "a request is both waiting and running"
+        assert len(sched.running) <= sched.config.max_num_seqs
+        assert plan.num_tokens <= sched.config.max_batched_tokens
+        holders = list(sched.running) + [r for r in sched.waiting if r.kv_blocks]
+        sched.kv.check(holders)
+        for r in plan.requests:
+            assert r.kv_blocks * sched.kv.block_size >= r.num_computed_tokens + \
+                plan.num_new_tokens[plan.requests.index(r)] if len(plan.requests) < 64 else True

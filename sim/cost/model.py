@@ -1,0 +1,282 @@
+"""CostModel: the duration, FLOPs, bytes and energy of one serving iteration, by roofline.
+
+Layers are identical, so one layer's operators are costed once and multiplied. The part of an
+iteration that depends only on the token count (projections, MLP/MoE, norms, all-reduces, LM
+head) is memoised on ``(num_tokens, num_seqs_emitting)``; attention, which depends on context
+lengths, is a closed form evaluated with numpy, so a whole run of decode iterations (contexts
+growing by one per step) is costed in one vectorised call (:meth:`CostModel.decode_run`).
+The single-iteration path uses the same arithmetic, so both give bit-identical durations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, MOE_EXPERT,
+                          LayerDims, Op, activation_cost, attn_decode_cost, attn_prefill_cost,
+                          expert_token_counts, gemm_bytes, gemm_flops, norm_cost,
+                          residual_add_cost, ring_allreduce_time_s, rotary_cost)
+from sim.hardware.device import DeviceSpec
+from sim.models.spec import ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class BatchShape:
+    """What an iteration computes, summed over its requests (all a roofline needs).
+
+    A request contributing ``q`` new tokens after ``c`` cached ones is a decode if ``q == 1``
+    (attention over ``c + 1`` keys) and a prefill chunk otherwise (causal attention, ``q*c +
+    q*(q+1)/2`` query-key pairs).
+    """
+
+    num_tokens: int = 0             # new tokens through the layers (all requests)
+    num_seqs_emitting: int = 0      # requests that sample a token this iteration (LM head rows)
+    num_decode: int = 0
+    decode_context_tokens: int = 0  # sum of keys read by decode queries
+    num_prefill: int = 0
+    prefill_tokens: int = 0
+    prefill_attn_pairs: int = 0
+    prefill_kv_tokens: int = 0
+
+    @classmethod
+    def from_requests(cls, new_tokens: list[int], computed_tokens: list[int],
+                      emitting: int) -> "BatchShape":
+        num_decode = decode_ctx = num_prefill = pf_tokens = pairs = kv = 0
+        for q, c in zip(new_tokens, computed_tokens):
+            if q == 1:
+                num_decode += 1
+                decode_ctx += c + 1
+            else:
+                num_prefill += 1
+                pf_tokens += q
+                pairs += q * c + q * (q + 1) // 2
+                kv += c + q
+        return cls(num_decode + pf_tokens, emitting, num_decode, decode_ctx, num_prefill,
+                   pf_tokens, pairs, kv)
+
+    @classmethod
+    def decode(cls, context_tokens: list[int]) -> "BatchShape":
+        """A decode-only batch: one new token per request, ``context_tokens`` cached before it."""
+        n = len(context_tokens)
+        return cls(n, n, n, sum(context_tokens) + n)
+
+
+@dataclass(frozen=True)
+class IterationCost:
+    """One iteration on one replica (all TP devices run in lockstep; figures are per device,
+    energy is for all devices of the replica)."""
+
+    time_s: float
+    flops: float
+    bytes: float
+    energy_j: float
+    busy_s: dict[str, float] = field(default_factory=dict)      # per processor
+    breakdown_s: dict[str, float] = field(default_factory=dict)  # per op kind, incl. "overhead"
+    ops: tuple[Op, ...] = ()
+
+
+class CostModel:
+    """Roofline iteration cost of ``model`` on ``tp`` devices of ``device``.
+
+    Per op: ``time = max(flops / (peak * eff.compute), bytes / (bandwidth * eff.memory)) +
+    eff.kernel_launch_s``; all-reduces use the ring formula at ``eff.interconnect`` of the link;
+    each iteration adds ``eff.iteration_overhead_s``.
+    """
+
+    def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16"):
+        self.model, self.device, self.tp, self.dtype = model, device, tp, dtype
+        self.dims = LayerDims.of(model, tp)
+        eff = device.efficiency
+        self._flops_per_s = device.peak_flops(dtype) * eff.compute
+        self._bytes_per_s = device.hbm_bandwidth * eff.memory
+        self._link_bytes_per_s = device.interconnect_bandwidth * eff.interconnect
+        self._launch_s = eff.kernel_launch_s
+        self._overhead_s = eff.iteration_overhead_s
+        self._static_w = device.idle_w * tp
+        self._j_per_flop = device.energy_pj_per_flop * 1e-12 * tp
+        self._j_per_byte = device.energy_pj_per_hbm_byte * 1e-12 * tp
+        self._const_cache: dict[tuple[int, int], tuple[float, float, float]] = {}
+
+    # -- roofline ----------------------------------------------------------------------------
+    def op_time_s(self, flops, nbytes):
+        """Roofline time of one kernel (works elementwise on numpy arrays)."""
+        return np.maximum(flops / self._flops_per_s, nbytes / self._bytes_per_s) + self._launch_s
+
+    def allreduce_time_s(self, num_tokens: int) -> float:
+        msg = num_tokens * self.model.hidden_size * self.model.dtype_bytes
+        return float(ring_allreduce_time_s(msg, self.tp, self._link_bytes_per_s,
+                                           self.device.interconnect_latency_s))
+
+    # -- operators ---------------------------------------------------------------------------
+    def token_ops(self, num_tokens: int, num_emitting: int) -> list[Op]:
+        """Operators whose cost depends only on token counts, with their per-iteration counts."""
+        m, d, dt = self.model, self.dims, self.dims.dtype_bytes
+        h, T = d.hidden, num_tokens
+        layers, dense, moe = m.num_layers, m.num_dense_layers, m.num_moe_layers
+        qkv_n = d.q_width + 2 * d.kv_width
+        ops = [
+            Op("embedding", ELEMENTWISE, 0.0, 2.0 * T * h * dt),
+            Op("input_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers),
+            Op("qkv_proj", GEMM, gemm_flops(T, h, qkv_n),
+               gemm_bytes(T, h, qkv_n, dt) + (qkv_n * dt if m.qkv_bias else 0), count=layers),
+            Op("rotary", ELEMENTWISE, *rotary_cost(T, d), count=layers),
+            Op("o_proj", GEMM, gemm_flops(T, d.q_width, h), gemm_bytes(T, d.q_width, h, dt),
+               count=layers),
+            Op("residual_add", ELEMENTWISE, *residual_add_cost(T, h, dt), count=2 * layers),
+            Op("post_attn_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers),
+        ]
+        if dense:
+            ops += self._mlp_ops("mlp", T, d.mlp_width, dense)
+        if moe:
+            ops.append(Op("moe_router", GEMM, gemm_flops(T, h, m.num_experts),
+                          gemm_bytes(T, h, m.num_experts, dt), count=moe))
+            if d.shared_expert_width:
+                ops += self._mlp_ops("shared_expert", T, d.shared_expert_width, moe)
+            ops.append(self._experts_op(T, moe))
+        if self.tp > 1:
+            # all-reduce after attention and after the MLP of every layer
+            ops.append(Op("allreduce", ALLREDUCE, 0.0, T * h * dt, count=2 * layers))
+        ops += [Op("final_norm", ELEMENTWISE, *norm_cost(T, h, dt)),
+                Op("lm_head", GEMM, gemm_flops(num_emitting, h, d.vocab),
+                   gemm_bytes(num_emitting, h, d.vocab, dt))]
+        return [op for op in ops if op.flops or op.bytes]
+
+    def _mlp_ops(self, name: str, T: int, width: int, count: int) -> list[Op]:
+        d, dt = self.dims, self.dims.dtype_bytes
+        up_n = 2 * width if d.gated else width
+        return [Op(f"{name}_up", GEMM, gemm_flops(T, d.hidden, up_n),
+                   gemm_bytes(T, d.hidden, up_n, dt), count=count),
+                Op(f"{name}_act", ELEMENTWISE, *activation_cost(T, width, d.gated, dt), count=count),
+                Op(f"{name}_down", GEMM, gemm_flops(T, width, d.hidden),
+                   gemm_bytes(T, width, d.hidden, dt), count=count)]
+
+    def expert_token_counts(self, num_tokens: int) -> np.ndarray:
+        return expert_token_counts(num_tokens, self.model.num_experts, self.model.top_k)
+
+    def _experts_op(self, T: int, count: int) -> Op:
+        """Routed experts as one fused-MoE op; its time is the sum of per-expert rooflines."""
+        d, dt = self.dims, self.dims.dtype_bytes
+        t = self.expert_token_counts(T)
+        t = t[t > 0]
+        up_n = 2 * d.expert_width if d.gated else d.expert_width
+        act_flops, act_bytes = activation_cost(t, d.expert_width, d.gated, dt)
+        flops = gemm_flops(t, d.hidden, up_n) + gemm_flops(t, d.expert_width, d.hidden) + act_flops
+        nbytes = (gemm_bytes(t, d.hidden, up_n, dt) + gemm_bytes(t, d.expert_width, d.hidden, dt)
+                  + act_bytes)
+        return Op("moe_experts", MOE_EXPERT, float(flops.sum()), float(nbytes.sum()), count=count)
+
+    def _experts_time_s(self, T: int) -> float:
+        d, dt = self.dims, self.dims.dtype_bytes
+        t = self.expert_token_counts(T)
+        t = t[t > 0]
+        up_n = 2 * d.expert_width if d.gated else d.expert_width
+        up = self.op_time_s(gemm_flops(t, d.hidden, up_n), gemm_bytes(t, d.hidden, up_n, dt))
+        down = self.op_time_s(gemm_flops(t, d.expert_width, d.hidden),
+                              gemm_bytes(t, d.expert_width, d.hidden, dt))
+        # a fused MoE kernel launches once for all experts: count the launch twice (up, down),
+        # not per expert
+        per_expert = up + down - 2 * self._launch_s
+        act = self.op_time_s(*activation_cost(int(t.sum()), d.expert_width, d.gated, dt))
+        return float(per_expert.sum()) + 2 * self._launch_s + float(act)
+
+    def attention_ops(self, shape: BatchShape) -> list[Op]:
+        ops = []
+        layers = self.model.num_layers
+        if shape.num_prefill:
+            ops.append(Op("attn_prefill", ATTN_PREFILL, *attn_prefill_cost(
+                shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens,
+                self.dims), count=layers))
+        if shape.num_decode:
+            ops.append(Op("attn_decode", ATTN_DECODE, *attn_decode_cost(
+                shape.num_decode, shape.decode_context_tokens, self.dims), count=layers))
+        return ops
+
+    # -- costs -------------------------------------------------------------------------------
+    def _token_part(self, num_tokens: int, num_emitting: int) -> tuple[float, float, float]:
+        """(seconds, flops, bytes) of the token-count-dependent ops, memoised."""
+        key = (num_tokens, num_emitting)
+        hit = self._const_cache.get(key)
+        if hit is not None:
+            return hit
+        seconds = flops = nbytes = 0.0
+        for op in self.token_ops(num_tokens, num_emitting):
+            if op.kind == ALLREDUCE:
+                t = self.allreduce_time_s(num_tokens) + self._launch_s
+            elif op.kind == MOE_EXPERT:
+                t = self._experts_time_s(num_tokens)
+            else:
+                t = float(self.op_time_s(op.flops, op.bytes))
+            seconds += op.count * t
+            flops += op.count * op.flops
+            nbytes += op.count * op.bytes
+        result = (seconds, flops, nbytes)
+        if len(self._const_cache) < 1_000_000:
+            self._const_cache[key] = result
+        return result
+
+    def _attention_part(self, shape: BatchShape, decode_context_tokens):
+        """(seconds, flops, bytes) of attention over all layers; decode context may be an array.
+
+        Written with operators that mean the same on Python floats and numpy arrays (IEEE
+        doubles either way), so the scalar and vectorised paths agree to the last bit."""
+        L = self.model.num_layers
+        pf_t = pf_f = pf_b = 0.0
+        if shape.num_prefill:
+            pf_f, pf_b = attn_prefill_cost(shape.prefill_tokens, shape.prefill_attn_pairs,
+                                           shape.prefill_kv_tokens, self.dims)
+            pf_t = max(pf_f / self._flops_per_s, pf_b / self._bytes_per_s) + self._launch_s
+        dec_t = dec_f = dec_b = 0.0
+        if shape.num_decode:
+            dec_f, dec_b = attn_decode_cost(shape.num_decode, decode_context_tokens, self.dims)
+            dec_t = np.maximum(dec_f / self._flops_per_s, dec_b / self._bytes_per_s) \
+                if isinstance(dec_f, np.ndarray) else \
+                max(dec_f / self._flops_per_s, dec_b / self._bytes_per_s)
+            dec_t = dec_t + self._launch_s
+        return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
+
+    def _total(self, shape: BatchShape, decode_context_tokens):
+        tok_s, tok_f, tok_b = self._token_part(shape.num_tokens, shape.num_seqs_emitting)
+        att_s, att_f, att_b = self._attention_part(shape, decode_context_tokens)
+        time_s = self._overhead_s + tok_s + att_s
+        flops, nbytes = tok_f + att_f, tok_b + att_b
+        energy_j = self._static_w * time_s + self._j_per_flop * flops + self._j_per_byte * nbytes
+        return time_s, energy_j
+
+    def iteration_time(self, shape: BatchShape) -> tuple[float, float]:
+        """(duration s, energy J) of one iteration: the simulator's hot path."""
+        return self._total(shape, shape.decode_context_tokens)
+
+    def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Durations and energies of ``steps`` consecutive decode-only iterations of a fixed batch.
+
+        ``first_context_tokens`` is the decode context (keys read, summed over sequences) of the
+        first step; each later step reads one more key per sequence. Bit-identical to calling
+        :meth:`iteration_time` once per step.
+        """
+        shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens)
+        contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
+        time_s, energy_j = self._total(shape, contexts)
+        return (np.broadcast_to(time_s, (steps,)).astype(np.float64),
+                np.broadcast_to(energy_j, (steps,)).astype(np.float64))
+
+    def iteration(self, shape: BatchShape) -> IterationCost:
+        """Full breakdown of one iteration (slower; for tables, reports and tests)."""
+        breakdown: dict[str, float] = {"overhead": self._overhead_s}
+        ops = self.token_ops(shape.num_tokens, shape.num_seqs_emitting) + self.attention_ops(shape)
+        for op in ops:
+            if op.kind == ALLREDUCE:
+                t = self.allreduce_time_s(shape.num_tokens) + self._launch_s
+            elif op.kind == MOE_EXPERT:
+                t = self._experts_time_s(shape.num_tokens)
+            else:
+                t = float(self.op_time_s(op.flops, op.bytes))
+            breakdown[op.kind] = breakdown.get(op.kind, 0.0) + op.count * t
+        time_s, energy_j = self.iteration_time(shape)
+        flops = sum(op.count * op.flops for op in ops)
+        nbytes = sum(op.count * op.bytes for op in ops)
+        return IterationCost(time_s=time_s, flops=flops, bytes=nbytes, energy_j=energy_j,
+                             busy_s={self.device.kind: time_s - self._overhead_s},
+                             breakdown_s=breakdown, ops=tuple(ops))

@@ -1,0 +1,59 @@
+"""How many KV blocks fit on a replica, and what a request needs."""
+
+from __future__ import annotations
+
+from sim.errors import CapacityError
+from sim.hardware.device import DeviceSpec
+from sim.models.spec import ModelSpec
+
+GIB = 2**30
+
+
+def kv_bytes_per_token_per_device(model: ModelSpec, tp: int) -> int:
+    """KV bytes one token occupies on each device: 2 (K and V) x layers x kv_heads x head_dim x
+    dtype bytes / tp. KV heads are split across the TP group, and replicated when fewer than tp."""
+    kv_heads_per_device = -(-model.num_kv_heads // tp)
+    return 2 * model.num_layers * kv_heads_per_device * model.head_dim * model.dtype_bytes
+
+
+def activation_reserve_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int,
+                             max_num_seqs: int) -> int:
+    """Peak non-KV, non-weight memory vLLM's profiling run would find, estimated.
+
+    The largest live activations of one forward pass over ``max_num_batched_tokens`` tokens (hidden
+    state, residual, QKV, the MLP's up projection and activation output) plus fp32 logits for
+    ``max_num_seqs`` rows, plus 1 GiB for the CUDA context, cuBLAS workspaces and CUDA graphs.
+    """
+    h, d = model.hidden_size, model.dtype_bytes
+    width = max(model.intermediate_size, model.expert_intermediate_size * max(model.top_k, 1))
+    per_token = (2 * h + (model.q_size + 2 * model.num_kv_heads * model.head_dim) // tp
+                 + 3 * width // tp) * d
+    logits = max_num_seqs * (model.vocab_size // tp) * 4
+    return max_num_batched_tokens * per_token + logits + GIB
+
+
+def weight_bytes_per_device(model: ModelSpec, tp: int) -> float:
+    return model.weight_bytes / tp
+
+
+def kv_cache_blocks(model: ModelSpec, device: DeviceSpec, tp: int, block_size: int,
+                    gpu_memory_utilization: float, reserve_bytes: float) -> int:
+    """Blocks per replica: (capacity x utilization - weights - activation reserve) / block bytes.
+
+    Raises CapacityError, with the numbers and a tensor-parallel suggestion, if nothing is left.
+    """
+    usable = device.hbm_bytes * gpu_memory_utilization
+    weights = weight_bytes_per_device(model, tp)
+    free = usable - weights - reserve_bytes
+    block_bytes = block_size * kv_bytes_per_token_per_device(model, tp)
+    if free < block_bytes:
+        need_tp = tp
+        while need_tp < 64 and (usable - weight_bytes_per_device(model, need_tp) - reserve_bytes
+                                < 0.1 * usable):
+            need_tp *= 2
+        raise CapacityError(
+            f"{model.name} does not fit on {device.name} with tensor_parallel={tp}: weights "
+            f"{weights / 1e9:.1f} GB + activation reserve {reserve_bytes / 1e9:.1f} GB > usable "
+            f"{usable / 1e9:.1f} GB ({gpu_memory_utilization:g} x {device.hbm_bytes / 1e9:.1f} GB); "
+            f"try cluster.tensor_parallel: {max(need_tp, tp * 2)} or a larger device")
+    return int(free // block_bytes)

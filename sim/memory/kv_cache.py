@@ -1,0 +1,242 @@
+"""Paged KV cache with vLLM v1's automatic prefix caching, tracked by block counts.
+
+Blocks are interchangeable unless they hold a hashed, reusable prefix, so a request owns
+``kv_blocks`` blocks of which ``kv_cached_blocks`` (a prefix, in prompt order) are
+:class:`CachedBlock` objects with a hash and a reference count; the rest are anonymous. The free
+queue keeps vLLM's eviction order exactly: freed blocks join the tail (a request's blocks in
+reverse order, so its last blocks are evicted first), allocation takes from the head, and a cached
+block that is hit again leaves the queue from the middle. Runs of anonymous free blocks are one
+queue entry, so allocating decode blocks costs O(1), not O(blocks).
+
+Hashes: block ``i`` of a prompt that carries ``prefix_hashes`` (ids of ``prefix_block_tokens``-token
+chunks, as in the Mooncake trace) is keyed by the chain of ids up to the chunk that ends it plus
+``i``; so two prompts share block ``i`` exactly when they share everything up to its end. Prompts
+without ids have unique content, and their blocks are only made reusable (keyed by request) when the
+request is preempted, so that it can resume from them, as vLLM (which hashes every full block) does.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from sim.workload.request import Request
+
+
+class CachedBlock:
+    """A block holding a reusable prefix."""
+
+    __slots__ = ("hash", "ref_cnt")
+
+    def __init__(self, block_hash: object):
+        self.hash = block_hash
+        self.ref_cnt = 1
+
+
+class _FreeRun:
+    """A run of consecutive anonymous free blocks in the free queue."""
+
+    __slots__ = ("count",)
+
+    def __init__(self, count: int):
+        self.count = count
+
+
+class KVCache:
+    """Block pool of one replica: allocation, prefix-cache lookup, free, LRU eviction."""
+
+    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = True):
+        if num_blocks <= 0 or block_size <= 0:
+            raise ValueError("num_blocks and block_size must be > 0")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self.prefix_caching = prefix_caching
+        self.num_free = num_blocks            # free blocks, evictable cached ones included
+        self._free_queue: OrderedDict[object, None] = OrderedDict({_FreeRun(num_blocks): None})
+        self._cached: dict[object, CachedBlock] = {}
+        self.hits = 0                           # prompt blocks served from the cache
+        self.queries = 0                        # prompt blocks looked up
+
+    # -- queries -------------------------------------------------------------------------------
+    @property
+    def num_used(self) -> int:
+        return self.num_blocks - self.num_free
+
+    @property
+    def num_cached(self) -> int:
+        """Blocks with a reusable hash (referenced or evictable)."""
+        return len(self._cached)
+
+    @property
+    def usage(self) -> float:
+        return self.num_used / self.num_blocks
+
+    def blocks_for(self, num_tokens: int) -> int:
+        return -(-num_tokens // self.block_size)
+
+    # -- hashing -------------------------------------------------------------------------------
+    def prompt_block_hashes(self, request: Request) -> list:
+        """Hashes of the request's full prompt blocks that carry shared-prefix ids."""
+        if request.kv_block_hashes is not None:
+            return request.kv_block_hashes
+        hashes: list = []
+        ids = request.prefix_hashes
+        if ids:
+            bs, chunk = self.block_size, request.prefix_block_tokens
+            covered = min(request.prompt_tokens, len(ids) * chunk)
+            chain, chained_upto = None, -1
+            for i in range(covered // bs):
+                last_chunk = ((i + 1) * bs - 1) // chunk
+                while chained_upto < last_chunk:
+                    chained_upto += 1
+                    chain = hash((chain, ids[chained_upto]))
+                hashes.append((chain, i))
+        request.kv_block_hashes = hashes
+        return hashes
+
+    # -- prefix cache --------------------------------------------------------------------------
+    def get_computed_blocks(self, request: Request) -> list[CachedBlock]:
+        """Longest cached prefix of the request's tokens (whole blocks), leaving at least one
+        token to compute, as vLLM does (the last prompt token must run to produce logits)."""
+        if not self.prefix_caching:
+            return []
+        hashes = self.prompt_block_hashes(request)   # extended with its own blocks if preempted
+        limit = min(len(hashes), (request.num_tokens - 1) // self.block_size)
+        hit: list[CachedBlock] = []
+        cached = self._cached
+        for h in hashes[:limit]:
+            block = cached.get(h)
+            if block is None:
+                break
+            hit.append(block)
+        if request.num_computed_tokens == 0 and not request.preemptions:
+            self.queries += min(len(hashes), request.prompt_tokens // self.block_size)
+            self.hits += len(hit)
+        return hit
+
+    # -- allocation ----------------------------------------------------------------------------
+    def can_allocate(self, request: Request, num_new_tokens: int,
+                     computed: list[CachedBlock] = ()) -> bool:
+        total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
+        needed = self.blocks_for(total) - request.kv_blocks - len(computed)
+        evictable = sum(1 for b in computed if b.ref_cnt == 0)
+        return needed + evictable <= self.num_free
+
+    def allocate(self, request: Request, num_new_tokens: int,
+                 computed: list[CachedBlock] = ()) -> bool:
+        """Give the request blocks for ``num_new_tokens`` more tokens (after taking ``computed``
+        prefix blocks). Returns False, changing nothing, if the pool cannot provide them."""
+        if not self.can_allocate(request, num_new_tokens, computed):
+            return False
+        if computed:
+            for block in computed:
+                if block.ref_cnt == 0:
+                    del self._free_queue[block]
+                    self.num_free -= 1
+                block.ref_cnt += 1
+            request.kv_cached_blocks.extend(computed)
+            request.kv_blocks += len(computed)
+        total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
+        needed = self.blocks_for(total) - request.kv_blocks
+        if needed > 0:
+            self._pop_free(needed)
+            request.kv_blocks += needed
+        if self.prefix_caching and request.prefix_hashes:
+            self._cache_full_blocks(request, total)
+        return True
+
+    def take_free_blocks(self, count: int) -> None:
+        """Take ``count`` anonymous blocks (bulk decode growth, already accounted to requests)."""
+        if count:
+            self._pop_free(count)
+
+    def _pop_free(self, count: int) -> None:
+        """Take ``count`` blocks from the head of the free queue, evicting cached ones."""
+        self.num_free -= count
+        queue, cached = self._free_queue, self._cached
+        while count:
+            entry = next(iter(queue))
+            if type(entry) is _FreeRun:
+                take = entry.count if entry.count < count else count
+                entry.count -= take
+                count -= take
+                if entry.count == 0:
+                    queue.popitem(last=False)
+            else:
+                queue.popitem(last=False)
+                del cached[entry.hash]
+                count -= 1
+
+    def _cache_full_blocks(self, request: Request, num_tokens: int) -> None:
+        """Register hashes of the prompt blocks that are full once ``num_tokens`` are computed."""
+        hashes = self.prompt_block_hashes(request)
+        upto = min(len(hashes), num_tokens // self.block_size)
+        blocks = request.kv_cached_blocks
+        cached = self._cached
+        for i in range(len(blocks), upto):
+            h = hashes[i]
+            if h in cached:      # someone else holds this content: keep ours anonymous (and the rest)
+                return
+            block = CachedBlock(h)
+            cached[h] = block
+            blocks.append(block)
+
+    # -- release -------------------------------------------------------------------------------
+    def free(self, request: Request, keep_for_resume: bool = False) -> None:
+        """Release all of a request's blocks to the tail of the free queue (last block first).
+
+        ``keep_for_resume`` (preemption with prefix caching) first gives the request's full
+        anonymous blocks request-unique hashes, so the request finds them again when it resumes.
+        """
+        if keep_for_resume and self.prefix_caching:
+            self._cache_own_blocks(request)
+        queue = self._free_queue
+        anonymous = request.kv_blocks - len(request.kv_cached_blocks)
+        if anonymous:
+            queue[_FreeRun(anonymous)] = None
+            self.num_free += anonymous
+        for block in reversed(request.kv_cached_blocks):
+            block.ref_cnt -= 1
+            if block.ref_cnt == 0:
+                queue[block] = None
+                self.num_free += 1
+        request.kv_blocks = 0
+        request.kv_cached_blocks = []
+
+    def _cache_own_blocks(self, request: Request) -> None:
+        full = min(request.num_computed_tokens // self.block_size, request.kv_blocks)
+        hashes = list(self.prompt_block_hashes(request))
+        hashes += [("req", request.id, i) for i in range(len(hashes), full)]
+        request.kv_block_hashes = hashes
+        blocks, cached = request.kv_cached_blocks, self._cached
+        for i in range(len(blocks), full):
+            h = hashes[i]
+            if h in cached:
+                break
+            block = CachedBlock(h)
+            cached[h] = block
+            blocks.append(block)
+
+    def reset_prefix_cache(self) -> None:
+        """Forget every evictable cached block (they become anonymous free blocks)."""
+        for entry in list(self._free_queue):
+            if type(entry) is CachedBlock:
+                del self._cached[entry.hash]
+        self._free_queue = OrderedDict({_FreeRun(self.num_free): None}) if self.num_free else OrderedDict()
+
+    # -- invariants ----------------------------------------------------------------------------
+    def check(self, holders: list[Request]) -> None:
+        """Assert the pool's accounting: used blocks are exactly the blocks requests hold
+        (a shared cached block counted once), and the free queue holds num_free blocks."""
+        in_queue = sum(e.count if type(e) is _FreeRun else 1 for e in self._free_queue)
+        assert in_queue == self.num_free, (in_queue, self.num_free)
+        shared = {}
+        anonymous = 0
+        for r in holders:
+            anonymous += r.kv_blocks - len(r.kv_cached_blocks)
+            for b in r.kv_cached_blocks:
+                shared[id(b)] = shared.get(id(b), 0) + 1
+                assert b.hash in self._cached
+        for b in self._cached.values():
+            assert b.ref_cnt == shared.get(id(b), 0), (b.hash, b.ref_cnt, shared.get(id(b), 0))
+        assert anonymous + len(shared) == self.num_used, (anonymous, len(shared), self.num_used)
+        assert 0 <= self.num_free <= self.num_blocks

@@ -1,0 +1,91 @@
+"""Built-in model catalog: published architecture numbers, keyed by the name a scenario writes.
+
+Numbers come from each model's Hugging Face ``config.json`` (or its paper when there is none).
+Convention for MoE models: ``intermediate_size`` mirrors HF's ``intermediate_size`` even when
+every layer is MoE (it then only matters for dense layers, of which there are none), and the
+routed expert width goes in ``expert_intermediate_size``. ``tests/models/test_catalog.py`` checks
+every total against the published parameter count.
+"""
+
+from __future__ import annotations
+
+from sim.models.spec import ModelSpec
+
+_MODELS = (
+    # -- Llama 2: MHA for 7B/13B, GQA-8 for 70B; 4k context ------------------------------------
+    ModelSpec(
+        name="llama-2-7b", num_layers=32, hidden_size=4096, num_heads=32, num_kv_heads=32,
+        head_dim=128, intermediate_size=11008, vocab_size=32000, max_context_tokens=4096,
+        source="meta-llama/Llama-2-7b-hf config.json"),
+    ModelSpec(
+        name="llama-2-13b", num_layers=40, hidden_size=5120, num_heads=40, num_kv_heads=40,
+        head_dim=128, intermediate_size=13824, vocab_size=32000, max_context_tokens=4096,
+        source="meta-llama/Llama-2-13b-hf config.json"),
+    ModelSpec(
+        name="llama-2-70b", num_layers=80, hidden_size=8192, num_heads=64, num_kv_heads=8,
+        head_dim=128, intermediate_size=28672, vocab_size=32000, max_context_tokens=4096,
+        source="meta-llama/Llama-2-70b-hf config.json"),
+    # -- Llama 3.1: GQA-8, 128k vocabulary and context ---------------------------------------
+    ModelSpec(
+        name="llama-3.1-8b", num_layers=32, hidden_size=4096, num_heads=32, num_kv_heads=8,
+        head_dim=128, intermediate_size=14336, vocab_size=128256, max_context_tokens=131072,
+        source="meta-llama/Llama-3.1-8B config.json"),
+    ModelSpec(
+        name="llama-3.1-70b", num_layers=80, hidden_size=8192, num_heads=64, num_kv_heads=8,
+        head_dim=128, intermediate_size=28672, vocab_size=128256, max_context_tokens=131072,
+        source="meta-llama/Llama-3.1-70B config.json"),
+    # -- Qwen ---------------------------------------------------------------------------------
+    ModelSpec(
+        # Qwen2 always has bias on q/k/v projections. The base model's config says 131072
+        # positions (the Instruct config says 32768 and reaches 128k with YaRN).
+        name="qwen2.5-7b", num_layers=28, hidden_size=3584, num_heads=28, num_kv_heads=4,
+        head_dim=128, intermediate_size=18944, vocab_size=152064, max_context_tokens=131072,
+        qkv_bias=True, source="Qwen/Qwen2.5-7B config.json"),
+    ModelSpec(
+        # head_dim is 128, not hidden/heads = 80: Qwen3 sets it explicitly. The per-head q/k
+        # RMSNorms (2 x 128 weights a layer) are not counted by ModelSpec; they are negligible.
+        name="qwen3-32b", num_layers=64, hidden_size=5120, num_heads=64, num_kv_heads=8,
+        head_dim=128, intermediate_size=25600, vocab_size=151936, max_context_tokens=40960,
+        source="Qwen/Qwen3-32B config.json"),
+    ModelSpec(
+        # Every layer is MoE (decoder_sparse_step 1, mlp_only_layers []): the HF
+        # intermediate_size 6144 is kept but unused. No shared experts.
+        name="qwen3-30b-a3b", num_layers=48, hidden_size=2048, num_heads=32, num_kv_heads=4,
+        head_dim=128, intermediate_size=6144, vocab_size=151936, max_context_tokens=40960,
+        num_experts=128, top_k=8, expert_intermediate_size=768, moe_layer_interval=1,
+        source="Qwen/Qwen3-30B-A3B config.json"),
+    # -- Other MoE ----------------------------------------------------------------------------
+    ModelSpec(
+        # Mixtral's HF intermediate_size is the expert width; every layer is MoE.
+        name="mixtral-8x7b", num_layers=32, hidden_size=4096, num_heads=32, num_kv_heads=8,
+        head_dim=128, intermediate_size=14336, vocab_size=32000, max_context_tokens=32768,
+        num_experts=8, top_k=2, expert_intermediate_size=14336, moe_layer_interval=1,
+        source="mistralai/Mixtral-8x7B-v0.1 config.json"),
+    ModelSpec(
+        # GLaM (8B/64E), Du et al. 2022, Table 4. The paper gives no context length; 2048 is
+        # assumed. The 143B total only adds up with 2-matrix (non-gated) FFNs: gated experts
+        # would make it ~212B, so mlp_gated=False. Input/output embeddings assumed shared.
+        name="glam-143b", num_layers=32, hidden_size=4096, num_heads=32, num_kv_heads=32,
+        head_dim=128, intermediate_size=16384, vocab_size=256000, max_context_tokens=2048,
+        mlp_gated=False, tie_word_embeddings=True,
+        num_experts=64, top_k=2, expert_intermediate_size=16384, moe_layer_interval=2,
+        source="GLaM paper (arXiv:2112.06905) Table 4; context 2048, FFN non-gated and tied "
+               "embeddings assumed to match the published 143B"),
+    ModelSpec(
+        # Grok-1 shares the input embedding with the output projection (InOutEmbed).
+        name="grok-1", num_layers=64, hidden_size=6144, num_heads=48, num_kv_heads=8,
+        head_dim=128, intermediate_size=32768, vocab_size=131072, max_context_tokens=8192,
+        tie_word_embeddings=True,
+        num_experts=8, top_k=2, expert_intermediate_size=32768, moe_layer_interval=1,
+        source="xai-org/grok-1 model.py / release notes"),
+    # -- OPT: MHA, plain 2-matrix ReLU MLP, tied embeddings, biases everywhere -----------------
+    ModelSpec(
+        # ModelSpec omits OPT's learned position embeddings (2050 x 9216) and its non-qkv
+        # biases (~25M together, <0.1%).
+        name="opt-66b", num_layers=64, hidden_size=9216, num_heads=72, num_kv_heads=72,
+        head_dim=128, intermediate_size=36864, vocab_size=50272, max_context_tokens=2048,
+        mlp_gated=False, tie_word_embeddings=True, qkv_bias=True,
+        source="facebook/opt-66b config.json"),
+)
+
+CATALOG: dict[str, ModelSpec] = {model.name: model for model in _MODELS}

@@ -1,0 +1,215 @@
+"""Scenario: a YAML file validated into frozen dataclasses, resolved before the first event.
+
+Every section is checked against the dataclass of the part it configures (the scheduler section
+against ``SCHEDULERS[name].Config``, and so on); an error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sim.cluster.router import ROUTERS
+from sim.config import parse, require
+from sim.errors import LlmsimError, ScenarioError, did_you_mean, unknown_name_error
+from sim.scheduling import SCHEDULERS
+from sim.scheduling.base import EngineConfig
+from sim.workload.workload import WorkloadConfig
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    replicas: int = 1
+    tensor_parallel: int = 1
+    router: str = "round-robin"
+
+    def __post_init__(self):
+        require(self.replicas > 0, "replicas", "an integer > 0", self.replicas)
+        require(self.tensor_parallel > 0 and self.tensor_parallel & (self.tensor_parallel - 1) == 0,
+                "tensor_parallel", "a power of two > 0", self.tensor_parallel)
+        require(self.router in ROUTERS, "router", f"one of {', '.join(ROUTERS)}", self.router)
+
+
+@dataclass(frozen=True)
+class SloTargets:
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    e2e_s: float | None = None
+
+    def __post_init__(self):
+        for name in ("ttft_s", "tpot_s", "e2e_s"):
+            value = getattr(self, name)
+            require(value is None or value > 0, name, "a number > 0 or null", value)
+
+
+@dataclass(frozen=True)
+class SloConfig(SloTargets):
+    """Default targets, and per-``slo_class`` targets that replace them for that class."""
+
+    classes: dict[str, SloTargets] = field(default_factory=dict)
+
+    def targets(self, slo_class: str) -> SloTargets:
+        return self.classes.get(slo_class, self)
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    name: str = "h100-sxm"
+    overrides: dict = field(default_factory=dict)   # parts of the profile YAML, deep-merged
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    fast_forward: bool = True        # decode fast-forward (exactly equal to stepping)
+    horizon_s: float | None = None   # stop the clock here; unfinished requests are reported
+    check_invariants: bool = False   # assert KV and queue invariants at every iteration
+
+    def __post_init__(self):
+        require(self.horizon_s is None or self.horizon_s > 0, "horizon_s", "a number > 0 or null",
+                self.horizon_s)
+
+
+_TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "workload", "slo",
+             "simulation", "description")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    model: str
+    hardware: HardwareConfig
+    cluster: ClusterConfig
+    scheduler: EngineConfig
+    workload: WorkloadConfig
+    slo: SloConfig
+    simulation: SimulationConfig
+    description: str = ""
+    path: str | None = field(default=None, compare=False)
+    base_dir: Path | None = field(default=None, compare=False)
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "Scenario":
+        path = Path(path)
+        if not path.is_file():
+            raise ScenarioError(str(path), None, "an existing scenario file",
+                                hint="file not found")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "?"
+            raise ScenarioError(str(path), where, "valid YAML",
+                                hint=str(getattr(exc, "problem", exc))) from None
+        if overrides:
+            data = apply_overrides(data if isinstance(data, dict) else {}, overrides, str(path))
+        return cls.from_dict(data, path=str(path), base_dir=path.resolve().parent)
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str | None = None,
+                  base_dir: Path | None = None) -> "Scenario":
+        if not isinstance(data, dict):
+            raise ScenarioError(path, None, "a mapping of sections at the top level", data)
+        unknown = [k for k in data if k not in _TOP_KEYS]
+        if unknown:
+            raise ScenarioError(path, str(unknown[0]), None,
+                                hint=f"unknown key; {did_you_mean(str(unknown[0]), _TOP_KEYS)}")
+        for key in ("model", "workload"):
+            if key not in data:
+                raise ScenarioError(path, key, "a value (required)")
+        name = data.get("name", Path(path).stem if path else "scenario")
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ScenarioError(path, "seed", "an integer >= 0", seed)
+        if not isinstance(name, str):
+            raise ScenarioError(path, "name", "a string", name)
+        model = data["model"]
+        if not isinstance(model, str):
+            raise ScenarioError(path, "model", "a catalog name or a path to a config.json/YAML",
+                                model)
+        return cls(
+            name=name, seed=seed, model=model,
+            hardware=_parse_hardware(data.get("hardware", "h100-sxm"), path),
+            cluster=parse(ClusterConfig, data.get("cluster"), path=path, field="cluster"),
+            scheduler=_parse_scheduler(data.get("scheduler"), path),
+            workload=parse(WorkloadConfig, data["workload"], path=path, field="workload"),
+            slo=parse(SloConfig, data.get("slo"), path=path, field="slo"),
+            simulation=parse(SimulationConfig, data.get("simulation"), path=path,
+                             field="simulation"),
+            description=str(data.get("description", "")),
+            path=path, base_dir=base_dir)
+
+    def to_dict(self) -> dict:
+        """The resolved scenario, every default filled in (written as ``scenario.yaml``)."""
+        out = {"name": self.name, "seed": self.seed, "model": self.model}
+        hw = {"name": self.hardware.name}
+        hw.update(self.hardware.overrides)
+        out["hardware"] = hw
+        for key in ("cluster", "scheduler", "workload", "slo", "simulation"):
+            out[key] = _drop_none(dataclasses.asdict(getattr(self, key)))
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None and v != {}}
+    return value
+
+
+def _parse_hardware(value: Any, path: str | None) -> HardwareConfig:
+    if isinstance(value, str):
+        return HardwareConfig(name=value)
+    if isinstance(value, dict):
+        if "name" not in value or not isinstance(value["name"], str):
+            raise ScenarioError(path, "hardware.name", "a profile name or path", value.get("name"))
+        rest = {k: v for k, v in value.items() if k != "name"}
+        return HardwareConfig(name=value["name"], overrides=copy.deepcopy(rest))
+    raise ScenarioError(path, "hardware", "a profile name, a path, or {name: ..., <overrides>}",
+                        value)
+
+
+def _parse_scheduler(value: Any, path: str | None) -> EngineConfig:
+    value = dict(value or {})
+    name = value.get("name", "fcfs")
+    if name not in SCHEDULERS:
+        raise unknown_name_error("scheduler", name, SCHEDULERS, path, "scheduler.name")
+    return parse(SCHEDULERS[name].Config, value, path=path, field="scheduler")
+
+
+def apply_overrides(data: dict, overrides: list[str], path: str | None = None) -> dict:
+    """Apply ``--set a.b=value`` overrides (values parsed as YAML) to a raw scenario mapping."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError(path, item, "--set KEY.PATH=VALUE")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if isinstance(child, str) and part == "hardware":
+                child = {"name": child}
+            if not isinstance(child, dict):
+                child = {}
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+__all__ = ["Scenario", "ClusterConfig", "SloConfig", "SloTargets", "HardwareConfig",
+           "SimulationConfig", "apply_overrides", "DEFAULT_SCENARIO", "LlmsimError"]

@@ -1,0 +1,239 @@
+"""The scheduler interface, the engine options every scheduler shares, and the batch plan.
+
+Like vLLM v1, a scheduler decides which requests run this iteration and how many new tokens each
+computes; the :class:`~sim.memory.KVCache` says whether those tokens get blocks. The scheduler owns
+the replica's ``waiting`` queue and ``running`` list and moves requests between them; applying a
+finished iteration (advancing counters, emitting tokens, freeing memory) is shared code here, so a
+new policy only writes :meth:`Scheduler.schedule`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from sim.config import require
+from sim.memory.kv_cache import KVCache
+from sim.workload.request import Request, RequestStatus
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine options shared by all schedulers (vLLM's names where it has them)."""
+
+    name: str = "fcfs"
+    max_num_seqs: int = 256                 # requests in a batch at most
+    max_batched_tokens: int = 8192          # new tokens in one iteration at most
+    block_size: int = 16                    # tokens per KV block
+    prefix_caching: bool = True
+    chunked_prefill: bool = True            # false: vLLM v0 (whole prompts, prefill first)
+    gpu_memory_utilization: float = 0.9     # fraction of device memory the engine may use
+    kv_blocks: int | None = None            # override the computed number of KV blocks
+    activation_reserve_gib: float | None = None   # None: estimate (see sim.memory.capacity)
+    preemption_mode: Literal["recompute", "swap"] = "recompute"
+    swap_space_gib: float = 4.0             # host memory for swapped-out KV, per device
+    max_model_len: int | None = None        # None: the model's context length
+
+    def __post_init__(self):
+        require(self.max_num_seqs > 0, "max_num_seqs", "an integer > 0", self.max_num_seqs)
+        require(self.max_batched_tokens > 0, "max_batched_tokens", "an integer > 0",
+                self.max_batched_tokens)
+        require(self.block_size > 0, "block_size", "an integer > 0", self.block_size)
+        require(0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization",
+                "a number in (0, 1]", self.gpu_memory_utilization)
+        require(self.kv_blocks is None or self.kv_blocks > 0, "kv_blocks", "an integer > 0 or null",
+                self.kv_blocks)
+        require(self.activation_reserve_gib is None or self.activation_reserve_gib >= 0,
+                "activation_reserve_gib", "a number >= 0 or null", self.activation_reserve_gib)
+        require(self.swap_space_gib >= 0, "swap_space_gib", "a number >= 0", self.swap_space_gib)
+        require(self.max_model_len is None or self.max_model_len > 0, "max_model_len",
+                "an integer > 0 or null", self.max_model_len)
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """One iteration: who runs, with how many new tokens, and what changed to make room."""
+
+    requests: list[Request] = field(default_factory=list)
+    num_new_tokens: list[int] = field(default_factory=list)
+    computed_before: list[int] = field(default_factory=list)
+    num_emitting: int = 0                   # requests whose chunk completes their known tokens
+    preempted: list[Request] = field(default_factory=list)
+    admitted: int = 0                       # requests moved from waiting to running
+    swap_in_blocks: int = 0
+    swap_out_blocks: int = 0
+    # Fast-forward contract: a stable plan is decode-only and will be planned again, unchanged
+    # but for context lengths, until a request finishes, memory runs out, or (if
+    # wake_on_arrival) a new request arrives.
+    stable: bool = False
+    wake_on_arrival: bool = True
+
+    def add(self, request: Request, num_new_tokens: int) -> None:
+        self.requests.append(request)
+        self.num_new_tokens.append(num_new_tokens)
+        self.computed_before.append(request.num_computed_tokens)
+        if request.num_computed_tokens + num_new_tokens >= request.num_tokens:
+            self.num_emitting += 1
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.requests
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.num_new_tokens)
+
+
+class Scheduler:
+    """Base class: queues, shared lifecycle, and the fast-forward helpers."""
+
+    Config = EngineConfig
+
+    def __init__(self, config: EngineConfig, kv: KVCache, host_swap_blocks: int = 0):
+        self.config = config
+        self.kv = kv
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []
+        self.host_swap_blocks = host_swap_blocks     # capacity for swapped-out KV
+        self.host_swap_used = 0
+        self.num_preemptions = 0
+
+    # -- interface -----------------------------------------------------------------------------
+    def add_request(self, request: Request) -> None:
+        request.status = RequestStatus.WAITING
+        self.waiting.append(request)
+
+    def schedule(self, now_s: float) -> BatchPlan:
+        raise NotImplementedError
+
+    def on_finish(self, request: Request) -> None:
+        """Called when a request completes (history-based policies learn from it)."""
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    @property
+    def num_outstanding(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    # -- shared mechanics ----------------------------------------------------------------------
+    def admit(self, request: Request, now_s: float) -> None:
+        request.status = RequestStatus.RUNNING
+        if request.first_scheduled_s != request.first_scheduled_s:   # NaN: first admission
+            request.first_scheduled_s = now_s
+        self.running.append(request)
+
+    def preempt(self, victim: Request, plan: BatchPlan) -> None:
+        """Take ``victim`` off the device: swap its KV to host if configured and there is room,
+        else drop it and recompute later (keeping reusable blocks findable, as vLLM does)."""
+        self.num_preemptions += 1
+        victim.preemptions += 1
+        victim.status = RequestStatus.PREEMPTED
+        blocks = victim.kv_blocks
+        if self.config.preemption_mode == "swap" and \
+                self.host_swap_used + blocks <= self.host_swap_blocks:
+            self.kv.free(victim)
+            victim.swapped_blocks = blocks
+            self.host_swap_used += blocks
+            plan.swap_out_blocks += blocks
+        else:
+            self.kv.free(victim, keep_for_resume=True)
+            victim.num_computed_tokens = 0
+        plan.preempted.append(victim)
+        self.waiting.appendleft(victim)
+
+    def swap_in(self, request: Request, plan: BatchPlan) -> None:
+        plan.swap_in_blocks += request.swapped_blocks
+        self.host_swap_used -= request.swapped_blocks
+        request.swapped_blocks = 0
+
+    def complete_iteration(self, plan: BatchPlan, end_s: float) -> list[Request]:
+        """Advance every scheduled request by its new tokens; emit tokens; return finished ones."""
+        finished = []
+        for req, q in zip(plan.requests, plan.num_new_tokens):
+            if req.num_tokens - req.num_computed_tokens > 1 or req.output_generated == 0:
+                req.prefill_tokens_computed += q
+            req.num_computed_tokens += q
+            if req.num_computed_tokens < req.num_tokens:
+                continue                             # a prefill chunk: no token yet
+            req.output_generated += 1
+            if req.output_generated == 1:
+                req.first_token_s = end_s
+            else:
+                gap = end_s - req.last_token_s
+                if gap > req.max_token_gap_s:
+                    req.max_token_gap_s = gap
+            req.last_token_s = end_s
+            if req.output_generated >= req.output_tokens:
+                finished.append(req)
+        if finished:
+            self._finish(finished, end_s)
+        return finished
+
+    def _finish(self, finished: list[Request], end_s: float) -> None:
+        for req in finished:
+            req.status = RequestStatus.FINISHED_COMPLETED
+            req.finish_s = end_s
+            self.kv.free(req)
+            self.on_finish(req)
+        done = set(map(id, finished))
+        self.running = [r for r in self.running if id(r) not in done]
+
+    # -- decode fast-forward -------------------------------------------------------------------
+    def decode_run_steps(self, plan: BatchPlan, max_steps: int) -> int:
+        """How many iterations the stable decode ``plan`` can repeat before memory runs out.
+
+        Step 1's blocks are allocated; step k needs blocks for ``computed + k`` tokens per request.
+        The answer is the largest k <= max_steps whose extra blocks fit in the free pool, so
+        stepping would not have preempted anyone before it.
+        """
+        bs, free = self.kv.block_size, self.kv.num_free
+        computed = np.fromiter(plan.computed_before, np.int64, len(plan.computed_before))
+        held = np.fromiter((r.kv_blocks for r in plan.requests), np.int64, len(plan.requests))
+
+        def extra(k: int) -> int:
+            need = -(-(computed + k) // bs) - held
+            return int(need[need > 0].sum())
+
+        if extra(max_steps) <= free:
+            return max_steps
+        lo, hi = 1, max_steps          # extra(lo) <= free (step 1 is allocated), extra(hi) > free
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if extra(mid) <= free:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def complete_decode_run(self, plan: BatchPlan, ends_s: np.ndarray) -> list[Request]:
+        """Apply ``len(ends_s)`` decode iterations of a stable plan at once (see decode_run_steps)."""
+        steps = len(ends_s)
+        bs = self.kv.block_size
+        first_end, last_end = float(ends_s[0]), float(ends_s[-1])
+        inner_gap = float(np.max(np.diff(ends_s))) if steps > 1 else 0.0
+        extra_blocks = 0
+        finished = []
+        for req, c in zip(plan.requests, plan.computed_before):
+            need = -(-(c + steps) // bs) - req.kv_blocks
+            if need > 0:
+                extra_blocks += need
+                req.kv_blocks += need
+            req.num_computed_tokens = c + steps
+            req.output_generated += steps
+            gap = first_end - req.last_token_s
+            if inner_gap > gap:
+                gap = inner_gap
+            if gap > req.max_token_gap_s:
+                req.max_token_gap_s = gap
+            req.last_token_s = last_end
+            if req.output_generated >= req.output_tokens:
+                finished.append(req)
+        self.kv.take_free_blocks(extra_blocks)
+        if finished:
+            self._finish(finished, last_end)
+        return finished

@@ -1,0 +1,124 @@
+"""``fcfs``: vLLM's default policy.
+
+With ``chunked_prefill`` (vLLM v1): running requests first, in admission order, each taking the
+tokens it still needs (one for a decode, the rest of its prompt for a prefill, cut to the token
+budget); then, unless someone was preempted this step, waiting requests in arrival order while the
+token budget, ``max_num_seqs`` and KV blocks allow, the last admitted one possibly taking a partial
+chunk. A running request that cannot get a block preempts the most recently admitted request
+(possibly itself). Without ``chunked_prefill`` (vLLM v0): an iteration either prefills whole
+prompts of waiting requests (prefill first) or decodes every running request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.scheduling.base import BatchPlan, EngineConfig, Scheduler
+
+
+@dataclass(frozen=True)
+class FcfsConfig(EngineConfig):
+    name: str = "fcfs"
+    watermark: float = 0.01     # v0 only: fraction of blocks kept free when admitting prefills
+
+
+class FcfsScheduler(Scheduler):
+    Config = FcfsConfig
+
+    def schedule(self, now_s: float) -> BatchPlan:
+        if self.config.chunked_prefill:
+            return self._schedule_chunked(now_s)
+        return self._schedule_prefill_first(now_s)
+
+    # -- vLLM v1 ---------------------------------------------------------------------------------
+    def _schedule_chunked(self, now_s: float) -> BatchPlan:
+        plan = BatchPlan()
+        budget = self.config.max_batched_tokens
+        kv, running = self.kv, self.running
+        i = 0
+        while i < len(running) and budget > 0:
+            req = running[i]
+            num_new = req.num_tokens - req.num_computed_tokens
+            if num_new > budget:
+                num_new = budget
+            while not kv.allocate(req, num_new):
+                victim = running.pop()
+                self.preempt(victim, plan)
+                if victim is req:
+                    break
+            else:
+                plan.add(req, num_new)
+                budget -= num_new
+                i += 1
+                continue
+            break                       # the request preempted itself
+        if not plan.preempted:
+            budget = self._admit_waiting(plan, budget, now_s, chunked=True)
+        decode_only = plan.admitted == 0 and not plan.preempted and not plan.swap_in_blocks \
+            and len(plan.requests) == len(running) and all(q == 1 for q in plan.num_new_tokens) \
+            and all(r.output_generated > 0 for r in plan.requests)
+        plan.stable = decode_only
+        plan.wake_on_arrival = not self.waiting
+        return plan
+
+    def _admit_waiting(self, plan: BatchPlan, budget: int, now_s: float, chunked: bool) -> int:
+        kv, waiting, cfg = self.kv, self.waiting, self.config
+        watermark = 0 if chunked else int(cfg.watermark * kv.num_blocks)
+        while waiting and budget > 0:
+            if len(self.running) >= cfg.max_num_seqs:
+                break
+            req = waiting[0]
+            computed = [] if req.swapped_blocks or req.num_computed_tokens else \
+                kv.get_computed_blocks(req)
+            num_cached = len(computed) * kv.block_size
+            num_new = req.num_tokens - req.num_computed_tokens - num_cached
+            if num_new > budget:
+                if not chunked:
+                    break               # whole prompts only
+                num_new = budget
+            if watermark and kv.num_free - watermark < kv.blocks_for(
+                    req.num_computed_tokens + num_cached + num_new) - len(computed):
+                break
+            if not kv.allocate(req, num_new, computed):
+                break
+            waiting.popleft()
+            if req.swapped_blocks:
+                self.swap_in(req, plan)
+            if req.num_computed_tokens == 0 and req.preemptions == 0:
+                req.cached_prompt_tokens = num_cached
+            req.num_computed_tokens += num_cached
+            self.admit(req, now_s)
+            plan.add(req, num_new)
+            plan.admitted += 1
+            budget -= num_new
+        return budget
+
+    # -- vLLM v0 ---------------------------------------------------------------------------------
+    def _schedule_prefill_first(self, now_s: float) -> BatchPlan:
+        plan = BatchPlan()
+        has_swapped = any(r.swapped_blocks for r in self.waiting)
+        if not has_swapped:
+            self._admit_waiting(plan, self.config.max_batched_tokens, now_s, chunked=False)
+            if plan.requests:
+                return plan             # a prefill-only iteration
+        kv, running = self.kv, self.running
+        i = 0
+        while i < len(running):
+            req = running[i]
+            while not kv.allocate(req, 1):
+                victim = running.pop()
+                self.preempt(victim, plan)
+                if victim is req:
+                    break
+            else:
+                plan.add(req, 1)
+                i += 1
+                continue
+            break
+        if not plan.preempted and has_swapped:
+            self._admit_waiting(plan, self.config.max_batched_tokens - len(plan.requests), now_s,
+                                chunked=False)
+        plan.stable = plan.admitted == 0 and not plan.preempted and bool(plan.requests) \
+            and len(plan.requests) == len(running)
+        plan.wake_on_arrival = not self.waiting
+        return plan
