@@ -32,7 +32,7 @@ class Replica:
         self.energy_j = 0.0
         self.iterations = 0
         self._idle: simpy.Event | None = None
-        self._arrival: simpy.Event | None = None
+        self._interruptible = False      # in a decode run that an arrival cuts short
         self._run: tuple | None = None   # (plan, ends) of the decode run in progress
         self.process = env.process(self._loop())
 
@@ -67,8 +67,10 @@ class Replica:
         self.scheduler.add_request(request)
         if self._idle is not None and not self._idle.triggered:
             self._idle.succeed()
-        elif self._arrival is not None and not self._arrival.triggered:
-            self._arrival.succeed()
+        elif self._interruptible:
+            # a decode run in progress must stop at the next iteration boundary
+            self._interruptible = False
+            self.process.interrupt()
 
     # -- the process ---------------------------------------------------------------------------
     def _loop(self):
@@ -123,15 +125,15 @@ class Replica:
         env = self.env
         self._run = (plan, ends)
         if plan.wake_on_arrival:
-            self._arrival = env.event()
-            yield self._arrival | env.timeout(max(ends[-1] - env.now, 0.0))
-            if self._arrival.triggered:
+            self._interruptible = True
+            try:
+                yield env.timeout(max(ends[-1] - env.now, 0.0))
+                self._interruptible = False
+            except simpy.Interrupt:
                 # cut the run at the first iteration boundary at or after the arrival
-                steps = int(np.searchsorted(ends, env.now, side="left")) + 1
-                steps = min(steps, len(ends))
+                steps = min(int(np.searchsorted(ends, env.now, side="left")) + 1, len(ends))
                 if ends[steps - 1] > env.now:
                     yield env.timeout(ends[steps - 1] - env.now)
-            self._arrival = None
         else:
             yield env.timeout(max(ends[-1] - env.now, 0.0))
         self._run = None

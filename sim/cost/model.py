@@ -258,9 +258,7 @@ class CostModel:
         """
         shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens)
         contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
-        time_s, energy_j = self._total(shape, contexts)
-        return (np.broadcast_to(time_s, (steps,)).astype(np.float64),
-                np.broadcast_to(energy_j, (steps,)).astype(np.float64))
+        return self._total(shape, contexts)     # arrays of length steps (contexts is one)
 
     def iteration(self, shape: BatchShape) -> IterationCost:
         """Full breakdown of one iteration (slower; for tables, reports and tests)."""

@@ -125,6 +125,18 @@ class KVCache:
                  computed: list[CachedBlock] = ()) -> bool:
         """Give the request blocks for ``num_new_tokens`` more tokens (after taking ``computed``
         prefix blocks). Returns False, changing nothing, if the pool cannot provide them."""
+        if not computed:       # the common case (decode, next chunk): no prefix bookkeeping
+            total = request.num_computed_tokens + num_new_tokens
+            needed = -(-total // self.block_size) - request.kv_blocks
+            if needed <= 0:
+                return True
+            if needed > self.num_free:
+                return False
+            self._pop_free(needed)
+            request.kv_blocks += needed
+            if self.prefix_caching and request.prefix_hashes:
+                self._cache_full_blocks(request, total)
+            return True
         if not self.can_allocate(request, num_new_tokens, computed):
             return False
         if computed:

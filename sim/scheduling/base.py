@@ -192,6 +192,9 @@ class Scheduler:
         stepping would not have preempted anyone before it.
         """
         bs, free = self.kv.block_size, self.kv.num_free
+        n = len(plan.requests)
+        if n * (max_steps // bs + 1) <= free:   # cheap bound: each request crosses so many blocks
+            return max_steps
         computed = np.fromiter(plan.computed_before, np.int64, len(plan.computed_before))
         held = np.fromiter((r.kv_blocks for r in plan.requests), np.int64, len(plan.requests))
 
@@ -215,7 +218,7 @@ class Scheduler:
         steps = len(ends_s)
         bs = self.kv.block_size
         first_end, last_end = float(ends_s[0]), float(ends_s[-1])
-        inner_gap = float(np.max(np.diff(ends_s))) if steps > 1 else 0.0
+        inner_gap = float((ends_s[1:] - ends_s[:-1]).max()) if steps > 1 else 0.0
         extra_blocks = 0
         finished = []
         for req, c in zip(plan.requests, plan.computed_before):

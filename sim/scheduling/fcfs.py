@@ -35,10 +35,14 @@ class FcfsScheduler(Scheduler):
         plan = BatchPlan()
         budget = self.config.max_batched_tokens
         kv, running = self.kv, self.running
+        # plan.add inlined: this loop runs for every running request at every iteration
+        scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
+        decode_only = True
         i = 0
         while i < len(running) and budget > 0:
             req = running[i]
-            num_new = req.num_tokens - req.num_computed_tokens
+            computed = req.num_computed_tokens
+            num_new = req.prompt_tokens + req.output_generated - computed
             if num_new > budget:
                 num_new = budget
             while not kv.allocate(req, num_new):
@@ -47,17 +51,21 @@ class FcfsScheduler(Scheduler):
                 if victim is req:
                     break
             else:
-                plan.add(req, num_new)
+                scheduled.append(req)
+                new_tokens.append(num_new)
+                before.append(computed)
+                if computed + num_new >= req.prompt_tokens + req.output_generated:
+                    plan.num_emitting += 1
+                if num_new != 1 or req.output_generated == 0:
+                    decode_only = False
                 budget -= num_new
                 i += 1
                 continue
             break                       # the request preempted itself
         if not plan.preempted:
             budget = self._admit_waiting(plan, budget, now_s, chunked=True)
-        decode_only = plan.admitted == 0 and not plan.preempted and not plan.swap_in_blocks \
-            and len(plan.requests) == len(running) and all(q == 1 for q in plan.num_new_tokens) \
-            and all(r.output_generated > 0 for r in plan.requests)
-        plan.stable = decode_only
+        plan.stable = decode_only and plan.admitted == 0 and not plan.preempted \
+            and not plan.swap_in_blocks and len(scheduled) == len(running)
         plan.wake_on_arrival = not self.waiting
         return plan
 
