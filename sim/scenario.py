@@ -170,8 +170,9 @@ def _parse_hardware(value: Any, path: str | None) -> HardwareConfig:
     if isinstance(value, str):
         return HardwareConfig(name=value)
     if isinstance(value, dict):
-        if "name" not in value or not isinstance(value["name"], str):
-            raise ScenarioError(path, "hardware.name", "a profile name or path", value.get("name"))
+        value = {"name": HardwareConfig.name, **value}
+        if not isinstance(value["name"], str):
+            raise ScenarioError(path, "hardware.name", "a profile name or path", value["name"])
         rest = {k: v for k, v in value.items() if k != "name"}
         return HardwareConfig(name=value["name"], overrides=copy.deepcopy(rest))
     raise ScenarioError(path, "hardware", "a profile name, a path, or {name: ..., <overrides>}",
