@@ -124,9 +124,29 @@ class FcfsScheduler(Scheduler):
                 continue
             break
         if not plan.preempted and has_swapped:
-            self._admit_waiting(plan, self.config.max_batched_tokens - len(plan.requests), now_s,
-                                chunked=False)
+            self._swap_in_waiting(plan, self.config.max_batched_tokens - len(plan.requests), now_s)
         plan.stable = plan.admitted == 0 and not plan.preempted and bool(plan.requests) \
             and len(plan.requests) == len(running)
         plan.wake_on_arrival = not self.waiting
         return plan
+
+    def _swap_in_waiting(self, plan: BatchPlan, budget: int, now_s: float) -> None:
+        """v0: swapped-out requests rejoin a decode iteration, in queue order; the rest of the
+        queue (fresh or recomputing prompts) waits, as vLLM v0 schedules no prefill while any
+        request is swapped out, and never mixes prefills with decodes."""
+        kv, cfg = self.kv, self.config
+        watermark = int(cfg.watermark * kv.num_blocks)
+        for req in [r for r in self.waiting if r.swapped_blocks]:
+            num_new = req.num_tokens - req.num_computed_tokens     # 1: v0 swaps out decodes
+            if budget < num_new or len(self.running) >= cfg.max_num_seqs:
+                break
+            if kv.num_free - watermark < kv.blocks_for(req.num_tokens):
+                break
+            if not kv.allocate(req, num_new):
+                break
+            self.waiting.remove(req)
+            self.swap_in(req, plan)
+            self.admit(req, now_s)
+            plan.add(req, num_new)
+            plan.admitted += 1
+            budget -= num_new

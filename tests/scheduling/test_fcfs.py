@@ -328,6 +328,28 @@ def test_without_chunked_prefill_decode_preemption_is_recompute():
     assert rs[2].num_computed_tokens == 0 and ids(s.waiting) == [2]
 
 
+def test_without_chunked_prefill_swapped_requests_come_back_before_any_prefill():
+    s = make(5, chunked_prefill=False, preemption_mode="swap", host_swap_blocks=3)
+    r0, r1, r2 = req(0, 4, output=3), req(1, 4, output=3), req(2, 12, output=10)
+    for r in (r0, r1, r2):
+        s.add_request(r)
+    step(s, 0.0)
+    plan, _ = step(s, 1.0)
+    assert ids(plan.preempted) == [2] and plan.swap_out_blocks == 3
+    r3 = req(3, 2, output=1)
+    s.add_request(r3)
+    plan, finished = step(s, 2.0)            # no room to swap r2 in; r3 must not prefill
+    assert ids(plan.requests) == [0, 1] and ids(finished) == [0, 1]
+    plan, _ = step(s, 3.0)
+    # a decode iteration: r2 swapped in; r3's prompt waits (v0 never mixes prefill and decode)
+    assert ids(plan.requests) == [2] and plan.num_new_tokens == [1]
+    assert plan.swap_in_blocks == 3 and ids(s.waiting) == [3]
+    plan, finished = step(s, 4.0)            # now nobody is swapped out: prefill only
+    assert ids(plan.requests) == [3] and plan.num_new_tokens == [2] and ids(finished) == [3]
+    plan, _ = step(s, 5.0)
+    assert ids(plan.requests) == [2] and plan.stable
+
+
 # -- prefix caching -----------------------------------------------------------------------------
 
 def test_prefix_cache_hit_skips_shared_blocks():
