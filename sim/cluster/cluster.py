@@ -187,7 +187,11 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     cost = devices * dev.price_usd_per_hour * duration / 3600.0
     kv = [r.scheduler.kv for r in cluster.replicas]
     queries = sum(k.queries for k in kv)
+    busy_weights = iterations["duration_s"].to_numpy()
+    kv_usage = float((iterations["kv_blocks_used"].to_numpy() * busy_weights).sum()
+                     / (busy_weights.sum() * deployment.kv_blocks)) if busy else 0.0
     extra = {
+        "kv_usage_mean": kv_usage,       # time-weighted over busy time, all replicas
         "kv_blocks_per_replica": deployment.kv_blocks,
         "kv_tokens_per_replica": deployment.kv_tokens,
         "prefix_cache_hit_rate": sum(k.hits for k in kv) / queries if queries else 0.0,

@@ -172,6 +172,6 @@ class Replica:
         assert plan.num_tokens <= sched.config.max_batched_tokens
         holders = list(sched.running) + [r for r in sched.waiting if r.kv_blocks]
         sched.kv.check(holders)
-        for r in plan.requests:
-            assert r.kv_blocks * sched.kv.block_size >= r.num_computed_tokens + \
-                plan.num_new_tokens[plan.requests.index(r)] if len(plan.requests) < 64 else True
+        bs = sched.kv.block_size
+        for req, q in zip(plan.requests, plan.num_new_tokens):
+            assert req.kv_blocks * bs >= req.num_computed_tokens + q, "tokens without KV slots"

@@ -101,19 +101,15 @@ def test_repeated_prompt_hits_but_leaves_one_token_to_compute():
     a = req(8, (1, 2))
     assert admit(kv, a) == []
     assert kv.num_cached == 2                  # both full prompt blocks are now reusable
+    first, second = a.kv_cached_blocks
     kv.free(a)
     assert kv.num_free == 10
     # the same 8-token prompt: 2 full blocks cached, but the last token must run -> 1 hit
     b = req(8, (1, 2))
     hit = kv.get_computed_blocks(b)
-    assert len(hit) == 1 and isinstance(hit[0], CachedBlock)
-    assert hit[0] is a_blocks_first(kv, (1, 2))
+    assert hit == [first]
     # a 9-token prompt with the same first 8 tokens hits both
-    assert len(kv.get_computed_blocks(req(9, (1, 2)))) == 2
-
-
-def a_blocks_first(kv: KVCache, hashes: tuple) -> CachedBlock:
-    return kv.get_computed_blocks(req(4 * len(hashes) + 1, hashes))[0]
+    assert kv.get_computed_blocks(req(9, (1, 2))) == [first, second]
 
 
 def test_prompts_sharing_a_prefix_share_blocks_up_to_the_divergence():
