@@ -96,9 +96,21 @@ def rejection_reason(req: Request, dep: Deployment, scenario: Scenario) -> str:
     if peak_blocks > dep.kv_blocks:
         return (f"needs {peak_blocks} KV blocks at its peak, a replica has {dep.kv_blocks}")
     cfg = scenario.scheduler
-    if not cfg.chunked_prefill and req.prompt_tokens > cfg.max_batched_tokens:
-        return (f"prompt ({req.prompt_tokens} tokens) exceeds max_batched_tokens "
-                f"({cfg.max_batched_tokens}) with chunked_prefill off")
+    if not cfg.chunked_prefill:
+        # whole prompts only, and a request preempted by recomputation is prefilled again with
+        # its generated tokens: it must fit one batch (vLLM v0 demands max_num_batched_tokens >=
+        # max_model_len) and the pool less the admission watermark, or it would wait for ever
+        # and hold up the queue behind it
+        if req.prompt_tokens > cfg.max_batched_tokens:
+            return (f"prompt ({req.prompt_tokens} tokens) exceeds max_batched_tokens "
+                    f"({cfg.max_batched_tokens}) with chunked_prefill off")
+        if total > cfg.max_batched_tokens:
+            return (f"prompt + output tokens ({total}) exceed max_batched_tokens "
+                    f"({cfg.max_batched_tokens}) with chunked_prefill off")
+        watermark = int(getattr(cfg, "watermark", 0.0) * dep.kv_blocks)
+        if watermark and peak_blocks > dep.kv_blocks - watermark:
+            return (f"needs {peak_blocks} KV blocks at its peak, a replica admits at most "
+                    f"{dep.kv_blocks - watermark} with chunked_prefill off (watermark)")
     return ""
 
 
@@ -126,14 +138,18 @@ class Cluster:
                     check_invariants=scenario.simulation.check_invariants,
                     on_finish=self._on_end)
             for i in range(scenario.cluster.replicas)]
+        self._upcoming = self.workload.requests()
+        self._next: Request | None = None    # taken from the workload, not yet arrived
         self.env.process(self._arrivals())
 
     def _arrivals(self):
         env, dep, scenario = self.env, self.deployment, self.scenario
-        for req in self.workload.requests():
+        for req in self._upcoming:
             delay = req.arrival_s - env.now
             if delay > 0:
+                self._next = req
                 yield env.timeout(delay)
+                self._next = None
             reason = rejection_reason(req, dep, scenario)
             if reason:
                 req.status = RequestStatus.FINISHED_REJECTED
@@ -157,11 +173,18 @@ class Cluster:
         else:
             self.env.run(until=horizon)
         end = self.env.now if horizon is None else horizon
+        for replica in self.replicas:
+            replica.settle(end)      # a decode run cut by the horizon: apply its past iterations
         # in-flight requests at the horizon are reported, not lost
         for replica in self.replicas:
             sched = replica.scheduler
             for req in list(sched.running) + list(sched.waiting):
                 self.recorder.request(req)
+        # so are those that had not arrived yet (state "waiting", no replica)
+        if self._next is not None:
+            self.recorder.request(self._next)
+        for req in self._upcoming:
+            self.recorder.request(req)
         if self.progress is not None:
             self.progress(self.ended, len(self.workload))
         return float(end)

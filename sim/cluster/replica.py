@@ -33,7 +33,7 @@ class Replica:
         self.iterations = 0
         self._idle: simpy.Event | None = None
         self._interruptible = False      # in a decode run that an arrival cuts short
-        self._run: tuple | None = None   # (plan, ends) of the decode run in progress
+        self._run: tuple | None = None   # (plan, ends, start, energies) of a decode run in progress
         self.process = env.process(self._loop())
 
     # -- what routers see ----------------------------------------------------------------------
@@ -51,7 +51,7 @@ class Replica:
         used = self.scheduler.kv.num_used
         if self._run is None:
             return used
-        plan, ends = self._run
+        plan, ends = self._run[:2]
         started = min(int(np.searchsorted(ends, self.env.now, side="right")) + 1, len(ends))
         bs = self.scheduler.kv.block_size
         for req, c in zip(plan.requests, plan.computed_before):
@@ -123,7 +123,7 @@ class Replica:
         durations, energies = self.cost.decode_run(n, first_context, steps)
         ends = np.cumsum(np.concatenate(([clock], durations)))[1:]
         env = self.env
-        self._run = (plan, ends)
+        self._run = (plan, ends, clock, energies)
         if plan.wake_on_arrival:
             self._interruptible = True
             try:
@@ -144,6 +144,23 @@ class Replica:
                       float(energies[:steps].sum()))
         self._finished(finished)
         return end
+
+    def settle(self, now_s: float) -> None:
+        """The clock stops at ``now_s`` (a horizon): apply the iterations of the decode run in
+        progress that ended before it, as stepping would have (an iteration ending exactly at
+        the horizon is not applied, as SimPy stops before events at ``until``)."""
+        if self._run is None:
+            return
+        plan, ends, start, energies = self._run
+        steps = int(np.searchsorted(ends, now_s, side="left"))
+        self._run = None
+        self._interruptible = False
+        if steps == 0:
+            return
+        finished = self.scheduler.complete_decode_run(plan, ends[:steps])
+        self._account(start, float(ends[steps - 1]) - start, steps, plan, 0,
+                      len(plan.requests) * steps, float(energies[:steps].sum()))
+        self._finished(finished)
 
     def _account(self, start: float, duration: float, num_iterations: int, plan: BatchPlan,
                  prefill_tokens: int, decode_tokens: int, energy: float) -> None:

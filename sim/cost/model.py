@@ -138,9 +138,10 @@ class CostModel:
         if self.tp > 1:
             # all-reduce after attention and after the MLP of every layer
             ops.append(Op("allreduce", ALLREDUCE, 0.0, T * h * dt, count=2 * layers))
-        ops += [Op("final_norm", ELEMENTWISE, *norm_cost(T, h, dt)),
-                Op("lm_head", GEMM, gemm_flops(num_emitting, h, d.vocab),
-                   gemm_bytes(num_emitting, h, d.vocab, dt))]
+        ops.append(Op("final_norm", ELEMENTWISE, *norm_cost(T, h, dt)))
+        if num_emitting:   # logits only for the sequences that sample (not mid-prompt chunks)
+            ops.append(Op("lm_head", GEMM, gemm_flops(num_emitting, h, d.vocab),
+                          gemm_bytes(num_emitting, h, d.vocab, dt)))
         return [op for op in ops if op.flops or op.bytes]
 
     def _mlp_ops(self, name: str, T: int, width: int, count: int) -> list[Op]:

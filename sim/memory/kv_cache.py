@@ -54,7 +54,7 @@ class KVCache:
         self._free_queue: OrderedDict[object, None] = OrderedDict({_FreeRun(num_blocks): None})
         self._cached: dict[object, CachedBlock] = {}
         self.hits = 0                           # prompt blocks served from the cache
-        self.queries = 0                        # prompt blocks looked up
+        self.queries = 0                        # full prompt blocks of admitted prompts
 
     # -- queries -------------------------------------------------------------------------------
     @property
@@ -108,9 +108,6 @@ class KVCache:
             if block is None:
                 break
             hit.append(block)
-        if request.num_computed_tokens == 0 and not request.preemptions:
-            self.queries += min(len(hashes), request.prompt_tokens // self.block_size)
-            self.hits += len(hit)
         return hit
 
     # -- allocation ----------------------------------------------------------------------------
@@ -129,9 +126,14 @@ class KVCache:
             total = request.num_computed_tokens + num_new_tokens
             needed = -(-total // self.block_size) - request.kv_blocks
             if needed <= 0:
+                if total % self.block_size == 0 and self.prefix_caching and request.prefix_hashes:
+                    # these tokens filled the last block: it may be a prompt block to register
+                    self._cache_full_blocks(request, total)
                 return True
             if needed > self.num_free:
                 return False
+            if request.kv_blocks == 0 and self.prefix_caching:
+                self._count_admission(request, 0)
             self._pop_free(needed)
             request.kv_blocks += needed
             if self.prefix_caching and request.prefix_hashes:
@@ -139,6 +141,8 @@ class KVCache:
             return True
         if not self.can_allocate(request, num_new_tokens, computed):
             return False
+        if request.kv_blocks == 0:
+            self._count_admission(request, len(computed))
         if computed:
             for block in computed:
                 if block.ref_cnt == 0:
@@ -156,8 +160,19 @@ class KVCache:
             self._cache_full_blocks(request, total)
         return True
 
+    def _count_admission(self, request: Request, hit_blocks: int) -> None:
+        """Prefix-cache statistics of a prompt's first admission. Counted when its allocation
+        succeeds, not at lookup: the head of the waiting queue is looked up again every iteration
+        while it waits for memory, and must count once."""
+        if request.num_computed_tokens == 0 and not request.preemptions:
+            self.queries += min(len(self.prompt_block_hashes(request)),
+                                request.prompt_tokens // self.block_size)
+            self.hits += hit_blocks
+
     def take_free_blocks(self, count: int) -> None:
         """Take ``count`` anonymous blocks (bulk decode growth, already accounted to requests)."""
+        if count > self.num_free:
+            raise ValueError(f"cannot take {count} blocks, {self.num_free} free")
         if count:
             self._pop_free(count)
 

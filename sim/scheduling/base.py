@@ -41,6 +41,11 @@ class EngineConfig:
         require(self.max_num_seqs > 0, "max_num_seqs", "an integer > 0", self.max_num_seqs)
         require(self.max_batched_tokens > 0, "max_batched_tokens", "an integer > 0",
                 self.max_batched_tokens)
+        require(self.chunked_prefill or self.max_batched_tokens >= self.max_num_seqs,
+                "max_batched_tokens",
+                f"an integer >= max_num_seqs ({self.max_num_seqs}) with chunked_prefill off "
+                "(a decode iteration runs every running request, as in vLLM v0)",
+                self.max_batched_tokens)
         require(self.block_size > 0, "block_size", "an integer > 0", self.block_size)
         require(0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization",
                 "a number in (0, 1]", self.gpu_memory_utilization)

@@ -431,3 +431,17 @@ def test_token_part_memo_returns_same_answer():
     first = cm.iteration_time(shape)
     assert cm.iteration_time(shape) == first
     assert CostModel(MIXTRAL, round_device(launch=1e-6)).iteration_time(shape) == first
+
+
+def test_no_lm_head_when_no_sequence_samples():
+    """A mid-prompt chunk emits no token, so the iteration reads no LM-head weights."""
+    from sim.cost.model import BatchShape, CostModel
+    from sim.hardware import load_device
+    from sim.models import CATALOG
+
+    cm = CostModel(CATALOG["llama-3.1-8b"], load_device("h100-sxm"))
+    names = {op.name for op in cm.token_ops(512, 0)}
+    assert "lm_head" not in names and "final_norm" in names
+    chunk = cm.iteration_time(BatchShape.from_requests([512], [0], 0))[0]
+    last = cm.iteration_time(BatchShape.from_requests([512], [0], 1))[0]
+    assert last > chunk

@@ -404,3 +404,44 @@ def test_prefix_caching_disabled_never_hits():
     assert kv.get_computed_blocks(b) == []
     assert admit(kv, b) == [] and b.kv_blocks == 4
     kv.check([b])
+
+
+def test_hit_counters_count_a_blocked_request_once():
+    # The scheduler looks up the head of the waiting queue every iteration until it fits; the
+    # hit rate must count its prompt once (on admission), not once per failed attempt.
+    kv = KVCache(6, 4)
+    a = req(12, (1, 2, 3))
+    admit(kv, a)
+    filler = req(12)
+    assert kv.allocate(filler, 12)             # pool full
+    assert (kv.queries, kv.hits) == (3, 0)
+    b = req(13, (1, 2, 3, 4))                  # 3 full blocks hit, needs 1 more block
+    for _ in range(3):                         # three iterations blocked on memory
+        hit = kv.get_computed_blocks(b)
+        assert len(hit) == 3
+        assert not kv.allocate(b, 1, hit)
+    assert (kv.queries, kv.hits) == (3, 0)
+    kv.free(filler)
+    hit = kv.get_computed_blocks(b)
+    assert kv.allocate(b, 1, hit)
+    # b: 3 full prompt blocks looked up, 3 found
+    assert (kv.queries, kv.hits) == (6, 3)
+    kv.check([a, b])
+
+
+def test_block_filled_by_a_chunk_that_needs_no_new_block_is_cached():
+    # chunked prefill of an 8-token prompt as 6 + 2 tokens: the first chunk allocates both blocks
+    # and fills block 0; the second needs no new block but fills block 1, which must become
+    # findable at once (the request may finish without ever allocating again)
+    kv = KVCache(10, 4)
+    a = req(8, (1, 2), output=1)
+    assert kv.allocate(a, 6) and a.kv_blocks == 2
+    a.num_computed_tokens = 6
+    assert kv.num_cached == 1
+    assert kv.allocate(a, 2) and a.kv_blocks == 2 and kv.num_free == 8
+    a.num_computed_tokens = 8
+    assert kv.num_cached == 2
+    assert probe_hits(kv, (1, 2)) == 2
+    kv.check([a])
+    kv.free(a)
+    assert probe_hits(kv, (1, 2)) == 2

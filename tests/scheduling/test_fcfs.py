@@ -6,6 +6,7 @@ Block size 4 throughout unless a test says otherwise, so block counts are easy t
 import numpy as np
 import pytest
 
+from sim.config import ConfigValueError
 from sim.memory.kv_cache import KVCache
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.fcfs import FcfsConfig, FcfsScheduler
@@ -290,7 +291,7 @@ def test_swap_falls_back_to_recompute_when_host_is_full():
 # -- vLLM v0: chunked_prefill off ---------------------------------------------------------------
 
 def test_without_chunked_prefill_admissions_make_prefill_only_iterations():
-    s = make(100, chunked_prefill=False, max_batched_tokens=10)
+    s = make(100, chunked_prefill=False, max_batched_tokens=10, max_num_seqs=8)
     r0 = req(0, 4)
     s.add_request(r0)
     step(s, 0.0)
@@ -309,7 +310,7 @@ def test_without_chunked_prefill_admissions_make_prefill_only_iterations():
 
 
 def test_without_chunked_prefill_a_prompt_over_the_budget_is_never_split():
-    s = make(100, chunked_prefill=False, max_batched_tokens=10)
+    s = make(100, chunked_prefill=False, max_batched_tokens=10, max_num_seqs=8)
     s.add_request(req(0, 11))
     plan = s.schedule(0.0)
     assert plan.is_empty and ids(s.waiting) == [0]
@@ -348,6 +349,15 @@ def test_without_chunked_prefill_swapped_requests_come_back_before_any_prefill()
     assert ids(plan.requests) == [3] and plan.num_new_tokens == [2] and ids(finished) == [3]
     plan, _ = step(s, 5.0)
     assert ids(plan.requests) == [2] and plan.stable
+
+
+def test_without_chunked_prefill_the_budget_must_hold_a_decode_of_every_sequence():
+    # a v0 decode iteration runs every running request: vLLM v0 demands
+    # max_num_batched_tokens >= max_num_seqs, or a decode would exceed the token budget
+    with pytest.raises(ConfigValueError, match="max_batched_tokens"):
+        FcfsConfig(chunked_prefill=False, max_batched_tokens=64, max_num_seqs=65)
+    FcfsConfig(chunked_prefill=False, max_batched_tokens=64, max_num_seqs=64)
+    FcfsConfig(chunked_prefill=True, max_batched_tokens=64, max_num_seqs=65)  # v1 caps decodes
 
 
 # -- prefix caching -----------------------------------------------------------------------------
