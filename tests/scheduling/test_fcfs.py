@@ -149,6 +149,21 @@ def test_max_num_seqs_is_respected():
     assert rs[2].first_scheduled_s == 2.0
 
 
+def test_decodes_beyond_the_budget_wait_for_the_next_iteration():
+    # vLLM v1: running requests take the budget in order; the rest are skipped, not preempted
+    s = make(100, max_batched_tokens=3, max_num_seqs=8)
+    for i in range(3):
+        s.add_request(req(i, 1))
+    plan, _ = step(s, 0.0)
+    assert ids(plan.requests) == [0, 1, 2] and plan.num_new_tokens == [1, 1, 1]
+    s.add_request(req(3, 1))
+    plan, _ = step(s, 1.0)
+    assert ids(plan.requests) == [0, 1, 2] and plan.admitted == 0 and ids(s.waiting) == [3]
+    s.config = FcfsConfig(block_size=BS, prefix_caching=False, max_batched_tokens=2)  # shrink
+    plan = s.schedule(2.0)
+    assert ids(plan.requests) == [0, 1] and not plan.preempted and not plan.stable
+
+
 # -- preemption (recompute) ---------------------------------------------------------------------
 
 def pressure_world(**kw) -> tuple[FcfsScheduler, list[Request]]:
