@@ -195,6 +195,15 @@ class CostModel:
         return ops
 
     # -- costs -------------------------------------------------------------------------------
+    def _op_seconds(self, op: Op, num_tokens: int) -> float:
+        """One execution of ``op``: ring formula for all-reduces, per-expert rooflines for the
+        fused MoE op, the plain roofline otherwise."""
+        if op.kind == ALLREDUCE:
+            return self.allreduce_time_s(num_tokens) + self._launch_s
+        if op.kind == MOE_EXPERT:
+            return self._experts_time_s(num_tokens)
+        return float(self.op_time_s(op.flops, op.bytes))
+
     def _token_part(self, num_tokens: int, num_emitting: int) -> tuple[float, float, float]:
         """(seconds, flops, bytes) of the token-count-dependent ops, memoised."""
         key = (num_tokens, num_emitting)
@@ -203,13 +212,7 @@ class CostModel:
             return hit
         seconds = flops = nbytes = 0.0
         for op in self.token_ops(num_tokens, num_emitting):
-            if op.kind == ALLREDUCE:
-                t = self.allreduce_time_s(num_tokens) + self._launch_s
-            elif op.kind == MOE_EXPERT:
-                t = self._experts_time_s(num_tokens)
-            else:
-                t = float(self.op_time_s(op.flops, op.bytes))
-            seconds += op.count * t
+            seconds += op.count * self._op_seconds(op, num_tokens)
             flops += op.count * op.flops
             nbytes += op.count * op.bytes
         result = (seconds, flops, nbytes)
@@ -266,13 +269,8 @@ class CostModel:
         breakdown: dict[str, float] = {"overhead": self._overhead_s}
         ops = self.token_ops(shape.num_tokens, shape.num_seqs_emitting) + self.attention_ops(shape)
         for op in ops:
-            if op.kind == ALLREDUCE:
-                t = self.allreduce_time_s(shape.num_tokens) + self._launch_s
-            elif op.kind == MOE_EXPERT:
-                t = self._experts_time_s(shape.num_tokens)
-            else:
-                t = float(self.op_time_s(op.flops, op.bytes))
-            breakdown[op.kind] = breakdown.get(op.kind, 0.0) + op.count * t
+            breakdown[op.kind] = breakdown.get(op.kind, 0.0) + op.count * self._op_seconds(
+                op, shape.num_tokens)
         time_s, energy_j = self.iteration_time(shape)
         flops = sum(op.count * op.flops for op in ops)
         nbytes = sum(op.count * op.bytes for op in ops)
