@@ -98,6 +98,10 @@ class CostModel:
         self._j_per_flop = device.energy_pj_per_flop * 1e-12 * tp
         self._j_per_byte = device.energy_pj_per_hbm_byte * 1e-12 * tp
         self._const_cache: dict[tuple[int, int], tuple[float, float, float]] = {}
+        d = self.dims
+        self._decode_coeffs = (4.0 * d.heads * d.head_dim,
+                               (2.0 * d.q_width + 2.0 * d.kv_width) * d.dtype_bytes,
+                               2.0 * d.kv_width * d.dtype_bytes)
 
     # -- roofline ----------------------------------------------------------------------------
     def op_time_s(self, flops, nbytes):
@@ -231,13 +235,17 @@ class CostModel:
             pf_f, pf_b = attn_prefill_cost(shape.prefill_tokens, shape.prefill_attn_pairs,
                                            shape.prefill_kv_tokens, self.dims)
             pf_t = max(pf_f / self._flops_per_s, pf_b / self._bytes_per_s) + self._launch_s
-        dec_t = dec_f = dec_b = 0.0
-        if shape.num_decode:
-            dec_f, dec_b = attn_decode_cost(shape.num_decode, decode_context_tokens, self.dims)
-            dec_t = np.maximum(dec_f / self._flops_per_s, dec_b / self._bytes_per_s) \
-                if isinstance(dec_f, np.ndarray) else \
-                max(dec_f / self._flops_per_s, dec_b / self._bytes_per_s)
-            dec_t = dec_t + self._launch_s
+        if not shape.num_decode:
+            return L * pf_t, L * pf_f, L * pf_b
+        # attn_decode_cost, linear in the context: flops = a*S, bytes = b_seq*n + b_key*S
+        a, b_seq, b_key = self._decode_coeffs
+        dec_f = a * decode_context_tokens
+        dec_b = b_seq * shape.num_decode + b_key * decode_context_tokens
+        t_f, t_b = dec_f / self._flops_per_s, dec_b / self._bytes_per_s
+        if isinstance(t_f, np.ndarray):
+            dec_t = np.maximum(t_f, t_b) + self._launch_s
+        else:
+            dec_t = (t_f if t_f > t_b else t_b) + self._launch_s
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
 
     def _total(self, shape: BatchShape, decode_context_tokens):

@@ -35,6 +35,14 @@ class ColumnBuffer:
             cols[name][n] = value
         self._n = n + 1
 
+    def append_values(self, values: tuple) -> None:
+        """Append one row given in schema order (the fast path for hot loops)."""
+        self._reserve(1)
+        n = self._n
+        for col, value in zip(self._cols.values(), values):
+            col[n] = value
+        self._n = n + 1
+
     def extend(self, block: dict) -> None:
         """Append several rows given as equal-length arrays (or scalars broadcast) per column."""
         size = max((len(v) for v in block.values() if np.ndim(v)), default=1)

@@ -60,12 +60,9 @@ class Recorder:
     def iteration(self, replica: int, start_s: float, duration_s: float, num_iterations: int,
                   num_seqs: int, prefill_tokens: int, decode_tokens: int, preempted: int,
                   waiting: int, kv_blocks_used: int, energy_j: float) -> None:
-        self.iterations.append({
-            "replica": replica, "start_s": start_s, "duration_s": duration_s,
-            "num_iterations": num_iterations, "num_seqs": num_seqs,
-            "prefill_tokens": prefill_tokens, "decode_tokens": decode_tokens,
-            "preempted": preempted, "waiting": waiting, "kv_blocks_used": kv_blocks_used,
-            "energy_j": energy_j})
+        self.iterations.append_values((  # ITERATION_SCHEMA order
+            replica, start_s, duration_s, num_iterations, num_seqs, prefill_tokens,
+            decode_tokens, preempted, waiting, kv_blocks_used, energy_j))
 
     def requests_frame(self) -> pd.DataFrame:
         """The per-request table, sorted by request id, with derived latency columns."""

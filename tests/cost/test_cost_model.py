@@ -445,3 +445,26 @@ def test_no_lm_head_when_no_sequence_samples():
     chunk = cm.iteration_time(BatchShape.from_requests([512], [0], 0))[0]
     last = cm.iteration_time(BatchShape.from_requests([512], [0], 1))[0]
     assert last > chunk
+
+
+@pytest.mark.parametrize("name, tp", [("llama-3.1-8b", 1), ("mixtral-8x7b", 2),
+                                      ("llama-2-7b", 4)])
+def test_hot_path_decode_attention_matches_reference_formula(name, tp):
+    """The cost model's precomputed decode coefficients are attn_decode_cost, exactly."""
+    import numpy as np
+
+    from sim.cost.model import BatchShape, CostModel
+    from sim.cost.ops import attn_decode_cost
+    from sim.hardware import load_device
+    from sim.models import CATALOG
+
+    cm = CostModel(CATALOG[name], load_device("h100-sxm"), tp=tp)
+    L = CATALOG[name].num_layers
+    for n, ctx in [(1, 1000), (7, 12345), (256, 2_000_000)]:
+        shape = BatchShape(n, n, n, ctx)
+        _, flops, nbytes = cm._attention_part(shape, ctx)
+        ref_f, ref_b = attn_decode_cost(n, ctx, cm.dims)
+        assert flops == pytest.approx(L * ref_f, rel=1e-12)
+        assert nbytes == pytest.approx(L * ref_b, rel=1e-12)
+        _, vf, vb = cm._attention_part(shape, np.array([ctx, ctx + n]))
+        assert vf[0] == flops and vb[0] == nbytes
