@@ -23,6 +23,7 @@ from sim.metrics.summary import summarize
 from sim.models import ModelSpec, get_model
 from sim.scenario import Scenario
 from sim.scheduling import SCHEDULERS
+from sim.scheduling.engine import Engine
 from sim.workload import Request, RequestStatus, Workload, build_workload
 
 Progress = Callable[[int, int], None]
@@ -131,8 +132,9 @@ class Cluster:
         scheduler_cls = SCHEDULERS[cfg.name]
         self.replicas = [
             Replica(self.env, i,
-                    scheduler_cls(cfg, KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching),
-                                  host_swap_blocks=dep.host_swap_blocks),
+                    Engine(scheduler_cls(cfg, KVCache(dep.kv_blocks, dep.block_size,
+                                                      cfg.prefix_caching),
+                                         host_swap_blocks=dep.host_swap_blocks)),
                     cost, self.recorder, fast_forward=scenario.simulation.fast_forward,
                     swap_seconds_per_block=swap_s,
                     check_invariants=scenario.simulation.check_invariants,
@@ -177,8 +179,7 @@ class Cluster:
             replica.settle(end)      # a decode run cut by the horizon: apply its past iterations
         # in-flight requests at the horizon are reported, not lost
         for replica in self.replicas:
-            sched = replica.scheduler
-            for req in list(sched.running) + list(sched.waiting):
+            for req in replica.engine.in_flight():
                 self.recorder.request(req)
         # so are those that had not arrived yet (state "waiting", no replica)
         if self._next is not None:
@@ -208,7 +209,7 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     energy = sum(r.energy_j for r in cluster.replicas) + idle_s * dev.idle_w * tp
     devices = len(cluster.replicas) * tp
     cost = devices * dev.price_usd_per_hour * duration / 3600.0
-    kv = [r.scheduler.kv for r in cluster.replicas]
+    kv = [r.engine.kv for r in cluster.replicas]
     queries = sum(k.queries for k in kv)
     busy_weights = iterations["duration_s"].to_numpy()
     kv_usage = float((iterations["kv_blocks_used"].to_numpy() * busy_weights).sum()
@@ -224,7 +225,7 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     }
     summary = summarize(requests, iterations, slo=scenario.slo, duration_s=duration,
                         wall_time_s=wall, energy_j=energy, cost_usd=cost,
-                        preemptions=sum(r.scheduler.num_preemptions for r in cluster.replicas),
+                        preemptions=sum(r.engine.scheduler.num_preemptions for r in cluster.replicas),
                         extra=extra)
     assert summary["requests_total"] == len(workload), "a request was lost"
     return Result(requests, iterations, summary, scenario.to_dict())

@@ -7,7 +7,8 @@ import simpy
 
 from sim.cost.model import BatchShape, CostModel
 from sim.metrics.records import Recorder
-from sim.scheduling.base import BatchPlan, Scheduler
+from sim.scheduling.base import BatchPlan
+from sim.scheduling.engine import Engine
 from sim.workload.request import Request
 
 
@@ -18,12 +19,12 @@ class Replica:
     wait until it, so stepping and fast-forwarding produce bit-identical timestamps.
     """
 
-    def __init__(self, env: simpy.Environment, index: int, scheduler: Scheduler,
+    def __init__(self, env: simpy.Environment, index: int, engine: Engine,
                  cost: CostModel, recorder: Recorder, *, fast_forward: bool = True,
                  swap_seconds_per_block: float = 0.0, check_invariants: bool = False,
                  on_finish=None):
         self.env, self.index = env, index
-        self.scheduler, self.cost, self.recorder = scheduler, cost, recorder
+        self.engine, self.cost, self.recorder = engine, cost, recorder
         self.fast_forward = fast_forward
         self.swap_seconds_per_block = swap_seconds_per_block
         self.check_invariants = check_invariants
@@ -39,21 +40,21 @@ class Replica:
     # -- what routers see ----------------------------------------------------------------------
     @property
     def num_outstanding(self) -> int:
-        return self.scheduler.num_outstanding
+        return self.engine.num_outstanding
 
     @property
     def kv_blocks_total(self) -> int:
-        return self.scheduler.kv.num_blocks
+        return self.engine.kv.num_blocks
 
     @property
     def kv_blocks_used(self) -> int:
         """Blocks in use now, as stepping would show them mid-way through a decode run."""
-        used = self.scheduler.kv.num_used
+        used = self.engine.kv.num_used
         if self._run is None:
             return used
         plan, ends = self._run[:2]
         started = min(int(np.searchsorted(ends, self.env.now, side="right")) + 1, len(ends))
-        bs = self.scheduler.kv.block_size
+        bs = self.engine.kv.block_size
         for req, c in zip(plan.requests, plan.computed_before):
             need = -(-(c + started) // bs) - req.kv_blocks
             if need > 0:
@@ -64,7 +65,7 @@ class Replica:
     def submit(self, request: Request) -> None:
         request.replica = self.index
         request.queued_s = self.env.now
-        self.scheduler.add_request(request)
+        self.engine.add_request(request)
         if self._idle is not None and not self._idle.triggered:
             self._idle.succeed()
         elif self._interruptible:
@@ -74,7 +75,7 @@ class Replica:
 
     # -- the process ---------------------------------------------------------------------------
     def _loop(self):
-        env, sched = self.env, self.scheduler
+        env, sched = self.env, self.engine
         clock = 0.0
         while True:
             if not sched.has_work:
@@ -95,7 +96,7 @@ class Replica:
             if self.check_invariants:
                 self._check(plan)
             if self.fast_forward and plan.stable:
-                max_steps = min(r.output_tokens - r.output_generated for r in plan.requests)
+                max_steps = self.engine.max_decode_steps(plan)
                 steps = sched.decode_run_steps(plan, max_steps) if max_steps > 1 else 1
                 if steps > 1:
                     clock = yield from self._decode_run(plan, clock, steps)
@@ -111,7 +112,7 @@ class Replica:
             duration += swapped * self.swap_seconds_per_block   # PCIe copies, not overlapped
         end = clock + duration
         yield self.env.timeout(max(end - self.env.now, 0.0))
-        finished = self.scheduler.complete_iteration(plan, end)
+        finished = self.engine.complete_iteration(plan, end)
         self._account(clock, end - clock, 1, plan, shape.prefill_tokens,
                       shape.num_decode, energy)
         self._finished(finished)
@@ -138,7 +139,7 @@ class Replica:
             yield env.timeout(max(ends[-1] - env.now, 0.0))
         self._run = None
         ends = ends[:steps]
-        finished = self.scheduler.complete_decode_run(plan, ends)
+        finished = self.engine.complete_decode_run(plan, ends)
         end = float(ends[-1])
         self._account(clock, end - clock, steps, plan, 0, n * steps,
                       float(energies[:steps].sum()))
@@ -157,7 +158,7 @@ class Replica:
         self._interruptible = False
         if steps == 0:
             return
-        finished = self.scheduler.complete_decode_run(plan, ends[:steps])
+        finished = self.engine.complete_decode_run(plan, ends[:steps])
         self._account(start, float(ends[steps - 1]) - start, steps, plan, 0,
                       len(plan.requests) * steps, float(energies[:steps].sum()))
         self._finished(finished)
@@ -167,7 +168,7 @@ class Replica:
         self.busy_s += duration
         self.energy_j += energy
         self.iterations += num_iterations
-        sched = self.scheduler
+        sched = self.engine
         self.recorder.iteration(self.index, start, duration, num_iterations, len(plan.requests),
                                 prefill_tokens, decode_tokens, len(plan.preempted),
                                 len(sched.waiting), sched.kv.num_used, energy)
@@ -179,7 +180,7 @@ class Replica:
                 self.on_finish(req)
 
     def _check(self, plan: BatchPlan) -> None:
-        sched = self.scheduler
+        sched = self.engine
         running_ids = {id(r) for r in sched.running}
         waiting_ids = {id(r) for r in sched.waiting}
         assert len(running_ids) == len(sched.running), "a request is twice in running"

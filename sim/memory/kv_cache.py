@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from sim.workload.request import Request
+from sim.scheduling.view import RequestView as Request   # the KV state lives on views
 
 
 class CachedBlock:

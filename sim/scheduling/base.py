@@ -17,7 +17,8 @@ import numpy as np
 
 from sim.config import require
 from sim.memory.kv_cache import KVCache
-from sim.workload.request import Request, RequestStatus
+from sim.scheduling.view import RequestView
+from sim.workload.request import RequestStatus
 
 
 @dataclass(frozen=True)
@@ -62,21 +63,22 @@ class EngineConfig:
 class BatchPlan:
     """One iteration: who runs, with how many new tokens, and what changed to make room."""
 
-    requests: list[Request] = field(default_factory=list)
+    requests: list[RequestView] = field(default_factory=list)
     num_new_tokens: list[int] = field(default_factory=list)
     computed_before: list[int] = field(default_factory=list)
     num_emitting: int = 0                   # requests whose chunk completes their known tokens
-    preempted: list[Request] = field(default_factory=list)
+    preempted: list[RequestView] = field(default_factory=list)
     admitted: int = 0                       # requests moved from waiting to running
     swap_in_blocks: int = 0
     swap_out_blocks: int = 0
     # Fast-forward contract: a stable plan is decode-only and will be planned again, unchanged
-    # but for context lengths, until a request finishes, memory runs out, or (if
-    # wake_on_arrival) a new request arrives.
+    # but for context lengths, until a request finishes, memory runs out, (if wake_on_arrival) a
+    # new request arrives, or stable_steps iterations have run (None: no such limit).
     stable: bool = False
     wake_on_arrival: bool = True
+    stable_steps: int | None = None
 
-    def add(self, request: Request, num_new_tokens: int) -> None:
+    def add(self, request: RequestView, num_new_tokens: int) -> None:
         self.requests.append(request)
         self.num_new_tokens.append(num_new_tokens)
         self.computed_before.append(request.num_computed_tokens)
@@ -96,25 +98,27 @@ class Scheduler:
     """Base class: queues, shared lifecycle, and the fast-forward helpers."""
 
     Config = EngineConfig
+    view_type: type[RequestView] = RequestView    # OracleView for the one policy allowed to peek
 
     def __init__(self, config: EngineConfig, kv: KVCache, host_swap_blocks: int = 0):
         self.config = config
         self.kv = kv
-        self.waiting: deque[Request] = deque()
-        self.running: list[Request] = []
+        self.waiting: deque[RequestView] = deque()
+        self.running: list[RequestView] = []
         self.host_swap_blocks = host_swap_blocks     # capacity for swapped-out KV
         self.host_swap_used = 0
         self.num_preemptions = 0
+        self.num_iterations = 0      # iterations completed (decode runs count every step)
 
     # -- interface -----------------------------------------------------------------------------
-    def add_request(self, request: Request) -> None:
+    def add_request(self, request: RequestView) -> None:
         request.status = RequestStatus.WAITING
         self.waiting.append(request)
 
     def schedule(self, now_s: float) -> BatchPlan:
         raise NotImplementedError
 
-    def on_finish(self, request: Request) -> None:
+    def on_finish(self, request: RequestView) -> None:
         """Called when a request completes (history-based policies learn from it)."""
 
     @property
@@ -126,13 +130,13 @@ class Scheduler:
         return len(self.waiting) + len(self.running)
 
     # -- shared mechanics ----------------------------------------------------------------------
-    def admit(self, request: Request, now_s: float) -> None:
+    def admit(self, request: RequestView, now_s: float) -> None:
         request.status = RequestStatus.RUNNING
         if request.first_scheduled_s != request.first_scheduled_s:   # NaN: first admission
             request.first_scheduled_s = now_s
         self.running.append(request)
 
-    def preempt(self, victim: Request, plan: BatchPlan) -> None:
+    def preempt(self, victim: RequestView, plan: BatchPlan) -> None:
         """Take ``victim`` off the device: swap its KV to host if configured and there is room,
         else drop it and recompute later (keeping reusable blocks findable, as vLLM does)."""
         self.num_preemptions += 1
@@ -151,40 +155,17 @@ class Scheduler:
         plan.preempted.append(victim)
         self.waiting.appendleft(victim)
 
-    def swap_in(self, request: Request, plan: BatchPlan) -> None:
+    def swap_in(self, request: RequestView, plan: BatchPlan) -> None:
         plan.swap_in_blocks += request.swapped_blocks
         self.host_swap_used -= request.swapped_blocks
         request.swapped_blocks = 0
 
-    def complete_iteration(self, plan: BatchPlan, end_s: float) -> list[Request]:
-        """Advance every scheduled request by its new tokens; emit tokens; return finished ones."""
-        finished = []
-        for req, q in zip(plan.requests, plan.num_new_tokens):
-            if req.num_tokens - req.num_computed_tokens > 1 or req.output_generated == 0:
-                req.prefill_tokens_computed += q
-            req.num_computed_tokens += q
-            if req.num_computed_tokens < req.num_tokens:
-                continue                             # a prefill chunk: no token yet
-            req.output_generated += 1
-            if req.output_generated == 1:
-                req.first_token_s = end_s
-            else:
-                gap = end_s - req.last_token_s
-                if gap > req.max_token_gap_s:
-                    req.max_token_gap_s = gap
-            req.last_token_s = end_s
-            if req.output_generated >= req.output_tokens:
-                finished.append(req)
-        if finished:
-            self._finish(finished, end_s)
-        return finished
-
-    def _finish(self, finished: list[Request], end_s: float) -> None:
-        for req in finished:
-            req.status = RequestStatus.FINISHED_COMPLETED
-            req.finish_s = end_s
-            self.kv.free(req)
-            self.on_finish(req)
+    def finish(self, finished: list[RequestView]) -> None:
+        """The engine says these requests are done: release their memory, learn from them."""
+        for view in finished:
+            view.status = RequestStatus.FINISHED_COMPLETED
+            self.kv.free(view)
+            self.on_finish(view)
         done = set(map(id, finished))
         self.running = [r for r in self.running if id(r) not in done]
 
@@ -217,31 +198,3 @@ class Scheduler:
             else:
                 hi = mid
         return lo
-
-    def complete_decode_run(self, plan: BatchPlan, ends_s: np.ndarray) -> list[Request]:
-        """Apply ``len(ends_s)`` decode iterations of a stable plan at once (see decode_run_steps)."""
-        steps = len(ends_s)
-        bs = self.kv.block_size
-        first_end, last_end = float(ends_s[0]), float(ends_s[-1])
-        inner_gap = float((ends_s[1:] - ends_s[:-1]).max()) if steps > 1 else 0.0
-        extra_blocks = 0
-        finished = []
-        for req, c in zip(plan.requests, plan.computed_before):
-            need = -(-(c + steps) // bs) - req.kv_blocks
-            if need > 0:
-                extra_blocks += need
-                req.kv_blocks += need
-            req.num_computed_tokens = c + steps
-            req.output_generated += steps
-            gap = first_end - req.last_token_s
-            if inner_gap > gap:
-                gap = inner_gap
-            if gap > req.max_token_gap_s:
-                req.max_token_gap_s = gap
-            req.last_token_s = last_end
-            if req.output_generated >= req.output_tokens:
-                finished.append(req)
-        self.kv.take_free_blocks(extra_blocks)
-        if finished:
-            self._finish(finished, last_end)
-        return finished

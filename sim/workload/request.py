@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -26,41 +26,60 @@ NAN = math.nan
 
 @dataclass(slots=True, eq=False)
 class Request:
-    """A request and its progress.
+    """A request as the workload states it, and what happened to it (timestamps, outcome).
 
-    Progress is counters, not phases: ``num_computed_tokens`` of ``num_tokens`` (prompt + tokens
-    generated so far) have KV in the cache; the request is prefilling while that is short of
-    ``num_tokens`` and decoding (one token per iteration) otherwise.
+    While a replica serves it, its progress lives in ``view`` (a
+    :class:`sim.scheduling.view.RequestView`, the scheduler's object, which has no
+    ``output_tokens``); the progress properties below read it from there.
     """
 
     id: int
     arrival_s: float
     prompt_tokens: int
     output_tokens: int
-    prefix_hashes: tuple[int, ...] | None = None   # ids of prompt blocks (equal ids = shared prefix)
+    prefix_hashes: tuple[int, ...] | None = None   # ids of prompt chunks (equal ids = shared prefix)
     prefix_block_tokens: int = 16                  # prompt tokens covered by one prefix hash
     session: int = -1
     slo_class: str = "default"
+    max_new_tokens: int | None = None              # a limit the client states (schedulers see it)
 
-    status: RequestStatus = RequestStatus.WAITING
+    outcome: RequestStatus | None = None          # FINISHED_* once ended (status reads it)
     replica: int = -1
-    num_computed_tokens: int = 0      # tokens whose KV is in the cache now
-    output_generated: int = 0         # output tokens emitted so far
     queued_s: float = NAN
-    first_scheduled_s: float = NAN
     first_token_s: float = NAN
     last_token_s: float = NAN
     finish_s: float = NAN
     max_token_gap_s: float = 0.0      # largest gap between consecutive output tokens
-    preemptions: int = 0
-    prefill_tokens_computed: int = 0  # prefill tokens actually computed, recomputation included
-    cached_prompt_tokens: int = 0     # prompt tokens served from the prefix cache (first admission)
     reject_reason: str = ""
-    # KV-cache bookkeeping, owned by sim.memory.KVCache
-    kv_blocks: int = 0
-    kv_cached_blocks: list = field(default_factory=list)   # hashed blocks, in prompt order
-    kv_block_hashes: list | None = None                    # lazily computed prompt block hashes
-    swapped_blocks: int = 0
+    view: object = None               # RequestView while on a replica
+
+    # -- progress, kept by the view ------------------------------------------------------------
+    def _from_view(name, default):                 # noqa: N805 (a property factory)
+        def get(self):
+            return default if self.view is None else getattr(self.view, name)
+        get.__name__ = name
+        return property(get)
+
+    num_computed_tokens = _from_view("num_computed_tokens", 0)
+    output_generated = _from_view("output_generated", 0)
+    preemptions = _from_view("preemptions", 0)
+    prefill_tokens_computed = _from_view("prefill_tokens_computed", 0)
+    cached_prompt_tokens = _from_view("cached_prompt_tokens", 0)
+    first_scheduled_s = _from_view("first_scheduled_s", NAN)
+    kv_blocks = _from_view("kv_blocks", 0)
+    swapped_blocks = _from_view("swapped_blocks", 0)
+    del _from_view
+
+    @property
+    def status(self) -> RequestStatus:
+        """Ended (completed/rejected), else where the scheduler holds it, else waiting."""
+        if self.outcome is not None:
+            return self.outcome
+        return RequestStatus.WAITING if self.view is None else self.view.status
+
+    @status.setter
+    def status(self, value: RequestStatus) -> None:
+        self.outcome = value
 
     @property
     def num_tokens(self) -> int:
@@ -70,10 +89,6 @@ class Request:
     @property
     def is_finished(self) -> bool:
         return self.status >= RequestStatus.FINISHED_COMPLETED
-
-    @property
-    def is_prefilling(self) -> bool:
-        return self.num_computed_tokens < self.num_tokens - 1 or self.output_generated == 0
 
     @property
     def remaining_output_tokens(self) -> int:

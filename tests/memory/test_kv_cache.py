@@ -7,14 +7,17 @@ from __future__ import annotations
 import pytest
 
 from sim.memory import CachedBlock, KVCache
+from sim.scheduling.view import RequestView
 from sim.workload.request import Request
 
 _ids = iter(range(10**9))
 
 
-def req(prompt: int, hashes: tuple | None = None, chunk: int = 4, output: int = 10) -> Request:
-    return Request(id=next(_ids), arrival_s=0.0, prompt_tokens=prompt, output_tokens=output,
-                   prefix_hashes=hashes, prefix_block_tokens=chunk)
+def req(prompt: int, hashes: tuple | None = None, chunk: int = 4, output: int = 10) -> RequestView:
+    """A request as the KV cache sees it: through the scheduler's view."""
+    return RequestView(Request(id=next(_ids), arrival_s=0.0, prompt_tokens=prompt,
+                               output_tokens=output, prefix_hashes=hashes,
+                               prefix_block_tokens=chunk))
 
 
 def admit(kv: KVCache, r: Request) -> list:

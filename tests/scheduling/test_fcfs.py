@@ -9,6 +9,7 @@ import pytest
 from sim.config import ConfigValueError
 from sim.memory.kv_cache import KVCache
 from sim.scheduling import SCHEDULERS
+from sim.scheduling.engine import Engine
 from sim.scheduling.fcfs import FcfsConfig, FcfsScheduler
 from sim.workload.request import Request, RequestStatus
 
@@ -16,13 +17,13 @@ BS = 4
 
 
 def make(num_blocks: int, *, host_swap_blocks: int = 0, kv_prefix_caching: bool | None = None,
-         **cfg) -> FcfsScheduler:
+         **cfg) -> Engine:
     cfg.setdefault("block_size", BS)
     cfg.setdefault("prefix_caching", False)
     config = FcfsConfig(**cfg)
     pc = config.prefix_caching if kv_prefix_caching is None else kv_prefix_caching
     kv = KVCache(num_blocks, config.block_size, prefix_caching=pc)
-    return FcfsScheduler(config, kv, host_swap_blocks=host_swap_blocks)
+    return Engine(FcfsScheduler(config, kv, host_swap_blocks=host_swap_blocks))
 
 
 def req(i: int, prompt: int, output: int = 100, hashes=None, arrival: float = 0.0) -> Request:
@@ -159,7 +160,7 @@ def test_decodes_beyond_the_budget_wait_for_the_next_iteration():
     s.add_request(req(3, 1))
     plan, _ = step(s, 1.0)
     assert ids(plan.requests) == [0, 1, 2] and plan.admitted == 0 and ids(s.waiting) == [3]
-    s.config = FcfsConfig(block_size=BS, prefix_caching=False, max_batched_tokens=2)  # shrink
+    s.scheduler.config = FcfsConfig(block_size=BS, prefix_caching=False, max_batched_tokens=2)  # shrink
     plan = s.schedule(2.0)
     assert ids(plan.requests) == [0, 1] and not plan.preempted and not plan.stable
 
@@ -191,7 +192,7 @@ def test_preemption_evicts_the_most_recently_admitted():
     assert ids(s.waiting) == [2, 3]    # the victim goes to the front
     assert r2.status == RequestStatus.PREEMPTED
     assert r2.num_computed_tokens == 0 and r2.kv_blocks == 0
-    assert r2.preemptions == 1 and s.num_preemptions == 1
+    assert r2.preemptions == 1 and s.scheduler.num_preemptions == 1
     assert r2.output_generated == 1    # generated tokens are kept (they become prompt on resume)
     assert s.kv.num_free == 1
     assert not plan.stable and plan.swap_out_blocks == 0
@@ -248,7 +249,7 @@ def test_pool_never_over_allocates_under_random_load(chunked, mode, prefix):
             next_id += 1
         plan = s.schedule(t)
         check(s)
-        assert 0 <= s.host_swap_used <= 8
+        assert 0 <= s.scheduler.host_swap_used <= 8
         assert plan.num_tokens <= budget
         assert len(set(map(id, plan.requests))) == len(plan.requests)
         if plan.preempted:
@@ -263,10 +264,10 @@ def test_pool_never_over_allocates_under_random_load(chunked, mode, prefix):
         t += 1.0
         done += s.complete_iteration(plan, t)
         check(s)
-    assert s.num_preemptions > 0                 # the pool was really under pressure
+    assert s.scheduler.num_preemptions > 0                 # the pool was really under pressure
     assert (swapped > 0) == (mode == "swap")
     assert not s.has_work and len(done) == next_id
-    assert s.kv.num_free == 24 and s.host_swap_used == 0
+    assert s.kv.num_free == 24 and s.scheduler.host_swap_used == 0
     assert all(r.output_generated == r.output_tokens for r in done)
 
 
@@ -278,7 +279,7 @@ def test_swap_keeps_computed_tokens_and_accounts_host_blocks():
     check(s)
     assert ids(plan.preempted) == [2] and plan.swap_out_blocks == 3 and plan.swap_in_blocks == 0
     assert r2.num_computed_tokens == 12 and r2.swapped_blocks == 3 and r2.kv_blocks == 0
-    assert s.host_swap_used == 3 and s.kv.num_free == 1
+    assert s.scheduler.host_swap_used == 3 and s.kv.num_free == 1
     s.complete_iteration(plan, 2.0)
     plan, finished = step(s, 2.0)
     assert ids(finished) == [0, 1] and s.kv.num_free == 5
@@ -288,7 +289,7 @@ def test_swap_keeps_computed_tokens_and_accounts_host_blocks():
     assert ids(plan.requests) == [2] and plan.num_new_tokens == [1]
     assert plan.computed_before == [12]
     assert plan.swap_in_blocks == 3 and plan.swap_out_blocks == 0
-    assert s.host_swap_used == 0 and r2.swapped_blocks == 0 and r2.kv_blocks == 4
+    assert s.scheduler.host_swap_used == 0 and r2.swapped_blocks == 0 and r2.kv_blocks == 4
     assert not plan.stable                     # a swap-in is a change
     s.complete_iteration(plan, 4.0)
     assert r2.output_generated == 2 and r2.prefill_tokens_computed == 12
@@ -300,7 +301,7 @@ def test_swap_falls_back_to_recompute_when_host_is_full():
     check(s)
     assert ids(plan.preempted) == [2] and plan.swap_out_blocks == 0
     assert r2.num_computed_tokens == 0 and r2.swapped_blocks == 0
-    assert s.host_swap_used == 0 and s.num_preemptions == 1
+    assert s.scheduler.host_swap_used == 0 and s.scheduler.num_preemptions == 1
 
 
 # -- vLLM v0: chunked_prefill off ---------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""Engine: what an iteration does to a replica's requests, without SimPy.
+
+The engine owns the true requests (with their output lengths and timestamps) and hands the
+scheduler only views. After each iteration it advances every scheduled view by its new tokens,
+emits tokens, and tells the scheduler which requests are done, since only the engine can know.
+The SimPy :class:`~sim.cluster.replica.Replica` drives one engine; tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.scheduling.base import BatchPlan, Scheduler
+from sim.workload.request import Request, RequestStatus
+
+
+class Engine:
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self._requests: dict[int, Request] = {}     # in flight, by id
+
+    # -- the scheduler's state, for the replica, routers and tests -----------------------------
+    @property
+    def kv(self):
+        return self.scheduler.kv
+
+    @property
+    def config(self):
+        return self.scheduler.config
+
+    @property
+    def running(self):
+        return self.scheduler.running
+
+    @property
+    def waiting(self):
+        return self.scheduler.waiting
+
+    @property
+    def has_work(self) -> bool:
+        return self.scheduler.has_work
+
+    @property
+    def num_outstanding(self) -> int:
+        return self.scheduler.num_outstanding
+
+    def in_flight(self) -> list[Request]:
+        """Requests submitted and not finished, in id order."""
+        return [self._requests[k] for k in sorted(self._requests)]
+
+    # -- the loop --------------------------------------------------------------------------------
+    def add_request(self, request: Request) -> None:
+        view = self.scheduler.view_type(request)
+        request.view = view
+        self._requests[request.id] = request
+        self.scheduler.add_request(view)
+
+    def schedule(self, now_s: float) -> BatchPlan:
+        return self.scheduler.schedule(now_s)
+
+    def complete_iteration(self, plan: BatchPlan, end_s: float) -> list[Request]:
+        """Advance every scheduled request by its new tokens; emit tokens; return finished ones."""
+        requests = self._requests
+        finished = []
+        for view, q in zip(plan.requests, plan.num_new_tokens):
+            if view.num_tokens - view.num_computed_tokens > 1 or view.output_generated == 0:
+                view.prefill_tokens_computed += q
+            view.num_computed_tokens += q
+            if view.num_computed_tokens < view.num_tokens:
+                continue                             # a prefill chunk: no token yet
+            view.output_generated += 1
+            req = requests[view.id]
+            if view.output_generated == 1:
+                req.first_token_s = end_s
+            else:
+                gap = end_s - req.last_token_s
+                if gap > req.max_token_gap_s:
+                    req.max_token_gap_s = gap
+            req.last_token_s = end_s
+            if view.output_generated >= req.output_tokens:
+                finished.append(req)
+        self.scheduler.num_iterations += 1
+        if finished:
+            self._finish(finished, end_s)
+        return finished
+
+    def max_decode_steps(self, plan: BatchPlan) -> int:
+        """Iterations a stable decode plan may repeat: until the first request finishes, and no
+        further than the scheduler allows."""
+        requests = self._requests
+        steps = min(requests[v.id].output_tokens - v.output_generated for v in plan.requests)
+        if plan.stable_steps is not None and plan.stable_steps < steps:
+            steps = plan.stable_steps
+        return steps
+
+    def decode_run_steps(self, plan: BatchPlan, max_steps: int) -> int:
+        return self.scheduler.decode_run_steps(plan, max_steps)
+
+    def complete_decode_run(self, plan: BatchPlan, ends_s: np.ndarray) -> list[Request]:
+        """Apply ``len(ends_s)`` decode iterations of a stable plan at once; equal to applying
+        them one by one (see Scheduler.decode_run_steps for the memory side)."""
+        steps = len(ends_s)
+        bs = self.kv.block_size
+        first_end, last_end = float(ends_s[0]), float(ends_s[-1])
+        inner_gap = float((ends_s[1:] - ends_s[:-1]).max()) if steps > 1 else 0.0
+        requests = self._requests
+        extra_blocks = 0
+        finished = []
+        for view, c in zip(plan.requests, plan.computed_before):
+            need = -(-(c + steps) // bs) - view.kv_blocks
+            if need > 0:
+                extra_blocks += need
+                view.kv_blocks += need
+            view.num_computed_tokens = c + steps
+            view.output_generated += steps
+            req = requests[view.id]
+            gap = first_end - req.last_token_s
+            if inner_gap > gap:
+                gap = inner_gap
+            if gap > req.max_token_gap_s:
+                req.max_token_gap_s = gap
+            req.last_token_s = last_end
+            if view.output_generated >= req.output_tokens:
+                finished.append(req)
+        self.kv.take_free_blocks(extra_blocks)
+        self.scheduler.num_iterations += steps
+        if finished:
+            self._finish(finished, last_end)
+        return finished
+
+    def _finish(self, finished: list[Request], end_s: float) -> None:
+        for req in finished:
+            req.status = RequestStatus.FINISHED_COMPLETED
+            req.finish_s = end_s
+            del self._requests[req.id]
+        self.scheduler.finish([req.view for req in finished])
