@@ -42,9 +42,10 @@ class SloTargets:
     ttft_s: float | None = None
     tpot_s: float | None = None
     e2e_s: float | None = None
+    max_tpot_s: float | None = None   # largest gap between two consecutive tokens of a request
 
     def __post_init__(self):
-        for name in ("ttft_s", "tpot_s", "e2e_s"):
+        for name in ("ttft_s", "tpot_s", "e2e_s", "max_tpot_s"):
             value = getattr(self, name)
             require(value is None or value > 0, name, "a number > 0 or null", value)
 

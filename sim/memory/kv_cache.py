@@ -67,6 +67,11 @@ class KVCache:
         return len(self._cached)
 
     @property
+    def num_evictable_cached(self) -> int:
+        """Cached blocks no request holds (in the free queue, reusable until evicted)."""
+        return sum(1 for b in self._cached.values() if b.ref_cnt == 0)
+
+    @property
     def usage(self) -> float:
         return self.num_used / self.num_blocks
 

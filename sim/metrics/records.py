@@ -14,7 +14,7 @@ REQUEST_SCHEMA = {
     "request_id": "int64", "replica": "int32", "status": "int8", "arrival_s": "float64",
     "prompt_tokens": "int64", "output_tokens": "int64", "output_generated": "int64",
     "first_scheduled_s": "float64", "first_token_s": "float64", "finish_s": "float64",
-    "max_token_gap_s": "float64", "preemptions": "int32", "prefill_tokens_computed": "int64",
+    "max_tpot_s": "float64", "preemptions": "int32", "prefill_tokens_computed": "int64",
     "cached_prompt_tokens": "int64", "reason_code": "int16", "slo_code": "int16",
 }
 STATUS_NAMES = {int(RequestStatus.FINISHED_COMPLETED): "completed",
@@ -50,7 +50,7 @@ class Recorder:
             "arrival_s": r.arrival_s, "prompt_tokens": r.prompt_tokens,
             "output_tokens": r.output_tokens, "output_generated": r.output_generated,
             "first_scheduled_s": r.first_scheduled_s, "first_token_s": r.first_token_s,
-            "finish_s": r.finish_s, "max_token_gap_s": r.max_token_gap_s,
+            "finish_s": r.finish_s, "max_tpot_s": r.max_token_gap_s,
             "preemptions": r.preemptions, "prefill_tokens_computed": r.prefill_tokens_computed,
             "cached_prompt_tokens": r.cached_prompt_tokens,
             "reason_code": self._code(self._reasons, r.reject_reason),
@@ -77,6 +77,9 @@ class Recorder:
         df["e2e_s"] = df["finish_s"] - df["arrival_s"]
         df["queue_s"] = df["first_scheduled_s"] - df["arrival_s"]
         decoded = df["output_generated"] - 1
+        # prefill work beyond the uncached prompt: recomputation after preemption
+        df["recomputed_tokens"] = (df["prefill_tokens_computed"] - df["prompt_tokens"]
+                                   + df["cached_prompt_tokens"]).clip(lower=0)
         df["tpot_s"] = np.where(decoded > 0, (df["finish_s"] - df["first_token_s"])
                                 / decoded.where(decoded > 0, 1), math.nan)
         return df

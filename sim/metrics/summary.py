@@ -29,13 +29,13 @@ def slo_met(requests: pd.DataFrame, slo) -> np.ndarray:
     for cls in np.unique(classes) if len(classes) else []:
         targets = slo.targets(cls)
         rows = classes == cls
-        for name in ("ttft_s", "tpot_s", "e2e_s"):
-            limit = getattr(targets, name)
+        for name in ("ttft_s", "tpot_s", "e2e_s", "max_tpot_s"):
+            limit = getattr(targets, name, None)
             if limit is None:
                 continue
             values = requests[name].to_numpy()
             within = values <= limit
-            if name == "tpot_s":
+            if name in ("tpot_s", "max_tpot_s"):
                 within |= np.isnan(values) & (requests["output_generated"].to_numpy() <= 1)
             ok[rows] &= within[rows]
     return ok
@@ -60,9 +60,15 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, *, slo, duration
         "tpot_s": distribution(completed["tpot_s"]),
         "e2e_s": distribution(completed["e2e_s"]),
         "queue_s": distribution(completed["queue_s"]),
+        "max_tpot_s": distribution(completed["max_tpot_s"]),
         "throughput_tokens_per_s": output_tokens / duration,
         "throughput_requests_per_s": len(completed) / duration,
         "goodput_requests_per_s": int(met.sum()) / duration,
+        "goodput_tokens_per_s": int(requests.loc[met, "output_tokens"].sum()) / duration,
+        # evictions: preemption events, as % of completed requests (Past-Future's measure)
+        "evict_pct": 100.0 * preemptions / len(completed) if len(completed) else math.nan,
+        "evicted_requests": int((requests["preemptions"] > 0).sum()),
+        "recomputed_tokens": int(requests["recomputed_tokens"].sum()),
         "slo_attainment": float(met.sum() / ended) if ended else math.nan,
         "simulated_duration_s": float(duration_s),
         "wall_time_s": float(wall_time_s),

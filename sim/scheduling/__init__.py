@@ -3,10 +3,18 @@ class carries its ``Config`` dataclass, against which the scenario's ``scheduler
 validated."""
 
 from sim.scheduling.base import BatchPlan, EngineConfig, Scheduler
+from sim.scheduling.aggressive import AggressiveScheduler
+from sim.scheduling.conservative import ConservativeScheduler
 from sim.scheduling.fcfs import FcfsScheduler
+from sim.scheduling.oracle import OracleScheduler
+from sim.scheduling.past_future import PastFutureScheduler
 
 SCHEDULERS: dict[str, type[Scheduler]] = {
     "fcfs": FcfsScheduler,
+    "aggressive": AggressiveScheduler,
+    "conservative": ConservativeScheduler,
+    "past_future": PastFutureScheduler,
+    "oracle": OracleScheduler,
 }
 
 __all__ = ["SCHEDULERS", "Scheduler", "BatchPlan", "EngineConfig", "FcfsScheduler"]

@@ -100,9 +100,11 @@ class Scheduler:
     Config = EngineConfig
     view_type: type[RequestView] = RequestView    # OracleView for the one policy allowed to peek
 
-    def __init__(self, config: EngineConfig, kv: KVCache, host_swap_blocks: int = 0):
+    def __init__(self, config: EngineConfig, kv: KVCache, host_swap_blocks: int = 0,
+                 rng: np.random.Generator | None = None):
         self.config = config
         self.kv = kv
+        self.rng = rng if rng is not None else np.random.default_rng(0)   # for sampling policies
         self.waiting: deque[RequestView] = deque()
         self.running: list[RequestView] = []
         self.host_swap_blocks = host_swap_blocks     # capacity for swapped-out KV

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.scheduling.base import BatchPlan, EngineConfig, Scheduler
+from sim.scheduling.view import RequestView
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class FcfsScheduler(Scheduler):
             if watermark and kv.num_free - watermark < kv.blocks_for(
                     req.num_computed_tokens + num_cached + num_new) - len(computed):
                 break
+            if not self.may_admit(req, num_cached, num_new):
+                break
             if not kv.allocate(req, num_new, computed):
                 break
             waiting.popleft()
@@ -105,7 +108,7 @@ class FcfsScheduler(Scheduler):
     def _schedule_prefill_first(self, now_s: float) -> BatchPlan:
         plan = BatchPlan()
         has_swapped = any(r.swapped_blocks for r in self.waiting)
-        if not has_swapped:
+        if not has_swapped and self.admission_due():
             self._admit_waiting(plan, self.config.max_batched_tokens, now_s, chunked=False)
             if plan.requests:
                 return plan             # a prefill-only iteration
@@ -128,7 +131,23 @@ class FcfsScheduler(Scheduler):
         plan.stable = plan.admitted == 0 and not plan.preempted and bool(plan.requests) \
             and len(plan.requests) == len(running)
         plan.wake_on_arrival = not self.waiting
+        plan.stable_steps = self.steps_until_admission()
+        if plan.stable_steps is not None:
+            plan.wake_on_arrival = False     # arrivals wait for the next admission point anyway
         return plan
+
+    # -- policy hooks (subclasses: sim/scheduling/{aggressive,conservative,past_future}.py) -----
+    def may_admit(self, request: RequestView, num_cached: int, num_new: int) -> bool:
+        """Admission rule beyond 'the blocks fit now' (fcfs: none)."""
+        return True
+
+    def admission_due(self) -> bool:
+        """Whether this iteration may admit waiting requests (fcfs: always)."""
+        return True
+
+    def steps_until_admission(self) -> int | None:
+        """Decode iterations before admission is next considered (None: at every iteration)."""
+        return None
 
     def _swap_in_waiting(self, plan: BatchPlan, budget: int, now_s: float) -> None:
         """v0: swapped-out requests rejoin a decode iteration, in queue order; the rest of the

@@ -96,7 +96,7 @@ def test_single_request_ttft_and_tpot_are_the_roofline(tmp_path):
     assert row["ttft_s"] == pytest.approx(prefill, rel=1e-12)
     assert row["tpot_s"] == pytest.approx(np.mean(decodes), rel=1e-12)
     assert row["e2e_s"] == pytest.approx(prefill + sum(decodes), rel=1e-12)
-    assert row["max_token_gap_s"] == pytest.approx(max(decodes), rel=1e-12)
+    assert row["max_tpot_s"] == pytest.approx(max(decodes), rel=1e-12)
     assert row["prefill_tokens_computed"] == 512
     assert result.summary["ttft_s"]["p50"] == row["ttft_s"]
     # decode cost grows with context: the roofline is not a constant
@@ -136,7 +136,7 @@ def test_an_arrival_joins_at_the_next_iteration_boundary_of_a_decode_run(tmp_pat
     assert req.loc[1, "first_scheduled_s"] == pytest.approx(ends[10], rel=1e-12)
     joint = cost.iteration_time(BatchShape.from_requests([1, 128], [523, 0], 2))[0]
     assert req.loc[1, "finish_s"] == pytest.approx(ends[10] + joint, rel=1e-12)
-    assert req.loc[0, "max_token_gap_s"] == pytest.approx(joint, rel=1e-12)
+    assert req.loc[0, "max_tpot_s"] == pytest.approx(joint, rel=1e-12)
 
 
 # -- conservation ----------------------------------------------------------------------------------

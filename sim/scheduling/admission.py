@@ -1,0 +1,64 @@
+"""Periodic admission: the LightLLM router loop that aggressive, conservative, past_future and
+oracle share.
+
+Whole prompts are prefilled in prefill-only iterations (no chunking), waiting requests are
+considered when the batch is empty or once every ``max_wait_tokens`` decode iterations, FIFO,
+stopping at the first that the policy refuses; a decode that cannot get memory pauses the newest
+request (its KV is dropped and recomputed later). Only :meth:`may_admit` differs per policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.config import require
+from sim.scheduling.fcfs import FcfsConfig, FcfsScheduler
+from sim.scheduling.view import RequestView
+
+
+@dataclass(frozen=True)
+class AdmissionConfig(FcfsConfig):
+    chunked_prefill: bool = False
+    watermark: float = 0.0
+    max_wait_tokens: int = 10       # decode iterations between admission rounds (LightLLM: 10)
+    max_new_tokens: int = 4096      # output limit assumed for a request that states none
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(not self.chunked_prefill, "chunked_prefill",
+                f"false for {self.name} (it prefills whole prompts)", self.chunked_prefill)
+        require(self.max_wait_tokens > 0, "max_wait_tokens", "an integer > 0",
+                self.max_wait_tokens)
+        require(self.max_new_tokens > 0, "max_new_tokens", "an integer > 0", self.max_new_tokens)
+
+
+class PeriodicAdmissionScheduler(FcfsScheduler):
+    Config = AdmissionConfig
+
+    def __init__(self, config: AdmissionConfig, kv, host_swap_blocks: int = 0, rng=None):
+        super().__init__(config, kv, host_swap_blocks=host_swap_blocks, rng=rng)
+        self._last_round = 0          # num_iterations at the last admission round
+
+    def admission_due(self) -> bool:
+        if not self.running or self.num_iterations - self._last_round >= \
+                self.config.max_wait_tokens:
+            self._last_round = self.num_iterations
+            return True
+        return False
+
+    def steps_until_admission(self) -> int | None:
+        return max(1, self._last_round + self.config.max_wait_tokens - self.num_iterations)
+
+    # -- helpers for policies ------------------------------------------------------------------
+    @property
+    def capacity_tokens(self) -> int:
+        return self.kv.num_blocks * self.kv.block_size
+
+    def max_output(self, view: RequestView) -> int:
+        """The output limit a policy may plan with: the request's own, else the server default."""
+        return view.max_new_tokens or self.config.max_new_tokens
+
+    def paused_tokens(self, exclude: RequestView | None = None) -> int:
+        """Tokens of paused (preempted, dropped) requests, which will want their memory back."""
+        return sum(v.num_tokens for v in self.waiting
+                   if v.preemptions and v.kv_blocks == 0 and v is not exclude)

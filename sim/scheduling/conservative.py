@@ -1,0 +1,28 @@
+"""``conservative``: reserve every request's maximum output up front (Past-Future's baseline).
+
+A request is admitted only if the prompts plus the maximum outputs of the batch and of the
+candidate fit in the KV capacity, so the batch can never outgrow memory: it never evicts, and
+leaves memory idle whenever requests stop short of their maximum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.scheduling.admission import AdmissionConfig, PeriodicAdmissionScheduler
+
+
+@dataclass(frozen=True)
+class ConservativeConfig(AdmissionConfig):
+    name: str = "conservative"
+
+
+class ConservativeScheduler(PeriodicAdmissionScheduler):
+    Config = ConservativeConfig
+
+    def _reserved_blocks(self, view) -> int:
+        # peak KV of a request: prompt + maximum output, less the last token (never fed back)
+        return self.kv.blocks_for(view.prompt_tokens + self.max_output(view) - 1)
+
+    def may_admit(self, request, num_cached, num_new) -> bool:
+        reserved = sum(self._reserved_blocks(v) for v in self.running)
+        return reserved + self._reserved_blocks(request) <= self.kv.num_blocks
