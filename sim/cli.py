@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("hardware", help="list hardware profiles")
     hw.add_argument("--json", action="store_true")
     hw.set_defaults(func=cmd_hardware)
+
+    _add_trace(sub)
     return p
 
 
@@ -193,6 +195,106 @@ def cmd_hardware(args) -> int:
                       f"{d.interconnect_bandwidth / 1e9:.0f} GB/s", f"{d.tdp_w:.0f} W",
                       f"{d.price_usd_per_hour:.2f}")
     console.print(table)
+    return 0
+
+
+# -- trace -------------------------------------------------------------------------------------
+def _add_trace(sub) -> None:
+    from sim.workload.formats import TRACE_FORMATS
+
+    trace = sub.add_parser("trace", help="inspect and convert trace files")
+    tsub = trace.add_subparsers(dest="trace_command", required=True)
+    formats = ", ".join(TRACE_FORMATS)
+    stats = tsub.add_parser("stats", help="count, rates, length percentiles, prefix sharing")
+    stats.add_argument("file")
+    stats.add_argument("--format", help=f"one of {formats} (default: from the header)")
+    stats.add_argument("--prefix-block-tokens", type=int, default=None,
+                       help="prompt tokens per prefix id (default: the format's, else 16)")
+    stats.add_argument("--plot", metavar="OUT.png", help="write rate and length plots")
+    stats.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    stats.set_defaults(func=cmd_trace_stats)
+    conv = tsub.add_parser("convert", help="rewrite a trace in llmsim's generic format")
+    conv.add_argument("input")
+    conv.add_argument("output", help="OUT.csv or OUT.jsonl")
+    conv.add_argument("--to", default="generic", choices=["generic"])
+    conv.add_argument("--format", help=f"input format, one of {formats} (default: from the header)")
+    conv.set_defaults(func=cmd_trace_convert)
+
+
+def _load_trace_cli(path: str, fmt: str | None, block_tokens: int | None = None):
+    """load_trace for the CLI: argument errors and trace warnings as one-liners."""
+    import warnings
+
+    from sim.config import ConfigValueError
+    from sim.errors import TraceError
+    from sim.workload.traces import TraceConfig, TraceWarning, load_trace
+
+    try:
+        cfg = TraceConfig(path, format=fmt, prefix_block_tokens=block_tokens)
+    except ConfigValueError as exc:
+        flag = "--" + exc.field.replace("_", "-")
+        raise TraceError(f"{flag}: expected {exc.expected}, got {exc.got!r}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TraceWarning)
+        columns = load_trace(cfg)
+    for w in caught:
+        if issubclass(w.category, TraceWarning):
+            err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return columns, columns.format
+
+
+def cmd_trace_stats(args) -> int:
+    from sim.workload.stats import plot_stats, trace_stats
+
+    columns, name = _load_trace_cli(args.file, args.format, args.prefix_block_tokens)
+    stats = {"path": args.file, "format": name, **trace_stats(columns, args.prefix_block_tokens)}
+    if args.plot:
+        plot_stats(columns, Path(args.plot), title=f"{Path(args.file).name} ({name})")
+    if args.json:
+        print(json.dumps(_clean(stats), indent=2))
+        return 0
+    table = Table(title=f"{args.file} ({name})", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rate, duration, peak = (stats["mean_rate_per_min"], stats["duration_s"],
+                            stats["peak_rate_per_min"])
+    rows = [("requests", f"{stats['requests']:,}"),
+            ("duration", "no timestamps" if duration is None
+             else f"{duration:,.1f} s ({duration / 60:.1f} min)"),
+            ("mean rate", "-" if rate is None else f"{rate:,.1f} /min ({rate / 60:.2f} /s)"),
+            ("peak rate", "-" if peak is None else f"{peak:,} /min")]
+    for key in ("prompt_tokens", "output_tokens"):
+        d = stats[key]
+        rows.append((key.replace("_", " "), f"mean {d['mean']:,.0f}  p50 {d['p50']:,.0f}  "
+                                            f"p90 {d['p90']:,.0f}  p99 {d['p99']:,.0f}  "
+                                            f"max {d['max']:,}"))
+    ratio = stats["prefix_sharing_ratio"]
+    rows.append(("prefix sharing", f"{ratio:.1%} of prompt blocks seen before "
+                                   f"({stats['prefix_block_tokens']} tokens/block)"
+                 if stats["has_prefix_hashes"] else "no prefix ids"))
+    if stats["sessions"]:
+        rows.append(("sessions", f"{stats['sessions']:,}"))
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    if args.plot:
+        console.print(f"plot in [bold]{args.plot}[/]", highlight=False)
+    return 0
+
+
+def cmd_trace_convert(args) -> int:
+    from sim.workload.formats.generic import write_generic
+
+    columns, name = _load_trace_cli(args.input, args.format)
+    if not columns.has_timestamps:
+        err_console.print(f"[yellow]warning:[/] {args.input} has no timestamps: arrival_s is "
+                          "written as 0 (replay it with workload.arrivals)", highlight=False,
+                          soft_wrap=True)
+    write_generic(columns, Path(args.output))
+    console.print(f"wrote {len(columns):,} requests from {args.input} ({name}) to "
+                  f"{args.output} ({args.to})", highlight=False)
     return 0
 
 

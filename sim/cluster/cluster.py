@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import simpy
 
+from sim.cluster.closed_loop import ClosedLoop
 from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
 from sim.cost.model import CostModel
@@ -145,25 +146,42 @@ class Cluster:
         self._next: Request | None = None    # taken from the workload, not yet arrived
         self.env.process(self._arrivals())
 
+    # -- arrivals (closed loop: workload issue 5) ---------------------------------------------
+    _closed_loop: ClosedLoop | None = None   # the clients, for closed-loop workloads
+
     def _arrivals(self):
-        env, dep, scenario = self.env, self.deployment, self.scenario
+        env = self.env
+        if self.workload.closed_loop is not None:
+            # clients send requests as earlier ones end; run() records what none has sent
+            self._closed_loop = ClosedLoop(env, self._upcoming, self.workload.closed_loop,
+                                           self._admit)
+            self._upcoming = self._closed_loop
+            self._closed_loop.start()
+            return
         for req in self._upcoming:
             delay = req.arrival_s - env.now
             if delay > 0:
                 self._next = req
                 yield env.timeout(delay)
                 self._next = None
-            reason = rejection_reason(req, dep, scenario)
-            if reason:
-                req.status = RequestStatus.FINISHED_REJECTED
-                req.reject_reason = reason
-                req.finish_s = env.now
-                self.recorder.request(req)
-                self._on_end(req)
-                continue
-            self.router.pick(req, self.replicas).submit(req)
+            self._admit(req)
+
+    def _admit(self, req: Request) -> None:
+        """An arrival: rejected at once if it can never be served, else routed to a replica."""
+        reason = rejection_reason(req, self.deployment, self.scenario)
+        if reason:
+            req.status = RequestStatus.FINISHED_REJECTED
+            req.reject_reason = reason
+            req.finish_s = self.env.now
+            self.recorder.request(req)
+            self._on_end(req)
+            return
+        self.router.pick(req, self.replicas).submit(req)
+    # -- end of arrivals ------------------------------------------------------------------------
 
     def _on_end(self, req: Request) -> None:
+        if self._closed_loop is not None:     # closed loop: the request's client may send again
+            self._closed_loop.on_end(req)
         self.ended += 1
         if self.progress is not None and (self.ended % 512 == 0):
             self.progress(self.ended, len(self.workload))
@@ -198,7 +216,7 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     deployment = resolve(scenario)
     rng = np.random.default_rng(scenario.seed)
     workload = build_workload(scenario.workload, rng, base_dir=scenario.base_dir,
-                              source=scenario.path)
+                              source=scenario.path, max_model_len=deployment.max_model_len)
     cluster = Cluster(scenario, deployment, workload, rng, progress)
     duration = cluster.run()
     requests = cluster.recorder.requests_frame()
@@ -217,6 +235,7 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
                      / (busy_weights.sum() * deployment.kv_blocks)) if busy else 0.0
     extra = {
         "kv_usage_mean": kv_usage,       # time-weighted over busy time, all replicas
+        "requests_clipped": int(workload.clipped_requests),   # lengths cut to max_model_len
         "kv_blocks_per_replica": deployment.kv_blocks,
         "kv_tokens_per_replica": deployment.kv_tokens,
         "prefix_cache_hit_rate": sum(k.hits for k in kv) / queries if queries else 0.0,

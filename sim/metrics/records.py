@@ -16,6 +16,7 @@ REQUEST_SCHEMA = {
     "first_scheduled_s": "float64", "first_token_s": "float64", "finish_s": "float64",
     "max_tpot_s": "float64", "preemptions": "int32", "prefill_tokens_computed": "int64",
     "cached_prompt_tokens": "int64", "reason_code": "int16", "slo_code": "int16",
+    "session": "int64",
 }
 STATUS_NAMES = {int(RequestStatus.FINISHED_COMPLETED): "completed",
                 int(RequestStatus.FINISHED_REJECTED): "rejected",
@@ -55,6 +56,7 @@ class Recorder:
             "cached_prompt_tokens": r.cached_prompt_tokens,
             "reason_code": self._code(self._reasons, r.reject_reason),
             "slo_code": self._code(self._slo_classes, r.slo_class),
+            "session": r.session,
         })
 
     def iteration(self, replica: int, start_s: float, duration_s: float, num_iterations: int,

@@ -3,6 +3,16 @@
 Each generator is vectorised (one numpy draw for all n requests). Poisson and gamma processes start
 at ``start_s`` and their first arrival comes one gap later, as for a real process started then;
 constant arrivals start at ``start_s`` itself, and a burst puts every request at ``start_s``.
+
+``piecewise`` is a Poisson process whose rate follows ``schedule``, a list of
+``[duration_s, rate_rps]`` segments (ramps, diurnal curves, spikes; a rate of 0 is a pause); the
+schedule repeats until n requests have arrived.
+
+``closed_loop`` has no times to draw: ``clients`` clients each send a request, wait until it ends
+(completed or rejected), think ``think_time_s`` seconds and send the next one (the next in
+workload order, or the next turn of the client's session). Every client sends its first request
+at ``start_s``. The cluster runs that loop (:mod:`sim.cluster.closed_loop`); the generator here
+returns ``start_s`` for every request as a placeholder, replaced by the time each is sent.
 """
 
 from __future__ import annotations
@@ -20,15 +30,37 @@ from sim.config import require
 class ArrivalConfig:
     """``workload.arrivals``: how requests arrive."""
 
-    kind: Literal["poisson", "constant", "gamma", "burst"] = "poisson"
+    kind: Literal["poisson", "constant", "gamma", "burst", "piecewise", "closed_loop"] = "poisson"
     rate_rps: float | None = None   # mean requests per second; not needed for a burst
     cv: float = 1.0                 # gamma only: coefficient of variation of the gaps (1 = Poisson)
     start_s: float = 0.0
+    schedule: list[list[float]] | None = None   # piecewise: [[duration_s, rate_rps], ...]
+    clients: int | None = None      # closed_loop: concurrent clients
+    think_time_s: float = 0.0       # closed_loop: pause between a request's end and the next
 
     def __post_init__(self) -> None:
+        uses = {"piecewise": ("schedule",), "closed_loop": ("clients", "think_time_s")}
+        for name, default in (("schedule", None), ("clients", None), ("think_time_s", 0.0)):
+            if name not in uses.get(self.kind, ()):
+                require(getattr(self, name) == default, name,
+                        f"no value (not used by kind '{self.kind}')", getattr(self, name))
+        if self.kind in ("piecewise", "closed_loop"):
+            require(self.rate_rps is None, "rate_rps",
+                    f"no value (kind '{self.kind}' sets its own rate)", self.rate_rps)
         if self.kind == "burst":
             require(self.rate_rps is None or self.rate_rps > 0, "rate_rps",
                     "a number > 0 or null", self.rate_rps)
+        elif self.kind == "piecewise":
+            ok = bool(self.schedule) and all(
+                len(seg) == 2 and seg[0] > 0 and seg[1] >= 0 and np.isfinite(seg).all()
+                for seg in self.schedule)
+            require(ok and any(seg[1] > 0 for seg in self.schedule), "schedule",
+                    "a list of [duration_s > 0, rate_rps >= 0] with some rate > 0", self.schedule)
+        elif self.kind == "closed_loop":
+            require(self.clients is not None and self.clients > 0, "clients",
+                    "an integer > 0 (required for closed_loop)", self.clients)
+            require(self.think_time_s >= 0 and np.isfinite(self.think_time_s), "think_time_s",
+                    "a number >= 0", self.think_time_s)
         else:
             require(self.rate_rps is not None, "rate_rps",
                     f"a number > 0 (required for kind '{self.kind}')", self.rate_rps)
@@ -59,6 +91,32 @@ def burst_arrivals(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -> np.n
     return np.full(n, cfg.start_s, dtype=np.float64)
 
 
+def piecewise_arrivals(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    durations = np.array([seg[0] for seg in cfg.schedule], dtype=np.float64)
+    rates = np.array([seg[1] for seg in cfg.schedule], dtype=np.float64)
+    period = float(durations.sum())
+    expected = float((rates * durations).sum())          # requests per pass over the schedule
+    out, have, cycle = [], 0, 0
+    while have < n:
+        # enough passes at once for the requests still missing (plus a margin): Poisson counts
+        # per segment, then times uniform within each segment
+        k = int(np.ceil((n - have) / expected * 1.05)) + 1
+        seg_durations, seg_rates = np.tile(durations, k), np.tile(rates, k)
+        seg_starts = cycle * period + np.concatenate(([0.0], np.cumsum(seg_durations)[:-1]))
+        counts = rng.poisson(seg_rates * seg_durations)
+        times = rng.uniform(0.0, 1.0, int(counts.sum())) * np.repeat(seg_durations, counts) \
+            + np.repeat(seg_starts, counts)
+        times.sort()
+        out.append(times)
+        have += len(times)
+        cycle += k
+    return cfg.start_s + np.concatenate(out)[:n]
+
+
+def closed_loop_arrivals(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.full(n, cfg.start_s, dtype=np.float64)     # placeholders: the cluster sends them
+
+
 ArrivalGenerator = Callable[[ArrivalConfig, int, np.random.Generator], np.ndarray]
 
 ARRIVALS: dict[str, ArrivalGenerator] = {
@@ -66,4 +124,6 @@ ARRIVALS: dict[str, ArrivalGenerator] = {
     "constant": constant_arrivals,
     "gamma": gamma_arrivals,
     "burst": burst_arrivals,
+    "piecewise": piecewise_arrivals,
+    "closed_loop": closed_loop_arrivals,
 }

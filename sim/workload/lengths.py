@@ -1,7 +1,9 @@
 """Token-length distributions: ``sample_lengths(cfg, n, rng)`` draws n lengths as int64.
 
-``LENGTH_DISTS[dist](cfg, n, rng)`` draws raw (real-valued) samples; :func:`sample_lengths` rounds
-them to integers and clips them to ``[max(1, min), max]``, so every length is at least one token.
+``LENGTH_DISTS[dist](cfg, n, rng, values)`` draws raw (real-valued) samples; :func:`sample_lengths`
+rounds them to integers and clips them to ``[max(1, min), max]``, so every length is at least one
+token. ``values`` is only read by ``empirical``: the trace column to resample, which
+:func:`sim.workload.build_workload` loads (configs do no I/O).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from sim.config import require
+from sim.workload.traces import TraceConfig
 
 # Which optional fields each distribution reads; the others must be left unset, so a misplaced
 # parameter (``std`` on a lognormal) is an error rather than silently ignored.
@@ -22,6 +25,7 @@ _USES: dict[str, tuple[str, ...]] = {
     "uniform": (),
     "normal": ("mean", "std"),
     "lognormal": ("mean", "sigma"),
+    "empirical": ("trace", "column"),
 }
 
 
@@ -35,20 +39,25 @@ class LengthConfig:
     - ``lognormal``: ``mean`` is the mean of the lengths themselves (not of their logarithm) and
       ``sigma`` the standard deviation of the logarithm, so ``mu = ln(mean) - sigma**2 / 2``.
       Clipping at ``max`` lowers the sample mean below ``mean`` when ``max`` is not far above it.
+    - ``empirical``: lengths drawn with replacement from column ``column`` (``prompt_tokens`` or
+      ``output_tokens``; default: the one being configured) of the trace ``trace`` (after its
+      transformations).
 
     Every sample is rounded to an integer and clipped to ``[max(1, min), max]``.
     """
 
-    dist: Literal["fixed", "uniform", "normal", "lognormal"]
+    dist: Literal["fixed", "uniform", "normal", "lognormal", "empirical"]
     value: int | None = None
     min: int = 1
     max: int | None = None
     mean: float | None = None
     std: float | None = None
     sigma: float | None = None
+    trace: TraceConfig | None = None
+    column: Literal["prompt_tokens", "output_tokens"] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("value", "mean", "std", "sigma"):
+        for name in ("value", "mean", "std", "sigma", "trace", "column"):
             if name not in _USES[self.dist]:
                 require(getattr(self, name) is None, name,
                         f"no value (not used by dist '{self.dist}')", getattr(self, name))
@@ -72,41 +81,63 @@ class LengthConfig:
                     "a number > 0 (required for lognormal)", self.mean)
             require(self.sigma is not None and self.sigma >= 0 and math.isfinite(self.sigma),
                     "sigma", "a number >= 0 (required for lognormal)", self.sigma)
+        elif self.dist == "empirical":
+            require(self.trace is not None, "trace", "a trace {path: ...} (required for empirical)",
+                    self.trace)
 
 
-def _fixed(cfg: LengthConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+Values = np.ndarray | None
+
+
+def _fixed(cfg: LengthConfig, n: int, rng: np.random.Generator,
+           values: Values = None) -> np.ndarray:
     return np.full(n, cfg.value, dtype=np.int64)
 
 
-def _uniform(cfg: LengthConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+def _uniform(cfg: LengthConfig, n: int, rng: np.random.Generator,
+             values: Values = None) -> np.ndarray:
     return rng.integers(max(1, cfg.min), cfg.max, size=n, endpoint=True, dtype=np.int64)
 
 
-def _normal(cfg: LengthConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+def _normal(cfg: LengthConfig, n: int, rng: np.random.Generator,
+            values: Values = None) -> np.ndarray:
     return rng.normal(cfg.mean, cfg.std, size=n)
 
 
-def _lognormal(cfg: LengthConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+def _lognormal(cfg: LengthConfig, n: int, rng: np.random.Generator,
+               values: Values = None) -> np.ndarray:
     mu = math.log(cfg.mean) - cfg.sigma ** 2 / 2
     return rng.lognormal(mu, cfg.sigma, size=n)
 
 
-LengthSampler = Callable[[LengthConfig, int, np.random.Generator], np.ndarray]
+def _empirical(cfg: LengthConfig, n: int, rng: np.random.Generator,
+               values: Values = None) -> np.ndarray:
+    if values is None or len(values) == 0:
+        raise ValueError("empirical lengths need the trace column's values")
+    return np.asarray(values, dtype=np.int64)[rng.integers(0, len(values), size=n)]
+
+
+LengthSampler = Callable[[LengthConfig, int, np.random.Generator, Values], np.ndarray]
 
 LENGTH_DISTS: dict[str, LengthSampler] = {
     "fixed": _fixed,
     "uniform": _uniform,
     "normal": _normal,
     "lognormal": _lognormal,
+    "empirical": _empirical,
 }
 
 
 _NO_MAX = float(2 ** 53)   # the cap without ``max``: an overflowing draw (inf) still casts to int64
 
 
-def sample_lengths(cfg: LengthConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n lengths from ``cfg``: rounded to integers and clipped to ``[max(1, min), max]``."""
-    raw = np.asarray(LENGTH_DISTS[cfg.dist](cfg, n, rng))
+def sample_lengths(cfg: LengthConfig, n: int, rng: np.random.Generator,
+                   values: Values = None) -> np.ndarray:
+    """n lengths from ``cfg``: rounded to integers and clipped to ``[max(1, min), max]``.
+
+    ``values``: the trace column an ``empirical`` distribution resamples.
+    """
+    raw = np.asarray(LENGTH_DISTS[cfg.dist](cfg, n, rng, values))
     if raw.dtype.kind == "f":
         # Clip as floats first: a huge normal/lognormal draw must not overflow int64.
         hi = _NO_MAX if cfg.max is None else cfg.max

@@ -86,8 +86,26 @@ def test_deterministic():
     ({"dist": "lognormal", "mean": 10.0, "sigma": -0.1}, "sigma"),
     ({"dist": "lognormal", "mean": 10.0, "sigma": 1.0, "std": 1.0}, "std"),
     ({"dist": "fixed", "value": 3, "mean": 3.0}, "mean"),
+    ({"dist": "empirical"}, "trace"),
+    ({"dist": "lognormal", "mean": 10.0, "sigma": 1.0, "column": "prompt_tokens"}, "column"),
 ])
 def test_invalid_config(kwargs, field):
     with pytest.raises(ConfigValueError) as exc:
         LengthConfig(**kwargs)
     assert exc.value.field == field
+
+
+def test_empirical_resamples_the_given_values_and_clips():
+    from sim.workload import TraceConfig
+    cfg = LengthConfig("empirical", trace=TraceConfig("t.csv"), max=250)
+    values = np.array([10, 20, 300])
+    out = sample_lengths(cfg, 3000, rng(5), values)
+    assert set(out.tolist()) == {10, 20, 250}
+    # each value drawn about a third of the time
+    assert np.count_nonzero(out == 10) == pytest.approx(1000, rel=0.1)
+
+
+def test_empirical_without_values_is_a_bug_not_a_silent_default():
+    from sim.workload import TraceConfig
+    with pytest.raises(ValueError):
+        sample_lengths(LengthConfig("empirical", trace=TraceConfig("t.csv")), 3, rng())

@@ -1,0 +1,59 @@
+"""``azure``: the Azure LLM inference traces (2023 code/conversation, 2024 week-long), CSV.
+
+Columns ``TIMESTAMP`` (wall clock, e.g. ``2023-11-16 18:15:46.6805900``, optionally with a zone
+offset as in the 2024 files), ``ContextTokens``, ``GeneratedTokens``. Arrivals are seconds after
+the earliest timestamp (the first row, in the published files, which are sorted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from sim.workload.columns import TraceColumns
+from sim.workload.formats.common import (COUNT, bad_value, check_columns, csv_header, no_rows,
+                                         numeric_column, read_csv, record_line)
+
+if TYPE_CHECKING:
+    from sim.workload.traces import TraceConfig
+
+REQUIRED = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+
+
+def read_azure(path: Path, cfg: TraceConfig, nrows: int | None) -> TraceColumns:
+    check_columns(path, csv_header(path), REQUIRED, fmt="azure")
+    frame = read_csv(path, REQUIRED, nrows, types={"TIMESTAMP": pa.string()})
+    if len(frame) == 0:
+        raise no_rows(path)
+
+    def line_of(row: int) -> int:
+        return record_line(path, row, header_lines=1)
+    ns = wall_clock_ns(path, frame["TIMESTAMP"], "TIMESTAMP", line_of)
+    return TraceColumns(
+        arrival_s=(ns - ns.min()) / 1e9,
+        prompt_tokens=numeric_column(path, frame["ContextTokens"], "ContextTokens", COUNT,
+                                     line_of),
+        output_tokens=numeric_column(path, frame["GeneratedTokens"], "GeneratedTokens", COUNT,
+                                     line_of))
+
+
+def wall_clock_ns(path: Path, series: pd.Series, column: str, line_of) -> np.ndarray:
+    """ISO 8601 date-times as int64 nanoseconds (UTC if they carry an offset)."""
+    strings = pa.array(series, type=pa.string(), from_pandas=True)
+    if strings.null_count == 0:
+        for target in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
+            try:   # Arrow's ISO 8601 parser: fast, all-or-nothing
+                return np.asarray(strings.cast(target).cast(pa.int64()), dtype=np.int64)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+    parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise bad_value(path, line_of(row), column, "a date and time like 2023-11-16 18:15:46.68",
+                        series.iloc[row])
+    return parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
