@@ -1,6 +1,7 @@
 """Reproduce Past-Future's comparison (arXiv 2507.10150) in simulation.
 
-Llama-2-7B with a 120k-token KV cache (token-granular blocks, as in LightLLM), three synthetic
+Llama-2-7B with a 120k-token KV cache (token-granular blocks, as in LightLLM; Past-Future's
+reserve 3% as in the reference's simulator), three synthetic
 workloads of the paper, closed-loop clients (10..100), SLA TTFT <= 10 s and max-TPOT <= 1.5 s.
 For aggressive, conservative, past_future and oracle: KV memory utilisation and evictions (% of
 finished requests) at the heaviest load, and goodput (output tokens/s of requests meeting both
@@ -48,16 +49,20 @@ def scenario(workload: str, scheduler: str, clients: int, requests: int, seed: i
         "name": f"pf-{workload}-{scheduler}-{clients}", "seed": seed,
         "model": "llama-2-7b", "hardware": "a100-80g-sxm",
         "cluster": {"replicas": 1},
-        "scheduler": {"name": scheduler, "kv_blocks": KV_TOKENS, "block_size": 1,
-                      "prefix_caching": False, "max_num_seqs": 1000,
-                      "max_batched_tokens": 16384, "max_new_tokens": MAX_OUTPUT,
-                      "max_model_len": 16384},
+        "scheduler": {**base_scheduler(), "name": scheduler},
         "workload": {"arrivals": {"kind": "closed_loop", "clients": clients},
                      "num_requests": requests,
                      "prompt_tokens": {"dist": "uniform", "min": p_lo, "max": p_hi},
                      "output_tokens": {"dist": "uniform", "min": o_lo, "max": o_hi}},
         "slo": {"ttft_s": 10.0, "max_tpot_s": 1.5},
-    }
+    } | ({"scheduler": {**base_scheduler(), "name": scheduler, "reserve": 0.03}}
+         if scheduler in ("past_future", "oracle") else {})
+
+
+def base_scheduler() -> dict:
+    return {"kv_blocks": KV_TOKENS, "block_size": 1, "prefix_caching": False,
+            "max_num_seqs": 1000, "max_batched_tokens": 16384, "max_new_tokens": MAX_OUTPUT,
+            "max_model_len": 16384}
 
 
 def run_one(args: tuple) -> dict:
@@ -78,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--clients", default="10,20,30,40,50,60,70,80,90,100")
-    parser.add_argument("--requests", type=int, default=600, help="requests per run")
+    parser.add_argument("--requests", type=int, default=1000, help="requests per run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
