@@ -105,7 +105,7 @@ class Replica:
 
     def _step(self, plan: BatchPlan, clock: float):
         shape = BatchShape.from_requests(plan.num_new_tokens, plan.computed_before,
-                                         plan.num_emitting)
+                                         plan.num_emitting, plan.shared_kv_tokens)
         duration, energy = self.cost.iteration_time(shape)
         swapped = plan.swap_in_blocks + plan.swap_out_blocks
         if swapped:
@@ -121,7 +121,8 @@ class Replica:
     def _decode_run(self, plan: BatchPlan, clock: float, steps: int):
         n = len(plan.requests)
         first_context = sum(plan.computed_before) + n
-        durations, energies = self.cost.decode_run(n, first_context, steps)
+        durations, energies = self.cost.decode_run(n, first_context, steps,
+                                                   plan.shared_kv_tokens)
         ends = np.cumsum(np.concatenate(([clock], durations)))[1:]
         env = self.env
         self._run = (plan, ends, clock, energies)
@@ -187,9 +188,8 @@ class Replica:
         assert len(waiting_ids) == len(sched.waiting), "a request is twice in waiting"
         assert not running_ids & waiting_ids, "a request is both waiting and running"
         assert len(sched.running) <= sched.config.max_num_seqs
-        assert plan.num_tokens <= sched.config.max_batched_tokens
-        holders = list(sched.running) + [r for r in sched.waiting if r.kv_blocks]
-        sched.kv.check(holders)
+        assert sched.scheduler.budget_tokens(plan) <= sched.config.max_batched_tokens
+        sched.kv.check(sched.scheduler.kv_holders())
         bs = sched.kv.block_size
         for req, q in zip(plan.requests, plan.num_new_tokens):
             assert req.kv_blocks * bs >= req.num_computed_tokens + q, "tokens without KV slots"

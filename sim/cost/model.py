@@ -39,10 +39,17 @@ class BatchShape:
     prefill_tokens: int = 0
     prefill_attn_pairs: int = 0
     prefill_kv_tokens: int = 0
+    # Shared-prefix decode attention (BatchLLM, cascade/prefix-aware kernels): keys of the
+    # decode context that are a group's shared prefix read again by another member. Such a
+    # kernel reads a shared prefix's KV once per group, so these keys cost no HBM bytes; every
+    # query still attends to them (FLOPs unchanged). 0 (plain paged attention) keeps every cost
+    # bit-identical to before the field existed.
+    decode_shared_kv_tokens: int = 0
 
     @classmethod
     def from_requests(cls, new_tokens: list[int], computed_tokens: list[int],
-                      emitting: int) -> "BatchShape":
+                      emitting: int, shared_kv_tokens: int = 0) -> "BatchShape":
+        """``shared_kv_tokens``: decode keys not re-read (see ``decode_shared_kv_tokens``)."""
         num_decode = decode_ctx = num_prefill = pf_tokens = pairs = kv = 0
         for q, c in zip(new_tokens, computed_tokens):
             if q == 1:
@@ -54,7 +61,7 @@ class BatchShape:
                 pairs += q * c + q * (q + 1) // 2
                 kv += c + q
         return cls(num_decode + pf_tokens, emitting, num_decode, decode_ctx, num_prefill,
-                   pf_tokens, pairs, kv)
+                   pf_tokens, pairs, kv, shared_kv_tokens)
 
     @classmethod
     def decode(cls, context_tokens: list[int]) -> "BatchShape":
@@ -194,8 +201,10 @@ class CostModel:
                 shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens,
                 self.dims), count=layers))
         if shape.num_decode:
-            ops.append(Op("attn_decode", ATTN_DECODE, *attn_decode_cost(
-                shape.num_decode, shape.decode_context_tokens, self.dims), count=layers))
+            flops, nbytes = attn_decode_cost(shape.num_decode, shape.decode_context_tokens,
+                                             self.dims)
+            nbytes -= self._decode_coeffs[2] * shape.decode_shared_kv_tokens   # read once
+            ops.append(Op("attn_decode", ATTN_DECODE, flops, nbytes, count=layers))
         return ops
 
     # -- costs -------------------------------------------------------------------------------
@@ -240,7 +249,9 @@ class CostModel:
         # attn_decode_cost, linear in the context: flops = a*S, bytes = b_seq*n + b_key*S
         a, b_seq, b_key = self._decode_coeffs
         dec_f = a * decode_context_tokens
-        dec_b = b_seq * shape.num_decode + b_key * decode_context_tokens
+        # keys of shared prefixes are attended (FLOPs) but read once per group (bytes)
+        dec_b = b_seq * shape.num_decode + b_key * (decode_context_tokens
+                                                    - shape.decode_shared_kv_tokens)
         t_f, t_b = dec_f / self._flops_per_s, dec_b / self._bytes_per_s
         if isinstance(t_f, np.ndarray):
             dec_t = np.maximum(t_f, t_b) + self._launch_s
@@ -260,15 +271,17 @@ class CostModel:
         """(duration s, energy J) of one iteration: the simulator's hot path."""
         return self._total(shape, shape.decode_context_tokens)
 
-    def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int,
+                   shared_kv_tokens: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Durations and energies of ``steps`` consecutive decode-only iterations of a fixed batch.
 
         ``first_context_tokens`` is the decode context (keys read, summed over sequences) of the
-        first step; each later step reads one more key per sequence. Bit-identical to calling
-        :meth:`iteration_time` once per step.
+        first step; each later step reads one more key per sequence. ``shared_kv_tokens`` (shared
+        prefix keys not re-read, see :class:`BatchShape`) stays fixed over the run, as the
+        batch and its prefixes do. Bit-identical to calling :meth:`iteration_time` once per step.
         """
-        shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens)
+        shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens,
+                           decode_shared_kv_tokens=shared_kv_tokens)
         contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
         return self._total(shape, contexts)     # arrays of length steps (contexts is one)
 

@@ -3,6 +3,7 @@ class carries its ``Config`` dataclass, against which the scenario's ``scheduler
 validated."""
 
 from sim.scheduling.base import BatchPlan, EngineConfig, Scheduler
+from sim.scheduling.batchllm import BatchLlmScheduler
 from sim.scheduling.aggressive import AggressiveScheduler
 from sim.scheduling.conservative import ConservativeScheduler
 from sim.scheduling.fcfs import FcfsScheduler
@@ -15,6 +16,7 @@ SCHEDULERS: dict[str, type[Scheduler]] = {
     "conservative": ConservativeScheduler,
     "past_future": PastFutureScheduler,
     "oracle": OracleScheduler,
+    "batchllm": BatchLlmScheduler,
 }
 
 __all__ = ["SCHEDULERS", "Scheduler", "BatchPlan", "EngineConfig", "FcfsScheduler"]

@@ -77,6 +77,7 @@ class BatchPlan:
     stable: bool = False
     wake_on_arrival: bool = True
     stable_steps: int | None = None
+    shared_kv_tokens: int = 0               # decode keys of shared prefixes read once per group
 
     def add(self, request: RequestView, num_new_tokens: int) -> None:
         self.requests.append(request)
@@ -130,6 +131,15 @@ class Scheduler:
     @property
     def num_outstanding(self) -> int:
         return len(self.waiting) + len(self.running)
+
+    def kv_holders(self) -> list:
+        """Everything holding KV blocks, for KVCache.check: running requests and waiting ones
+        that kept blocks (a policy holding blocks otherwise adds its holders)."""
+        return list(self.running) + [r for r in self.waiting if r.kv_blocks]
+
+    def budget_tokens(self, plan: BatchPlan) -> int:
+        """Tokens of ``plan`` that count against ``max_batched_tokens``."""
+        return plan.num_tokens
 
     # -- shared mechanics ----------------------------------------------------------------------
     def admit(self, request: RequestView, now_s: float) -> None:

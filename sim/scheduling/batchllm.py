@@ -1,0 +1,398 @@
+"""``batchllm``: BatchLLM's policy for large offline batches with shared prefixes.
+
+(Zhao et al., "BatchLLM: Optimizing Large Batched LLM Inference with Global Prefix Sharing and
+Throughput-oriented Token Batching", arXiv 2412.03594; see ``shared/reference/batchllm.md``.)
+
+**Batches.** Requests are grouped in batches. With ``batch_window_s: 0`` (default) a batch is the
+requests arriving at the same instant, e.g. a whole offline batch submitted at t=0
+(``arrivals: {kind: burst}``). With ``batch_window_s: W`` a batch is the requests arriving within
+W seconds of its first one; serving does not wait for the window to close: a request arriving
+while the window is open is merged, at the next iteration, with the batch's groups of which no
+member has started (their tree is rebuilt; groups already started keep their members, though a
+newcomer with their prefix still hits it in the prefix cache while it is pinned). A request
+arriving after the window (or at a later instant with W = 0) opens the next batch, which is
+served after every group of the earlier ones (first come, first served between batches).
+
+**Per batch** (``sim.scheduling.prefix_tree``): a prefix tree over the prompts' ``prefix_hashes``
+(no ids: content nobody shares), flattened into single-level groups [shared prefix, suffixes] by
+the paper's gain rule; the shared part is whole blocks. Groups are ordered by expected decode /
+prompt ratio, largest first: ``sum(max_new_tokens) / sum(prompt_tokens)`` over the members, with
+``default_max_new_tokens`` for a request that states no limit (the paper uses each request's
+``max_tokens``; a scheduler never sees true output lengths). Ties keep arrival order; within a
+group members keep tree order.
+
+**Iterations** (memory-centric token batching): every running decode runs (no request-count cap
+but the ``max_num_seqs`` safety limit); prefill chunks of running requests, then admissions in
+group order, share a ``max_batched_tokens`` budget of prefill tokens (decode tokens do not count
+against it). A request is admitted while the estimated peak KV of the running requests
+(prompt + expected output, a shared prefix once per group) stays within ``kv_usage_cap`` of the
+blocks: while outputs stay within their expected lengths this never preempts; if a running
+request still cannot get a block (an output beyond ``default_max_new_tokens``), the most recently
+admitted request is preempted, as in ``fcfs``.
+
+**Sharing.** A group's first member computes the prefix alone; its allocation registers the
+prefix blocks in the KV cache's prefix index, and the group then takes a reference on them (a
+pin: LRU cannot evict them) until its last member finishes, when they join the free queue (still
+reusable until evicted). Members admitted after that hit them. (Should nothing be able to run
+because pins of waiting groups hold the memory the queue's head needs, after preemptions, the
+pins are released and those groups fall back on the ordinary prefix cache.) Decode attention
+reads a group's prefix once (a cascade kernel): plans report the duplicate keys in
+``shared_kv_tokens``, which the replica passes to the cost model (fewer bytes, same FLOPs).
+
+**Fast-forward**: a plan is stable when it decodes every running request and admits nobody;
+nothing changes then until a completion (or, with nobody waiting or a window set, an arrival).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sim.config import require
+from sim.memory.kv_cache import CachedBlock, KVCache
+from sim.scheduling.base import BatchPlan, EngineConfig, Scheduler
+from sim.scheduling.prefix_tree import Prompt, group_prompts
+from sim.scheduling.view import RequestView
+
+
+@dataclass(frozen=True)
+class BatchLlmConfig(EngineConfig):
+    name: str = "batchllm"
+    max_num_seqs: int = 4096            # a safety limit (and the logits reserve), not the cap
+    max_batched_tokens: int = 2048      # prefill-chunk tokens per iteration (decodes extra)
+    kv_usage_cap: float = 0.95          # fraction of KV blocks the estimated peak may fill
+    default_max_new_tokens: int = 256   # expected output of a request that states no limit
+    batch_window_s: float = 0.0         # arrivals within this of a batch's first join it
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.chunked_prefill, "chunked_prefill",
+                "true for batchllm (token batching chunks prefills)", self.chunked_prefill)
+        require(self.prefix_caching, "prefix_caching",
+                "true for batchllm (shared prefixes are found through the prefix cache)",
+                self.prefix_caching)
+        require(0 < self.kv_usage_cap <= 1, "kv_usage_cap", "a number in (0, 1]",
+                self.kv_usage_cap)
+        require(self.default_max_new_tokens > 0, "default_max_new_tokens", "an integer > 0",
+                self.default_max_new_tokens)
+        require(self.batch_window_s >= 0 and not math.isnan(self.batch_window_s),
+                "batch_window_s", "a number >= 0 (.inf: one batch)", self.batch_window_s)
+
+
+@dataclass(slots=True)
+class BatchLlmPlan(BatchPlan):
+    # decode keys that are a group's shared prefix read again by another member: a cascade
+    # kernel reads them once (BatchShape.decode_shared_kv_tokens)
+    shared_kv_tokens: int = 0
+    prefill_budget_used: int = 0        # the tokens that count against max_batched_tokens
+
+
+class _PrefixPin:
+    """One reference on a group's prefix blocks, held like a request holds blocks, so that
+    ``KVCache.free`` releases them and ``KVCache.check`` counts them."""
+
+    __slots__ = ("kv_blocks", "kv_cached_blocks")
+
+    def __init__(self, blocks: list[CachedBlock]):
+        for block in blocks:
+            block.ref_cnt += 1          # held by the prefiller too, so never in the free queue
+        self.kv_blocks = len(blocks)
+        self.kv_cached_blocks = blocks
+
+
+class _Group:
+    """A sharing group of one batch: its members, and the state of its prefix."""
+
+    __slots__ = ("members", "shared_blocks", "ratio", "unfinished", "started", "pinned", "pin",
+                 "prefiller")
+
+    def __init__(self, members: list[RequestView], shared_blocks: int, ratio: float):
+        self.members = members
+        self.shared_blocks = shared_blocks      # the planned prefix, whole blocks
+        self.ratio = ratio                      # expected decode / prompt tokens
+        self.unfinished = len(members)
+        self.started = False                    # a member has been admitted
+        self.pinned = not shared_blocks         # the prefix is registered (and maybe pinned)
+        self.pin: _PrefixPin | None = None
+        self.prefiller: RequestView | None = None   # the member computing the prefix
+
+    @property
+    def pin_blocks(self) -> int:
+        return self.pin.kv_blocks if self.pin is not None else 0
+
+
+class _Batch:
+    __slots__ = ("close_s", "groups", "newcomers")
+
+    def __init__(self, close_s: float):
+        self.close_s = close_s                  # arrivals up to this time join
+        self.groups: list[_Group] = []
+        self.newcomers: list[RequestView] = []
+
+
+class BatchLlmScheduler(Scheduler):
+    Config = BatchLlmConfig
+
+    def __init__(self, config: BatchLlmConfig, kv: KVCache, host_swap_blocks: int = 0,
+                 rng=None):
+        super().__init__(config, kv, host_swap_blocks=host_swap_blocks, rng=rng)
+        self.cap_blocks = int(config.kv_usage_cap * kv.num_blocks)
+        self.reserved_blocks = 0        # estimated peak: running requests' own + pinned prefixes
+        self._reserved: dict[int, int] = {}          # running request id -> its own peak blocks
+        self._incoming: list[RequestView] = []       # arrived, not yet in a batch
+        self._open: _Batch | None = None             # the latest batch
+        self._group_of: dict[int, _Group] = {}       # request id -> its group, until done
+        self._sharing: dict[int, _Group] = {}        # request id -> group whose pin it holds
+        self._pins: dict[int, _PrefixPin] = {}       # live pins (for kv_holders)
+
+    # -- batches and groups --------------------------------------------------------------------
+    def add_request(self, request: RequestView) -> None:
+        super().add_request(request)
+        self._incoming.append(request)
+
+    def expected_output(self, view: RequestView) -> int:
+        return view.max_new_tokens or self.config.default_max_new_tokens
+
+    def _form_batches(self) -> None:
+        """Put the newcomers into batches (see the module doc) and `waiting` into group order."""
+        newcomers, self._incoming = self._incoming, []
+        window = self.config.batch_window_s
+        touched: list[_Batch] = []
+        batch = self._open
+        for view in sorted(newcomers, key=lambda v: v.arrival_s):
+            if batch is None or view.arrival_s > batch.close_s:
+                batch = _Batch(view.arrival_s + window)
+            if not touched or touched[-1] is not batch:
+                touched.append(batch)
+            batch.newcomers.append(view)
+        self._open = batch
+        regrouped: set[int] = {id(v) for v in newcomers}
+        order: list[RequestView] = []
+        for batch in touched:
+            pending = [g for g in batch.groups if not g.started]
+            views = [v for g in pending for v in g.members] + batch.newcomers
+            regrouped.update(id(v) for g in pending for v in g.members)
+            batch.newcomers = []
+            groups = self._group(views)
+            batch.groups = [g for g in batch.groups if g.started] + groups
+            order.extend(v for g in groups for v in g.members)
+        kept = [v for v in self.waiting if id(v) not in regrouped]
+        self.waiting.clear()
+        self.waiting.extend(kept)
+        self.waiting.extend(order)
+
+    def _group(self, views: list[RequestView]) -> list[_Group]:
+        """Sharing groups of ``views``, largest expected decode/prompt ratio first."""
+        prompts = [Prompt(_ids(v.prefix_hashes), v.prompt_tokens, v.prefix_block_tokens)
+                   for v in views]
+        bs = self.kv.block_size
+        groups = []
+        for pg in group_prompts(prompts, bs):
+            members = [views[i] for i in pg.members]
+            ratio = sum(map(self.expected_output, members)) / max(
+                sum(v.prompt_tokens for v in members), 1)
+            group = _Group(members, pg.shared_tokens // bs, ratio)
+            groups.append(group)
+            for v in members:
+                self._group_of[v.id] = group
+        # ties in arrival order (ids are in arrival order within an instant)
+        groups.sort(key=lambda g: (-g.ratio, min((v.arrival_s, v.id) for v in g.members)))
+        return groups
+
+    # -- one iteration -------------------------------------------------------------------------
+    def schedule(self, now_s: float) -> BatchLlmPlan:
+        if self._incoming:
+            self._form_batches()
+        plan = BatchLlmPlan()
+        budget = self.config.max_batched_tokens
+        kv, running, group_of = self.kv, self.running, self._group_of
+        # plan.add inlined: this loop runs for every running request at every iteration
+        scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
+        decode_only = True
+        i = 0
+        while i < len(running):
+            req = running[i]
+            computed = req.num_computed_tokens
+            num_new = req.prompt_tokens + req.output_generated - computed
+            is_decode = num_new == 1 and req.output_generated > 0
+            if not is_decode:
+                decode_only = False
+                if budget <= 0:
+                    i += 1              # its next chunk waits for budget; decodes do not
+                    continue
+                if num_new > budget:
+                    num_new = budget
+            while not kv.allocate(req, num_new):
+                victim = running.pop()
+                self._preempt(victim, plan)
+                if victim is req:
+                    break
+            else:
+                scheduled.append(req)
+                new_tokens.append(num_new)
+                before.append(computed)
+                if computed + num_new >= req.prompt_tokens + req.output_generated:
+                    plan.num_emitting += 1
+                if not is_decode:
+                    budget -= num_new
+                    group = group_of.get(req.id)
+                    if group is not None and not group.pinned:
+                        self._try_pin(group, req, computed + num_new)
+                i += 1
+                continue
+            break                       # the request preempted itself
+        if not plan.preempted:
+            budget = self._admit_waiting(plan, budget, now_s)
+            if not scheduled and self.waiting and self._pins:
+                # nothing runs, yet the queue's head did not fit: pinned prefixes of groups
+                # whose members all wait (after preemptions) hold the memory it needs
+                self._release_pins()
+                budget = self._admit_waiting(plan, budget, now_s)
+        plan.prefill_budget_used = self.config.max_batched_tokens - budget
+        plan.shared_kv_tokens = self._shared_decode_keys(plan)
+        plan.stable = decode_only and plan.admitted == 0 and not plan.preempted \
+            and not plan.swap_in_blocks and len(scheduled) == len(running)
+        plan.wake_on_arrival = not self.waiting or self.config.batch_window_s > 0
+        return plan
+
+    def _admit_waiting(self, plan: BatchPlan, budget: int, now_s: float) -> int:
+        kv, waiting, cfg = self.kv, self.waiting, self.config
+        while waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
+            req = waiting[0]
+            group = self._group_of.get(req.id)
+            pin_blocks = 0
+            if group is not None:
+                if not group.pinned:
+                    if group.prefiller is not None and group.prefiller is not req:
+                        break           # the prefix is computed once: wait for it
+                elif not req.swapped_blocks:
+                    pin_blocks = group.pin_blocks
+            computed = [] if req.swapped_blocks or req.num_computed_tokens else \
+                kv.get_computed_blocks(req)
+            num_cached = len(computed) * kv.block_size
+            num_new = req.num_tokens - req.num_computed_tokens - num_cached
+            if num_new > budget:
+                num_new = budget
+            peak = self._peak_blocks(req) - pin_blocks
+            if self.running and self.reserved_blocks + peak > self.cap_blocks:
+                break
+            if not kv.allocate(req, num_new, computed):
+                break
+            waiting.popleft()
+            if req.swapped_blocks:
+                self.swap_in(req, plan)
+            if req.num_computed_tokens == 0 and req.preemptions == 0:
+                req.cached_prompt_tokens = num_cached
+            req.num_computed_tokens += num_cached
+            self.admit(req, now_s)
+            plan.add(req, num_new)
+            plan.admitted += 1
+            budget -= num_new
+            self._reserve(req, group, peak, pin_blocks)
+            if group is not None:
+                group.started = True
+                if not group.pinned:
+                    group.prefiller = req
+                    self._try_pin(group, req, req.num_computed_tokens + num_new)
+        return budget
+
+    def _shared_decode_keys(self, plan: BatchPlan) -> int:
+        """Keys of group prefixes that decode attention would read more than once per group."""
+        sharing = self._sharing
+        if not sharing:
+            return 0
+        counts: dict[_Group, int] = {}      # decoding members holding the group's pin
+        for req, q, c in zip(plan.requests, plan.num_new_tokens, plan.computed_before):
+            if q == 1:
+                group = sharing.get(req.id)
+                if group is not None and c >= group.pin_blocks * self.kv.block_size:
+                    counts[group] = counts.get(group, 0) + 1
+        return sum((n - 1) * g.pin_blocks for g, n in counts.items()) * self.kv.block_size
+
+    # -- memory bookkeeping --------------------------------------------------------------------
+    def _peak_blocks(self, req: RequestView) -> int:
+        """Blocks ``req`` holds at its expected peak (prompt + expected output - 1 tokens)."""
+        output = max(self.expected_output(req), req.output_generated + 1)
+        return self.kv.blocks_for(req.prompt_tokens + output - 1)
+
+    def _reserve(self, req: RequestView, group: _Group | None, peak: int,
+                 pin_blocks: int) -> None:
+        if pin_blocks:
+            if req.kv_cached_blocks[:pin_blocks] == group.pin.kv_cached_blocks:
+                self._sharing[req.id] = group
+            else:
+                peak += pin_blocks      # it did not get the pinned blocks: it holds a copy
+        self._reserved[req.id] = peak
+        self.reserved_blocks += peak
+
+    def _try_pin(self, group: _Group, req: RequestView, covered_tokens: int) -> None:
+        """Pin the prefix once the prefiller's blocks cover it (the KV cache registers a prompt
+        block's hash when it is allocated, so members admitted from now on hit it)."""
+        if covered_tokens < group.shared_blocks * self.kv.block_size:
+            return
+        group.pinned = True
+        group.prefiller = None
+        # fewer blocks than planned if part of the content was held by someone else already
+        blocks = req.kv_cached_blocks[:group.shared_blocks]
+        if not blocks:
+            return
+        pin = group.pin = _PrefixPin(list(blocks))
+        self._pins[id(pin)] = pin
+        self._sharing[req.id] = group
+        self._reserved[req.id] -= pin.kv_blocks     # the prefix is now the group's reservation
+
+    def _release_pins(self) -> None:
+        """Unpin every prefix (nothing runs): the blocks stay cached until LRU evicts them, and
+        the groups' remaining members just use the prefix cache."""
+        for pin in self._pins.values():
+            self.reserved_blocks -= pin.kv_blocks
+            self.kv.free(pin)
+        self._pins.clear()
+        for group in set(self._group_of.values()):
+            group.pin = None
+
+    def _preempt(self, victim: RequestView, plan: BatchPlan) -> None:
+        self.preempt(victim, plan)
+        self.reserved_blocks -= self._reserved.pop(victim.id, 0)
+        self._sharing.pop(victim.id, None)
+        group = self._group_of.get(victim.id)
+        if group is not None and group.prefiller is victim:
+            group.prefiller = None      # another member (or it, resumed) computes the prefix
+
+    def finish(self, finished: list[RequestView]) -> None:
+        super().finish(finished)        # members' blocks first: the prefix is freed after them
+        for view in finished:
+            self.reserved_blocks -= self._reserved.pop(view.id, 0)
+            self._sharing.pop(view.id, None)
+            group = self._group_of.pop(view.id, None)
+            if group is None:
+                continue
+            group.unfinished -= 1
+            if group.unfinished == 0 and group.pin is not None:
+                pin, group.pin = group.pin, None
+                self.reserved_blocks -= pin.kv_blocks
+                self.kv.free(pin)               # (zeroes pin.kv_blocks)
+                del self._pins[id(pin)]
+
+    # -- inspection (tests, reports) and invariants (the replica's check_invariants) -----------
+    def group_members(self, request_id: int) -> list[int]:
+        """Ids of the requests sharing a prefix with ``request_id`` (itself alone if none)."""
+        group = self._group_of.get(request_id)
+        return [request_id] if group is None or not group.shared_blocks else \
+            [v.id for v in group.members]
+
+    def kv_holders(self) -> list:
+        """Everything that holds KV blocks: requests, and the groups' prefix pins."""
+        return list(self.running) + [r for r in self.waiting if r.kv_blocks] + \
+            list(self._pins.values())
+
+    def budget_tokens(self, plan: BatchPlan) -> int:
+        """Tokens of ``plan`` that count against ``max_batched_tokens``: prefill chunks only."""
+        return plan.prefill_budget_used
+
+
+def _ids(hashes) -> tuple[int, ...]:
+    """Prefix ids as a tuple of Python ints (they may come as a numpy array)."""
+    if hashes is None:
+        return ()
+    return tuple(hashes.tolist()) if hasattr(hashes, "tolist") else tuple(hashes)
