@@ -1,0 +1,125 @@
+"""Fitted efficiency curves: a roofline whose efficiencies grow with op size.
+
+The datasheet roofline uses one compute and one memory efficiency for every kernel; measured
+kernels reach a larger fraction of peak the larger they are. A curve per op kind,
+
+    achieved fraction of peak(s) = fraction * s / (s + half)        (s = FLOPs, or bytes)
+
+is the same as ``time = (s + half) / (peak * fraction)``: a straight line in ``s`` whose intercept
+``half / (peak * fraction)`` is the fixed cost of a tiny kernel. Fitting it is linear least
+squares (on relative error, since times span five decades); the op's time is the larger of its
+compute line and its memory line, as in a roofline. Which line binds each measurement is
+decided by alternating: assign, fit both lines, reassign, until nothing moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.calibration.schema import CurveSection
+
+
+@dataclass(frozen=True)
+class KindCurve:
+    """One op kind's fitted curve: see the module doc. Fractions are of the profile's peaks."""
+
+    compute_fraction: float = 1.0
+    compute_half_flops: float = 0.0
+    memory_fraction: float = 1.0
+    memory_half_bytes: float = 0.0
+
+    @classmethod
+    def of(cls, section: CurveSection) -> "KindCurve":
+        return cls(section.compute_fraction, section.compute_half_flops, section.memory_fraction,
+                   section.memory_half_bytes)
+
+    def to_yaml(self) -> dict[str, float]:
+        return {"compute_fraction": _round(self.compute_fraction),
+                "compute_half_flops": _round(self.compute_half_flops),
+                "memory_fraction": _round(self.memory_fraction),
+                "memory_half_bytes": _round(self.memory_half_bytes)}
+
+    def coefficients(self, peak_flops: float,
+                     bandwidth: float) -> tuple[float, float, float, float]:
+        """``(half_flops, flop_rate, half_bytes, byte_rate)`` for :func:`curve_time_s`."""
+        return (self.compute_half_flops, peak_flops * self.compute_fraction,
+                self.memory_half_bytes, bandwidth * self.memory_fraction)
+
+
+def curve_time_s(flops, nbytes, coeffs: tuple[float, float, float, float]):
+    """Time of ops on a fitted curve; ``flops``/``nbytes`` are floats or numpy arrays.
+
+    Only ``+``, ``/`` and a max, which are exactly rounded IEEE operations on Python floats and
+    numpy float64 alike: the cost model's scalar and vectorised decode paths stay bit-identical.
+    """
+    half_f, rate_f, half_b, rate_b = coeffs
+    t_f = (flops + half_f) / rate_f
+    t_b = (nbytes + half_b) / rate_b
+    if isinstance(t_f, np.ndarray) or isinstance(t_b, np.ndarray):
+        return np.maximum(t_f, t_b)
+    return t_f if t_f > t_b else t_b
+
+
+def _round(x: float) -> float:
+    """Six significant digits: enough for a fit, short in YAML."""
+    return float(f"{x:.6g}")
+
+
+def _fit_line(x: np.ndarray, t: np.ndarray) -> tuple[float, float] | None:
+    """``(slope, intercept)`` >= 0 minimising the squared relative error of ``slope*x + b``."""
+    if len(x) < 2 or np.ptp(x) == 0:
+        return None
+    a_col, b_col = x / t, 1.0 / t          # (a x + b) / t - 1 = a (x/t) + b (1/t) - 1
+    A = np.column_stack([a_col, b_col])
+    (a, b), *_ = np.linalg.lstsq(A, np.ones_like(t), rcond=None)
+    if b < 0:                               # a negative fixed cost is noise: refit through 0
+        b = 0.0
+        a = float(a_col.sum() / (a_col @ a_col))
+    if not a > 0:
+        return None
+    return float(a), float(b)
+
+
+def _rel_error(pred: np.ndarray, t: np.ndarray) -> float:
+    return float(np.mean(np.abs(pred / t - 1.0)))
+
+
+def fit_curve(flops: np.ndarray, nbytes: np.ndarray, times_s: np.ndarray, peak_flops: float,
+              bandwidth: float, start_compute: float = 0.7, start_memory: float = 0.85,
+              max_rounds: int = 30) -> KindCurve:
+    """Fit one kind's curve to measurements (arrays of equal length, times in seconds).
+
+    A line with too few points to fit (e.g. the compute line of elementwise ops, which never
+    bind) is set to the peak with no fixed cost, so it never binds in predictions either.
+    Fractions above 1 (faster than the datasheet, e.g. boost clocks) are clamped to 1 with the
+    fixed cost kept.
+    """
+    flops, nbytes, t = (np.asarray(a, dtype=float) for a in (flops, nbytes, times_s))
+    compute_bound = flops / (peak_flops * start_compute) > nbytes / (bandwidth * start_memory)
+    best: tuple[float, KindCurve] | None = None
+    for _ in range(max_rounds):
+        comp = _fit_line(flops[compute_bound], t[compute_bound])
+        mem = _fit_line(nbytes[~compute_bound], t[~compute_bound])
+        a_c, b_c = comp if comp else (1.0 / peak_flops, 0.0)
+        a_m, b_m = mem if mem else (1.0 / bandwidth, 0.0)
+        pred_c, pred_m = a_c * flops + b_c, a_m * nbytes + b_m
+        curve = _curve(a_c, b_c, a_m, b_m, peak_flops, bandwidth)
+        err = _rel_error(np.maximum(pred_c, pred_m), t)
+        if best is None or err < best[0]:
+            best = (err, curve)
+        moved = pred_c > pred_m
+        if (moved == compute_bound).all():
+            break
+        compute_bound = moved
+    assert best is not None
+    return best[1]
+
+
+def _curve(a_c: float, b_c: float, a_m: float, b_m: float, peak_flops: float,
+           bandwidth: float) -> KindCurve:
+    fc = min(1.0 / (a_c * peak_flops), 1.0)
+    fm = min(1.0 / (a_m * bandwidth), 1.0)
+    # intercept b = half / (peak * fraction): keep the fitted fixed cost whatever the clamp did
+    return KindCurve(fc, b_c * peak_flops * fc, fm, b_m * bandwidth * fm)

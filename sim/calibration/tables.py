@@ -1,0 +1,211 @@
+"""Measured kernel timings as four long tables, one Parquet file each beside the profile YAML.
+
+| table | columns | size axis (interpolated) | key (one curve per key) |
+|---|---|---|---|
+| ``gemm`` | ``m, k, n, time_s`` | ``m`` (tokens) | ``(k, n)`` per TP shard |
+| ``elementwise`` | ``op, tokens, width, time_s`` | ``tokens`` | ``(op, width)`` |
+| ``attention`` | ``op, batch, query_tokens, context_tokens, heads, kv_heads, head_dim,
+  time_s`` | - | - |
+| ``allreduce`` | ``devices, bytes, time_s`` | ``bytes`` | ``devices`` |
+
+``time_s`` is the median of repeats of one kernel (seconds). ``elementwise`` ops: ``rmsnorm``
+(width = hidden), ``silu_mul`` / ``gelu`` (width = MLP intermediate per shard), ``rotary``
+(width = query + key width per shard), ``add`` (residual), ``embedding``, ``copy`` (device memory
+copy of ``tokens x width`` elements). ``attention`` rows: ``attn_prefill`` (``batch``
+sequences of ``query_tokens`` new tokens, ``context_tokens`` keys each, causal) and
+``attn_decode`` (one query per sequence, ``context_tokens`` keys each); heads are per shard.
+FLOPs and bytes of a row come from the cost model's own formulas (:mod:`sim.cost.ops`), so a
+fitted efficiency means the same thing in a table and in a simulation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.cost.ops import (LayerDims, activation_cost, attn_decode_cost, attn_prefill_cost,
+                          gemm_bytes, gemm_flops, norm_cost, residual_add_cost, rotary_cost)
+from sim.errors import ScenarioError
+
+SCHEMAS: dict[str, tuple[str, ...]] = {
+    "gemm": ("m", "k", "n"),
+    "elementwise": ("op", "tokens", "width"),
+    "attention": ("op", "batch", "query_tokens", "context_tokens", "heads", "kv_heads", "head_dim"),
+    "allreduce": ("devices", "bytes"),
+}
+ELEMENTWISE_OPS = ("rmsnorm", "silu_mul", "gelu", "rotary", "add", "embedding", "copy")
+ATTENTION_OPS = ("attn_prefill", "attn_decode")
+_OP_VALUES = {"elementwise": ELEMENTWISE_OPS, "attention": ATTENTION_OPS}
+
+
+def empty(kind: str) -> pd.DataFrame:
+    cols = {c: pd.Series(dtype=object if c == "op" else "int64") for c in SCHEMAS[kind]}
+    return pd.DataFrame({**cols, "time_s": pd.Series(dtype="float64")})
+
+
+@dataclass(frozen=True, eq=False)
+class Tables:
+    """The four tables (a kind with no measurements is an empty frame)."""
+
+    gemm: pd.DataFrame
+    elementwise: pd.DataFrame
+    attention: pd.DataFrame
+    allreduce: pd.DataFrame
+
+    @classmethod
+    def of(cls, **frames: pd.DataFrame | None) -> "Tables":
+        return cls(**{k: normalise(k, frames.get(k)) for k in SCHEMAS})
+
+    def get(self, kind: str) -> pd.DataFrame:
+        return getattr(self, kind)
+
+    def rows(self) -> dict[str, int]:
+        return {k: len(self.get(k)) for k in SCHEMAS}
+
+    def select(self, masks: dict[str, np.ndarray]) -> "Tables":
+        """The rows where ``masks[kind]`` is true (all rows of a kind without a mask)."""
+        return Tables(**{k: self.get(k)[masks[k]].reset_index(drop=True) if k in masks
+                         else self.get(k) for k in SCHEMAS})
+
+
+def normalise(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:
+    """Schema columns only, integer shapes, and one row per shape (the median of duplicates:
+    e.g. two models with the same layer widths, or input and post-attention norms)."""
+    if frame is None or len(frame) == 0:
+        return empty(kind)
+    keys = list(SCHEMAS[kind])
+    out = frame[keys + ["time_s"]].copy()
+    for col in keys:
+        if col != "op":
+            out[col] = out[col].astype("int64")
+    out["time_s"] = out["time_s"].astype("float64")
+    out = out.groupby(keys, as_index=False, sort=True)["time_s"].median()
+    return out.reset_index(drop=True)
+
+
+def validate(kind: str, frame: pd.DataFrame, path: str) -> pd.DataFrame:
+    """Check a table read from ``path``; errors name the file and the column."""
+    missing = [c for c in (*SCHEMAS[kind], "time_s") if c not in frame.columns]
+    if missing:
+        raise ScenarioError(path, missing[0], f"a column of the {kind} table",
+                            hint="missing; found " + ", ".join(map(str, frame.columns)))
+    for col in SCHEMAS[kind]:
+        values = frame[col]
+        if col == "op":
+            bad = ~values.isin(_OP_VALUES[kind])
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise ScenarioError(path, col, "one of " + ", ".join(_OP_VALUES[kind]),
+                                    plain(values.iloc[row]), hint=f"row {row}")
+            continue
+        if not pd.api.types.is_integer_dtype(values):
+            raise ScenarioError(path, col, "integers", str(values.dtype))
+        _require_rows(values.to_numpy() > 0, path, col, "integers > 0", values)
+    times = frame["time_s"]
+    if not pd.api.types.is_float_dtype(times) and not pd.api.types.is_integer_dtype(times):
+        raise ScenarioError(path, "time_s", "seconds (numbers)", str(times.dtype))
+    t = times.to_numpy(dtype=float)
+    _require_rows(np.isfinite(t) & (t > 0), path, "time_s", "seconds > 0", times)
+    return normalise(kind, frame)
+
+
+def _require_rows(ok: np.ndarray, path: str, col: str, expected: str, values: pd.Series) -> None:
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        raise ScenarioError(path, col, expected, plain(values.iloc[row]), hint=f"row {row}")
+
+
+def plain(value: object) -> object:
+    """A numpy scalar as the Python value (messages show ``-4``, not ``np.int64(-4)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def read(kind: str, path: Path, shown: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:   # pyarrow raises several types for a damaged or foreign file
+        raise ScenarioError(shown, None, None,
+                            hint=f"cannot read the {kind} table as Parquet: {exc}") from None
+    return validate(kind, frame, shown)
+
+
+def write(tables: Tables, folder: Path) -> dict[str, Path]:
+    """Write the non-empty tables as ``folder/<kind>.parquet``; returns kind -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for kind in SCHEMAS:
+        frame = tables.get(kind)
+        path = folder / f"{kind}.parquet"
+        if len(frame):
+            frame.to_parquet(path, index=False)
+            written[kind] = path
+        elif path.exists():
+            path.unlink()     # a stale table from an earlier run would be read back
+    return written
+
+
+def digest(tables: Tables) -> str:
+    h = hashlib.sha256()
+    for kind in SCHEMAS:
+        h.update(kind.encode())
+        h.update(pd.util.hash_pandas_object(tables.get(kind), index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# -- FLOPs and bytes of rows, by the cost model's formulas ------------------------------------
+def _dims(dtype_bytes: int, q_width=0, kv_width=0, heads=0, head_dim=0) -> LayerDims:
+    """A LayerDims carrying only what one op's formula reads (fields may be arrays)."""
+    return LayerDims(hidden=0, q_width=q_width, kv_width=kv_width, heads=heads,
+                     head_dim=head_dim, mlp_width=0, expert_width=0, shared_expert_width=0,
+                     vocab=0, dtype_bytes=dtype_bytes, gated=True)
+
+
+def elementwise_cost(op: str, tokens, width, dtype_bytes: int) -> tuple:
+    """(flops, bytes) of an elementwise op of ``tokens x width`` (scalars or arrays)."""
+    if op == "rmsnorm":
+        return norm_cost(tokens, width, dtype_bytes)
+    if op == "add":
+        return residual_add_cost(tokens, width, dtype_bytes)
+    if op in ("silu_mul", "gelu"):
+        return activation_cost(tokens, width, op == "silu_mul", dtype_bytes)
+    if op == "rotary":     # width = query + key width, as rotary_cost's q_width + kv_width
+        return rotary_cost(tokens, _dims(dtype_bytes, q_width=width))
+    # embedding (gather rows, write them) and copy: no arithmetic, read + write
+    return 0.0 * tokens, 2.0 * tokens * width * dtype_bytes
+
+
+def attention_cost(op: str, batch, query_tokens, context_tokens, heads, kv_heads, head_dim,
+                   dtype_bytes: int) -> tuple:
+    dims = _dims(dtype_bytes, q_width=heads * head_dim, kv_width=kv_heads * head_dim,
+                 heads=heads, head_dim=head_dim)
+    if op == "attn_decode":
+        return attn_decode_cost(batch, batch * context_tokens, dims)
+    q, c = query_tokens, context_tokens
+    pairs = batch * (q * (c - q) + q * (q + 1) // 2)
+    return attn_prefill_cost(batch * q, pairs, batch * c, dims)
+
+
+def row_costs(kind: str, frame: pd.DataFrame, dtype_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(flops, bytes) arrays of every row of a table (allreduce: 0 FLOPs, message bytes)."""
+    col = {c: frame[c].to_numpy() for c in frame.columns}
+    n = len(frame)
+    flops, nbytes = np.zeros(n), np.zeros(n)
+    if kind == "gemm":
+        m, k, nn = (col[c].astype(float) for c in ("m", "k", "n"))
+        return gemm_flops(m, k, nn), gemm_bytes(m, k, nn, dtype_bytes)
+    if kind == "allreduce":
+        return flops, col["bytes"].astype(float)
+    for op in np.unique(col["op"]) if n else ():
+        sel = col["op"] == op
+        if kind == "elementwise":
+            f, b = elementwise_cost(op, col["tokens"][sel].astype(float),
+                                    col["width"][sel].astype(float), dtype_bytes)
+        else:
+            f, b = attention_cost(op, *(col[c][sel].astype(float) for c in SCHEMAS[kind][1:]),
+                                  dtype_bytes=dtype_bytes)
+        flops[sel], nbytes[sel] = f, b
+    return flops, nbytes
