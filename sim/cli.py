@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--trace-events", metavar="FILE.json",
+                     help="also write Chrome/Perfetto trace events of every replica's iterations")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a scenario (and that the model fits) without running")
@@ -58,8 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("hardware", help="list hardware profiles")
     hw.add_argument("--json", action="store_true")
     hw.set_defaults(func=cmd_hardware)
+    _add_hardware_show(hw)
+    _add_calibrate(sub)
 
     _add_trace(sub)
+    _add_ops(sub)
+    _add_planning(sub)
     return p
 
 
@@ -86,6 +92,12 @@ def cmd_run(args) -> int:
         result = simulate(scenario)
     out = Path(args.out) if args.out else Path("runs") / scenario.name
     result.save(out)
+    if getattr(args, "trace_events", None):
+        from sim.planning.trace_events import write_trace_events
+        write_trace_events(result.iterations, args.trace_events, scenario.name)
+        if not args.json:
+            console.print(f"trace events in [bold]{args.trace_events}[/] (open in "
+                          "ui.perfetto.dev or chrome://tracing)", highlight=False)
     if args.json:
         print(json.dumps(_clean(result.summary), indent=2))
     else:
@@ -198,6 +210,37 @@ def cmd_hardware(args) -> int:
     return 0
 
 
+# -- ops (issue 3): the roofline table of one iteration ----------------------------------------
+def _add_ops(sub) -> None:
+    ops = sub.add_parser("ops", help="per-op FLOPs, bytes, Op/B, processor and time of one "
+                                     "iteration")
+    ops.add_argument("model", help="catalog name or a path to a HF config.json / model YAML")
+    ops.add_argument("--hardware", required=True, help="hardware profile name or YAML path")
+    ops.add_argument("--batch", type=int, required=True, help="decoding requests")
+    ops.add_argument("--context", type=int, required=True, help="tokens cached per request")
+    ops.add_argument("--prefill", type=int, default=0, help="tokens of one prefilling request")
+    ops.add_argument("--tp", type=int, default=1, help="tensor-parallel devices (default 1)")
+    ops.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a hardware profile field, e.g. "
+                          "--set duplex.placement.policy=fastest")
+    ops.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    ops.set_defaults(func=cmd_ops)
+
+
+def cmd_ops(args) -> int:
+    from sim.cost.op_table import op_rich_table, run_ops
+
+    frame, title = run_ops(args.model, args.hardware, args.batch, args.context, args.prefill,
+                           args.tp, args.overrides)
+    # piped output is not cut at 80 columns (a terminal keeps its own width)
+    out = console if console.is_terminal else Console(width=120)
+    out.print(op_rich_table(frame, title))
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        console.print(f"wrote {args.csv}", highlight=False)
+    return 0
+
+
 # -- trace -------------------------------------------------------------------------------------
 def _add_trace(sub) -> None:
     from sim.workload.formats import TRACE_FORMATS
@@ -295,6 +338,155 @@ def cmd_trace_convert(args) -> int:
     write_generic(columns, Path(args.output))
     console.print(f"wrote {len(columns):,} requests from {args.input} ({name}) to "
                   f"{args.output} ({args.to})", highlight=False)
+    return 0
+
+
+# -- sweep, plan, report (sim/planning) -----------------------------------------------------
+def _add_planning(sub) -> None:
+    from sim.planning.backends import BACKENDS
+
+    def backend_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-o", "--out", required=True, help="output directory (resumable)")
+        p.add_argument("--backend", default="local", choices=list(BACKENDS),
+                       help="local: a process pool (default); ray: Ray tasks")
+        p.add_argument("--workers", type=int, default=None,
+                       help="processes (local) or CPUs of the local Ray instance (default: all)")
+        p.add_argument("--address", default=None,
+                       help="Ray cluster address (default: start a local Ray instance)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sweep = sub.add_parser("sweep", help="run a base scenario over a grid of overrides")
+    sweep.add_argument("sweep", help="sweep YAML (scenario + grid/zip of dotted keys)")
+    backend_args(sweep)
+    sweep.set_defaults(func=cmd_sweep)
+    plan = sub.add_parser("plan", help="find the cheapest configuration that meets SLOs")
+    plan.add_argument("plan", help="plan YAML (traffic, SLOs, candidates)")
+    backend_args(plan)
+    plan.set_defaults(func=cmd_plan)
+    report = sub.add_parser("report", help="write report.html and report.md for a run, sweep "
+                                           "or plan folder")
+    report.add_argument("dir")
+    report.add_argument("-o", "--out", default=None, help="where to write (default: DIR)")
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_sweep(args) -> int:
+    from sim.planning import load_sweep, make_backend, run_sweep
+    from sim.planning.console import RunsProgress
+
+    sweep = load_sweep(args.sweep, args.out)
+    backend = make_backend(args.backend, args.workers, args.address)
+    try:
+        with RunsProgress(err_console, not args.no_progress) as progress:
+            outcome = run_sweep(sweep, args.out, backend, progress=lambda done, total, task, row:
+                                progress.update(sweep.name, done, total))
+    finally:
+        backend.close()
+    console.print(f"{sweep.name}: {outcome.total} runs, {outcome.ran} ran now, "
+                  f"{outcome.skipped} already done, in {outcome.wall_s:.1f} s "
+                  f"(backend {args.backend}); results in [bold]{outcome.results}[/]",
+                  highlight=False)
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from sim.planning import load_plan, make_backend, run_plan
+    from sim.planning.console import RunsProgress, print_plan
+
+    plan = load_plan(args.plan)
+    backend = make_backend(args.backend, args.workers, args.address)
+    try:
+        with RunsProgress(err_console, not args.no_progress) as progress:
+            out = run_plan(plan, args.out, backend, progress=progress.update)
+    finally:
+        backend.close()
+    print_plan(console, out, args.out)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from sim.planning import write_report
+
+    html_path, md_path, plots = write_report(args.dir, args.out)
+    console.print(f"wrote [bold]{html_path}[/] and [bold]{md_path}[/] "
+                  f"({len(plots)} plots: {', '.join(plots)})", highlight=False)
+    return 0
+
+
+# -- hardware show, calibrate (sim/calibration) -------------------------------------------------
+def _add_hardware_show(hw: argparse.ArgumentParser) -> None:
+    """``llmsim hardware show NAME_OR_PATH``; plain ``llmsim hardware`` still lists."""
+    hsub = hw.add_subparsers(dest="hardware_command", required=False)
+    show = hsub.add_parser("show", help="one profile: datasheet, efficiency, calibration fit")
+    show.add_argument("profile", metavar="NAME_OR_PATH")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_hardware_show)
+
+
+def _add_calibrate(sub) -> None:
+    cal = sub.add_parser("calibrate", help="measure kernels with torch -> a calibrated profile")
+    cal.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    cal.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    cal.add_argument("--models", default=None, metavar="M1,M2",
+                     help="catalog models whose per-TP-shard shapes to measure")
+    cal.add_argument("--quick", action="store_true", help="a small grid (minutes on a GPU)")
+    cal.add_argument("--base", default=None, metavar="NAME_OR_PATH",
+                     help="profile with the datasheet numbers (default: from the GPU's name)")
+    cal.add_argument("--threads", type=int, default=None,
+                     help="torch CPU threads (cpu default: 1, steady on a busy machine)")
+    cal.add_argument("-o", "--out", metavar="PATH.yaml", help="profile to write (tables beside it)")
+    cal.set_defaults(func=cmd_calibrate)
+    csub = cal.add_subparsers(dest="calibrate_command", required=False)
+    vid = csub.add_parser("import-vidur", help="Vidur profiling CSVs -> a calibrated profile")
+    vid.add_argument("directory", metavar="DIR", help="folder with Vidur's mlp.csv files")
+    vid.add_argument("-o", "--out", required=True, metavar="PATH.yaml")
+    vid.add_argument("--gpu", default=None, help="GPU folder name when DIR has several (a100)")
+    vid.add_argument("--base", default=None, metavar="NAME_OR_PATH",
+                     help="profile with the datasheet numbers (default: from the GPU folder)")
+    vid.add_argument("--network", default=None, metavar="PATH",
+                     help="Vidur all_reduce.csv (or its folder) to import too")
+    vid.set_defaults(func=cmd_calibrate_import_vidur)
+
+
+def cmd_hardware_show(args) -> int:
+    from sim.calibration.report import calibration_table, device_summary, device_table
+
+    summary = device_summary(args.profile)
+    if args.json:
+        print(json.dumps(_clean(summary), indent=2))
+        return 0
+    console.print(device_table(summary))
+    if summary["calibration"] is not None:
+        console.print(calibration_table(summary["calibration"]))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from sim.calibration.run import calibrate
+    from sim.errors import HardwareError
+
+    if not args.out:
+        raise HardwareError("calibrate: -o PATH.yaml is required (the profile to write)")
+    models = None if args.models is None else [m for m in args.models.split(",") if m]
+    built = calibrate(args.device, args.out, dtype=args.dtype, models=models, quick=args.quick,
+                      base=args.base, threads=args.threads,
+                      log=lambda msg: err_console.print(msg, highlight=False))
+    return _report_built(built)
+
+
+def cmd_calibrate_import_vidur(args) -> int:
+    from sim.calibration.vidur import import_vidur
+
+    return _report_built(import_vidur(args.directory, args.out, gpu=args.gpu, base=args.base,
+                                      network=args.network))
+
+
+def _report_built(built) -> int:
+    from sim.calibration.report import calibration_table, device_summary
+
+    console.print(calibration_table(device_summary(str(built.path))["calibration"]))
+    console.print(f"wrote [bold]{built.path}[/] and its tables in "
+                  f"[bold]{built.path.parent / built.path.stem}/[/]", highlight=False)
     return 0
 
 

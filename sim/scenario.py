@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from sim.cluster.failures import FailureConfig
 from sim.cluster.router import ROUTERS
 from sim.config import parse, require
 from sim.errors import LlmsimError, ScenarioError, did_you_mean, unknown_name_error
@@ -31,9 +32,11 @@ class ClusterConfig:
     router: str = "round-robin"
 
     def __post_init__(self):
-        require(self.replicas > 0, "replicas", "an integer > 0", self.replicas)
-        require(self.tensor_parallel > 0 and self.tensor_parallel & (self.tensor_parallel - 1) == 0,
-                "tensor_parallel", "a power of two > 0", self.tensor_parallel)
+        require(0 < self.replicas <= 100_000, "replicas", "an integer in [1, 100000]",
+                self.replicas)
+        require(0 < self.tensor_parallel <= 1024 and
+                self.tensor_parallel & (self.tensor_parallel - 1) == 0,
+                "tensor_parallel", "a power of two in [1, 1024]", self.tensor_parallel)
         require(self.router in ROUTERS, "router", f"one of {', '.join(ROUTERS)}", self.router)
 
 
@@ -78,7 +81,7 @@ class SimulationConfig:
 
 
 _TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "workload", "slo",
-             "simulation", "description")
+             "simulation", "description", "failures")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Scenario:
     slo: SloConfig
     simulation: SimulationConfig
     description: str = ""
+    failures: tuple[FailureConfig, ...] = ()    # what-ifs: sim/cluster/failures.py
     path: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)
 
@@ -136,16 +140,18 @@ class Scenario:
         if not isinstance(model, str):
             raise ScenarioError(path, "model", "a catalog name or a path to a config.json/YAML",
                                 model)
+        cluster = parse(ClusterConfig, data.get("cluster"), path=path, field="cluster")
         return cls(
             name=name, seed=seed, model=model,
             hardware=_parse_hardware(data.get("hardware", "h100-sxm"), path),
-            cluster=parse(ClusterConfig, data.get("cluster"), path=path, field="cluster"),
+            cluster=cluster,
             scheduler=_parse_scheduler(data.get("scheduler"), path),
             workload=parse(WorkloadConfig, data["workload"], path=path, field="workload"),
             slo=parse(SloConfig, data.get("slo"), path=path, field="slo"),
             simulation=parse(SimulationConfig, data.get("simulation"), path=path,
                              field="simulation"),
             description=str(data.get("description", "")),
+            failures=_parse_failures(data.get("failures"), cluster.replicas, path),
             path=path, base_dir=base_dir)
 
     def to_dict(self) -> dict:
@@ -158,6 +164,8 @@ class Scenario:
             out[key] = _drop_none(dataclasses.asdict(getattr(self, key)))
         if self.description:
             out["description"] = self.description
+        if self.failures:     # only when set, so scenarios without failures keep their echo
+            out["failures"] = [_drop_none(dataclasses.asdict(f)) for f in self.failures]
         return out
 
 
@@ -180,10 +188,28 @@ def _parse_hardware(value: Any, path: str | None) -> HardwareConfig:
                         value)
 
 
+def _parse_failures(value: Any, replicas: int, path: str | None) -> tuple[FailureConfig, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ScenarioError(path, "failures", "a list of {kind: replica_down|straggler, replica, "
+                            "at_s, duration_s[, factor]}", value)
+    failures = tuple(parse(FailureConfig, item, path=path, field=f"failures[{i}]")
+                     for i, item in enumerate(value))
+    for i, f in enumerate(failures):
+        if f.replica >= replicas:
+            raise ScenarioError(path, f"failures[{i}].replica",
+                                f"a replica index < cluster.replicas ({replicas})", f.replica)
+    return failures
+
+
 def _parse_scheduler(value: Any, path: str | None) -> EngineConfig:
-    value = dict(value or {})
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ScenarioError(path, "scheduler", "a mapping like {name: fcfs, ...}", value)
     name = value.get("name", "fcfs")
-    if name not in SCHEDULERS:
+    if not isinstance(name, str) or name not in SCHEDULERS:
         raise unknown_name_error("scheduler", name, SCHEDULERS, path, "scheduler.name")
     return parse(SCHEDULERS[name].Config, value, path=path, field="scheduler")
 

@@ -7,7 +7,10 @@ import yaml
 
 from sim import Scenario, simulate
 
-SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))
+# sweeps and plans (sim/planning) sit next to the scenarios and name theirs under `scenario:`;
+# tests/planning runs them
+SCENARIOS = sorted(p for p in (Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml")
+                   if "scenario" not in (yaml.safe_load(p.read_text()) or {}))
 
 
 def scale_down(path: Path, tmp_path: Path) -> list[str]:

@@ -10,9 +10,10 @@ import numpy as np
 import simpy
 
 from sim.cluster.closed_loop import ClosedLoop
+from sim.cluster.failures import failure_window_attainment, speed_changes, start_failures
 from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
-from sim.cost.model import CostModel
+from sim.cost.duplex import COST_MODELS
 from sim.errors import CapacityError, ScenarioError
 from sim.hardware import DeviceSpec, load_device
 from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
@@ -20,7 +21,7 @@ from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_pe
 from sim.memory.capacity import GIB
 from sim.metrics.records import Recorder
 from sim.metrics.result import Result
-from sim.metrics.summary import summarize
+from sim.metrics.summary import slo_met, summarize
 from sim.models import ModelSpec, get_model
 from sim.scenario import Scenario
 from sim.scheduling import SCHEDULERS
@@ -127,24 +128,36 @@ class Cluster:
         self.router = ROUTERS[scenario.cluster.router](rng)
         self.progress = progress
         self.ended = 0
-        cfg, dep = scenario.scheduler, deployment
-        cost = CostModel(dep.model, dep.device, dep.tensor_parallel)
+        dep = deployment
+        cost = COST_MODELS[dep.device.kind](dep.model, dep.device, dep.tensor_parallel)
         swap_s = dep.block_bytes / dep.device.pcie_bandwidth
-        scheduler_cls = SCHEDULERS[cfg.name]
         self.replicas = [
-            Replica(self.env, i,
-                    Engine(scheduler_cls(cfg, KVCache(dep.kv_blocks, dep.block_size,
-                                                      cfg.prefix_caching),
-                                         host_swap_blocks=dep.host_swap_blocks,
-                                         rng=np.random.default_rng((scenario.seed, 1, i)))),
-                    cost, self.recorder, fast_forward=scenario.simulation.fast_forward,
+            Replica(self.env, i, self._make_engine(i), cost, self.recorder,
+                    fast_forward=scenario.simulation.fast_forward,
                     swap_seconds_per_block=swap_s,
                     check_invariants=scenario.simulation.check_invariants,
                     on_finish=self._on_end)
             for i in range(scenario.cluster.replicas)]
         self._upcoming = self.workload.requests()
         self._next: Request | None = None    # taken from the workload, not yet arrived
+        # failure what-ifs: the replicas routers may pick, engines of lost replicas (for their
+        # counters), requests waiting for any replica to come back, re-routings so far
+        self._up: list[Replica] = self.replicas
+        self.retired_engines: list[Engine] = []
+        self._parked: list[Request] = []
+        self.rerouted = 0
+        if scenario.failures:
+            for replica in self.replicas:
+                replica.speed_changes_s = speed_changes(scenario.failures, replica.index)
+            start_failures(self, scenario.failures)
         self.env.process(self._arrivals())
+
+    def _make_engine(self, index: int, restart: int = 0) -> Engine:
+        cfg, dep, seed = self.scenario.scheduler, self.deployment, self.scenario.seed
+        # a restarted replica's sampling policy gets its own stream, still from the scenario seed
+        rng = np.random.default_rng((seed, 1, index) if restart == 0 else (seed, 1, index, restart))
+        kv = KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching)
+        return Engine(SCHEDULERS[cfg.name](cfg, kv, host_swap_blocks=dep.host_swap_blocks, rng=rng))
 
     # -- arrivals (closed loop: workload issue 5) ---------------------------------------------
     _closed_loop: ClosedLoop | None = None   # the clients, for closed-loop workloads
@@ -176,8 +189,52 @@ class Cluster:
             self.recorder.request(req)
             self._on_end(req)
             return
-        self.router.pick(req, self.replicas).submit(req)
+        if not self._up:
+            self._parked.append(req)       # every replica is down: wait for one to come back
+            return
+        self.router.pick(req, self._up).submit(req)
     # -- end of arrivals ------------------------------------------------------------------------
+
+    # -- failures (sim/cluster/failures.py) -----------------------------------------------------
+    def take_down(self, index: int) -> None:
+        replica = self.replicas[index]
+        if replica.is_down:
+            return
+        evacuated = replica.fail()
+        self._up = [r for r in self.replicas if not r.is_down]
+        for req in evacuated:
+            self._reroute(req)
+
+    def bring_up(self, index: int) -> None:
+        replica = self.replicas[index]
+        if not replica.is_down:
+            return
+        self.retired_engines.append(replica.engine)
+        replica.recover(self._make_engine(index, restart=len(self.retired_engines)))
+        self._up = [r for r in self.replicas if not r.is_down]
+        parked, self._parked = self._parked, []
+        for req in parked:
+            if req.view is None:
+                self._admit(req)           # arrived while every replica was down
+            else:
+                self._reroute(req)         # evacuated from a lost replica
+
+    def _reroute(self, req: Request) -> None:
+        """Send a lost replica's request to a live one with its progress but not its KV: it is
+        prefilled again (prompt + tokens generated so far), like a recompute preemption."""
+        if not self._up:
+            self._parked.append(req)
+            return
+        old = req.view
+        req.view = None
+        self.rerouted += 1
+        self.router.pick(req, self._up).submit(req)
+        new = req.view
+        new.output_generated = old.output_generated
+        new.preemptions = old.preemptions + 1
+        new.prefill_tokens_computed = old.prefill_tokens_computed
+        new.cached_prompt_tokens = old.cached_prompt_tokens
+        new.first_scheduled_s = old.first_scheduled_s
 
     def _on_end(self, req: Request) -> None:
         if self._closed_loop is not None:     # closed loop: the request's client may send again
@@ -198,8 +255,12 @@ class Cluster:
             replica.settle(end)      # a decode run cut by the horizon: apply its past iterations
         # in-flight requests at the horizon are reported, not lost
         for replica in self.replicas:
+            if replica.is_down:
+                continue           # its requests were routed elsewhere or are parked
             for req in replica.engine.in_flight():
                 self.recorder.request(req)
+        for req in self._parked:
+            self.recorder.request(req)
         # so are those that had not arrived yet (state "waiting", no replica)
         if self._next is not None:
             self.recorder.request(self._next)
@@ -228,7 +289,8 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     energy = sum(r.energy_j for r in cluster.replicas) + idle_s * dev.idle_w * tp
     devices = len(cluster.replicas) * tp
     cost = devices * dev.price_usd_per_hour * duration / 3600.0
-    kv = [r.engine.kv for r in cluster.replicas]
+    engines = [r.engine for r in cluster.replicas] + cluster.retired_engines
+    kv = [e.kv for e in engines]
     queries = sum(k.queries for k in kv)
     busy_weights = iterations["duration_s"].to_numpy()
     kv_usage = float((iterations["kv_blocks_used"].to_numpy() * busy_weights).sum()
@@ -243,9 +305,13 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
         "events": len(iterations) + len(workload),
         "devices": devices,
     }
+    if scenario.failures:
+        extra["requests_rerouted"] = cluster.rerouted
+        extra["slo_attainment_during_failures"] = failure_window_attainment(
+            requests, slo_met(requests, scenario.slo), scenario.failures, duration)
     summary = summarize(requests, iterations, slo=scenario.slo, duration_s=duration,
                         wall_time_s=wall, energy_j=energy, cost_usd=cost,
-                        preemptions=sum(r.engine.scheduler.num_preemptions for r in cluster.replicas),
-                        extra=extra)
+                        preemptions=sum(e.scheduler.num_preemptions for e in engines)
+                        + cluster.rerouted, extra=extra)
     assert summary["requests_total"] == len(workload), "a request was lost"
     return Result(requests, iterations, summary, scenario.to_dict())

@@ -35,6 +35,12 @@ class Replica:
         self._idle: simpy.Event | None = None
         self._interruptible = False      # in a decode run that an arrival cuts short
         self._run: tuple | None = None   # (plan, ends, start, energies) of a decode run in progress
+        # failure what-ifs (sim/cluster/failures.py); inert unless a scenario has ``failures:``
+        self.is_down = False             # lost: routers skip it, its process waits for recover()
+        self._recovered: simpy.Event | None = None
+        self.slowdown = 1.0              # straggler: iteration time multiplier
+        self.slow_factors: list[float] = []
+        self.speed_changes_s = np.empty(0)   # straggler window edges: decode runs stop there
         self.process = env.process(self._loop())
 
     # -- what routers see ----------------------------------------------------------------------
@@ -73,10 +79,44 @@ class Replica:
             self._interruptible = False
             self.process.interrupt()
 
+    # -- failures (sim/cluster/failures.py) -----------------------------------------------------
+    def fail(self) -> list[Request]:
+        """The replica is lost: keep the decode-run iterations that ended before now (as stepping
+        would have them), drop the iteration in progress, and return the requests it held (id
+        order) for the cluster to route elsewhere. The engine is left as it is, to be replaced."""
+        self.settle(self.env.now)
+        self.is_down = True
+        self._interruptible = False
+        self._idle = None
+        self._recovered = self.env.event()
+        self.process.interrupt("down")
+        return self.engine.in_flight()
+
+    def recover(self, engine: Engine) -> None:
+        """Back up, empty, with a fresh engine (a restarted server has a cold prefix cache)."""
+        self.engine = engine
+        self.is_down = False
+        self._recovered.succeed()
+
     # -- the process ---------------------------------------------------------------------------
     def _loop(self):
+        while True:
+            try:
+                yield from self._serve()
+            except simpy.Interrupt:
+                if not self.is_down:
+                    raise
+            # down: wait for recover(); an arrival interrupt sent just before the failure may
+            # still be delivered here, and means nothing now
+            while self.is_down:
+                try:
+                    yield self._recovered
+                except simpy.Interrupt:
+                    pass
+
+    def _serve(self):
         env, sched = self.env, self.engine
-        clock = 0.0
+        clock = env.now       # 0.0 at the start; the recovery time after a failure
         while True:
             if not sched.has_work:
                 self._idle = env.event()
@@ -107,6 +147,8 @@ class Replica:
         shape = BatchShape.from_requests(plan.num_new_tokens, plan.computed_before,
                                          plan.num_emitting, plan.shared_kv_tokens)
         duration, energy = self.cost.iteration_time(shape)
+        if self.slowdown != 1.0:
+            duration *= self.slowdown
         swapped = plan.swap_in_blocks + plan.swap_out_blocks
         if swapped:
             duration += swapped * self.swap_seconds_per_block   # PCIe copies, not overlapped
@@ -123,7 +165,17 @@ class Replica:
         first_context = sum(plan.computed_before) + n
         durations, energies = self.cost.decode_run(n, first_context, steps,
                                                    plan.shared_kv_tokens)
+        if self.slowdown != 1.0:
+            durations = durations * self.slowdown
         ends = np.cumsum(np.concatenate(([clock], durations)))[1:]
+        if len(self.speed_changes_s):
+            # a straggler window opens or closes: stop at the iteration that spans its edge, so
+            # the next one is timed with the new factor, as stepping would time it
+            edge = np.searchsorted(self.speed_changes_s, clock, side="right")
+            if edge < len(self.speed_changes_s):
+                cut = int(np.searchsorted(ends, self.speed_changes_s[edge], side="left")) + 1
+                if cut < steps:
+                    steps, ends = cut, ends[:cut]
         env = self.env
         self._run = (plan, ends, clock, energies)
         if plan.wake_on_arrival:
@@ -132,6 +184,8 @@ class Replica:
                 yield env.timeout(max(ends[-1] - env.now, 0.0))
                 self._interruptible = False
             except simpy.Interrupt:
+                if self.is_down:
+                    raise           # lost (fail() kept what had ended); not an arrival
                 # cut the run at the first iteration boundary at or after the arrival
                 steps = min(int(np.searchsorted(ends, env.now, side="left")) + 1, len(ends))
                 if ends[steps - 1] > env.now:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.calibration.fit import curve_time_s
 from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, MOE_EXPERT,
                           LayerDims, Op, activation_cost, attn_decode_cost, attn_prefill_cost,
                           expert_token_counts, gemm_bytes, gemm_flops, norm_cost,
@@ -89,7 +90,10 @@ class CostModel:
 
     Per op: ``time = max(flops / (peak * eff.compute), bytes / (bandwidth * eff.memory)) +
     eff.kernel_launch_s``; all-reduces use the ring formula at ``eff.interconnect`` of the link;
-    each iteration adds ``eff.iteration_overhead_s``.
+    each iteration adds ``eff.iteration_overhead_s``. A calibrated device (``device.calibration``,
+    :mod:`sim.calibration`) replaces an op's roofline by its measured time where the predictor
+    has one; attention then uses its kind's fitted efficiency curve, a closed form like the
+    roofline, so the decode fast path stays exact.
     """
 
     def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16"):
@@ -109,6 +113,14 @@ class CostModel:
         self._decode_coeffs = (4.0 * d.heads * d.head_dim,
                                (2.0 * d.q_width + 2.0 * d.kv_width) * d.dtype_bytes,
                                2.0 * d.kv_width * d.dtype_bytes)
+        # -- calibration (issue 6): measured tables first, the roofline above as fallback ------
+        self._predictor = None
+        fits: dict[str, tuple[float, float, float, float]] = {}
+        if device.calibration is not None:
+            from sim.calibration.predictor import cost_model_predictor
+            self._predictor, fits = cost_model_predictor(device, model, dtype)
+        # attributes, not a dict lookup: _attention_part is on the hot path
+        self._prefill_fit, self._decode_fit = fits.get(ATTN_PREFILL), fits.get(ATTN_DECODE)
 
     # -- roofline ----------------------------------------------------------------------------
     def op_time_s(self, flops, nbytes):
@@ -128,41 +140,48 @@ class CostModel:
         layers, dense, moe = m.num_layers, m.num_dense_layers, m.num_moe_layers
         qkv_n = d.q_width + 2 * d.kv_width
         ops = [
-            Op("embedding", ELEMENTWISE, 0.0, 2.0 * T * h * dt),
-            Op("input_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers),
+            Op("embedding", ELEMENTWISE, 0.0, 2.0 * T * h * dt, shape=(T, h)),
+            Op("input_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers, shape=(T, h)),
             Op("qkv_proj", GEMM, gemm_flops(T, h, qkv_n),
-               gemm_bytes(T, h, qkv_n, dt) + (qkv_n * dt if m.qkv_bias else 0), count=layers),
-            Op("rotary", ELEMENTWISE, *rotary_cost(T, d), count=layers),
+               gemm_bytes(T, h, qkv_n, dt) + (qkv_n * dt if m.qkv_bias else 0), count=layers,
+               shape=(T, h, qkv_n)),
+            Op("rotary", ELEMENTWISE, *rotary_cost(T, d), count=layers,
+               shape=(T, d.q_width + d.kv_width)),
             Op("o_proj", GEMM, gemm_flops(T, d.q_width, h), gemm_bytes(T, d.q_width, h, dt),
-               count=layers),
-            Op("residual_add", ELEMENTWISE, *residual_add_cost(T, h, dt), count=2 * layers),
-            Op("post_attn_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers),
+               count=layers, shape=(T, d.q_width, h)),
+            Op("residual_add", ELEMENTWISE, *residual_add_cost(T, h, dt), count=2 * layers,
+               shape=(T, h)),
+            Op("post_attn_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers, shape=(T, h)),
         ]
         if dense:
             ops += self._mlp_ops("mlp", T, d.mlp_width, dense)
         if moe:
             ops.append(Op("moe_router", GEMM, gemm_flops(T, h, m.num_experts),
-                          gemm_bytes(T, h, m.num_experts, dt), count=moe))
+                          gemm_bytes(T, h, m.num_experts, dt), count=moe,
+                          shape=(T, h, m.num_experts)))
             if d.shared_expert_width:
                 ops += self._mlp_ops("shared_expert", T, d.shared_expert_width, moe)
             ops.append(self._experts_op(T, moe))
         if self.tp > 1:
             # all-reduce after attention and after the MLP of every layer
-            ops.append(Op("allreduce", ALLREDUCE, 0.0, T * h * dt, count=2 * layers))
-        ops.append(Op("final_norm", ELEMENTWISE, *norm_cost(T, h, dt)))
+            ops.append(Op("allreduce", ALLREDUCE, 0.0, T * h * dt, count=2 * layers,
+                          shape=(T, h)))
+        ops.append(Op("final_norm", ELEMENTWISE, *norm_cost(T, h, dt), shape=(T, h)))
         if num_emitting:   # logits only for the sequences that sample (not mid-prompt chunks)
             ops.append(Op("lm_head", GEMM, gemm_flops(num_emitting, h, d.vocab),
-                          gemm_bytes(num_emitting, h, d.vocab, dt)))
+                          gemm_bytes(num_emitting, h, d.vocab, dt),
+                          shape=(num_emitting, h, d.vocab)))
         return [op for op in ops if op.flops or op.bytes]
 
     def _mlp_ops(self, name: str, T: int, width: int, count: int) -> list[Op]:
         d, dt = self.dims, self.dims.dtype_bytes
         up_n = 2 * width if d.gated else width
         return [Op(f"{name}_up", GEMM, gemm_flops(T, d.hidden, up_n),
-                   gemm_bytes(T, d.hidden, up_n, dt), count=count),
-                Op(f"{name}_act", ELEMENTWISE, *activation_cost(T, width, d.gated, dt), count=count),
+                   gemm_bytes(T, d.hidden, up_n, dt), count=count, shape=(T, d.hidden, up_n)),
+                Op(f"{name}_act", ELEMENTWISE, *activation_cost(T, width, d.gated, dt), count=count,
+                   shape=(T, width)),
                 Op(f"{name}_down", GEMM, gemm_flops(T, width, d.hidden),
-                   gemm_bytes(T, width, d.hidden, dt), count=count)]
+                   gemm_bytes(T, width, d.hidden, dt), count=count, shape=(T, width, d.hidden))]
 
     def expert_token_counts(self, num_tokens: int) -> np.ndarray:
         return expert_token_counts(num_tokens, self.model.num_experts, self.model.top_k)
@@ -211,11 +230,24 @@ class CostModel:
     def _op_seconds(self, op: Op, num_tokens: int) -> float:
         """One execution of ``op``: ring formula for all-reduces, per-expert rooflines for the
         fused MoE op, the plain roofline otherwise."""
+        if self._predictor is not None:      # calibration (issue 6): measured tables first
+            seconds = self._calibrated_seconds(op, num_tokens)
+            if seconds is not None:
+                return seconds
         if op.kind == ALLREDUCE:
             return self.allreduce_time_s(num_tokens) + self._launch_s
         if op.kind == MOE_EXPERT:
             return self._experts_time_s(num_tokens)
         return float(self.op_time_s(op.flops, op.bytes))
+
+    def _calibrated_seconds(self, op: Op, num_tokens: int) -> float | None:
+        """The predictor's time for ``op`` (issue 6), ``None`` to use the roofline."""
+        d = self.dims
+        if op.kind == MOE_EXPERT:
+            counts = self.expert_token_counts(num_tokens)
+            return self._predictor.moe_experts_s(counts[counts > 0], d.hidden, d.expert_width,
+                                                 d.gated)
+        return self._predictor.op_seconds(op, gated=d.gated, tp=self.tp)
 
     def _token_part(self, num_tokens: int, num_emitting: int) -> tuple[float, float, float]:
         """(seconds, flops, bytes) of the token-count-dependent ops, memoised."""
@@ -243,7 +275,10 @@ class CostModel:
         if shape.num_prefill:
             pf_f, pf_b = attn_prefill_cost(shape.prefill_tokens, shape.prefill_attn_pairs,
                                            shape.prefill_kv_tokens, self.dims)
-            pf_t = max(pf_f / self._flops_per_s, pf_b / self._bytes_per_s) + self._launch_s
+            if self._prefill_fit is None:
+                pf_t = max(pf_f / self._flops_per_s, pf_b / self._bytes_per_s) + self._launch_s
+            else:   # calibrated (issue 6): the fitted curve, fixed kernel cost included
+                pf_t = curve_time_s(pf_f, pf_b, self._prefill_fit)
         if not shape.num_decode:
             return L * pf_t, L * pf_f, L * pf_b
         # attn_decode_cost, linear in the context: flops = a*S, bytes = b_seq*n + b_key*S
@@ -252,11 +287,14 @@ class CostModel:
         # keys of shared prefixes are attended (FLOPs) but read once per group (bytes)
         dec_b = b_seq * shape.num_decode + b_key * (decode_context_tokens
                                                     - shape.decode_shared_kv_tokens)
-        t_f, t_b = dec_f / self._flops_per_s, dec_b / self._bytes_per_s
-        if isinstance(t_f, np.ndarray):
-            dec_t = np.maximum(t_f, t_b) + self._launch_s
+        if self._decode_fit is not None:   # calibrated (issue 6): same closed form, fitted rates
+            dec_t = curve_time_s(dec_f, dec_b, self._decode_fit)
         else:
-            dec_t = (t_f if t_f > t_b else t_b) + self._launch_s
+            t_f, t_b = dec_f / self._flops_per_s, dec_b / self._bytes_per_s
+            if isinstance(t_f, np.ndarray):
+                dec_t = np.maximum(t_f, t_b) + self._launch_s
+            else:
+                dec_t = (t_f if t_f > t_b else t_b) + self._launch_s
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
 
     def _total(self, shape: BatchShape, decode_context_tokens):

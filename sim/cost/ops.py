@@ -29,6 +29,9 @@ class Op:
     flops: float
     bytes: float
     count: int = 1       # executions per iteration (e.g. number of layers that run it)
+    # Size key for measured tables (issue 6): GEMM (m, k, n); elementwise and all-reduce
+    # (tokens, width); () when unknown (the roofline then decides alone).
+    shape: tuple = ()
 
     @property
     def intensity(self) -> float:

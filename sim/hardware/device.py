@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # calibration (issue 6): only for the annotation; sim.calibration imports us
+    from sim.calibration.data import CalibrationData
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class DeviceSpec:
     efficiency: Efficiency = field(default_factory=Efficiency)
     description: str = field(default="", compare=False)
     sources: tuple[str, ...] = field(default=(), compare=False)
+    # Measured kernel tables and fitted efficiency curves (issue 6); None: the roofline above.
+    # Hashable and compared by a digest of its contents.
+    calibration: CalibrationData | None = None
 
     def peak_flops(self, dtype: str = "bf16") -> float:
         try:

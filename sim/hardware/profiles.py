@@ -14,15 +14,17 @@ from typing import Any
 
 import yaml
 
+from sim.calibration.schema import CalibrationSection, table_stamps
 from sim.config import parse, require
 from sim.errors import HardwareError, ScenarioError, did_you_mean
 from sim.hardware.device import DeviceSpec, Efficiency
+from sim.hardware.duplex import DuplexSection, DuplexSpec
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
 
 # The `kind:` a profile may declare -> the spec class it becomes. Data for one device is a YAML;
 # a new *kind* of device (e.g. a PIM) is one class plus one line here.
-DEVICE_KINDS: dict[str, type] = {"gpu": DeviceSpec}
+DEVICE_KINDS: dict[str, type] = {"gpu": DeviceSpec, "duplex": DuplexSpec}
 
 _TERA, _GIGA, _GIB, _MICRO, _MILLI = 1e12, 1e9, 2**30, 1e-6, 1e-3
 
@@ -154,6 +156,8 @@ class ProfileFile:
     efficiency: EfficiencySection = EfficiencySection()
     description: str = ""
     sources: tuple[str, ...] = ()
+    calibration: CalibrationSection | None = None    # measured tables (issue 6)
+    duplex: DuplexSection | None = None   # kind duplex only: PIM, placement, routing, topology
 
     def __post_init__(self) -> None:
         require(bool(self.name), "name", "a non-empty string", self.name)
@@ -161,6 +165,12 @@ class ProfileFile:
                 self.kind)
         for section in _SECTIONS:
             getattr(self, section).check(section)
+        if self.calibration is not None:
+            self.calibration.check("calibration")
+        if self.duplex is not None:     # issue 3
+            require(self.kind == "duplex", "duplex", "no duplex section (kind is not duplex)",
+                    "a duplex section")
+            self.duplex.check("duplex")
 
 
 def list_devices() -> list[str]:
@@ -177,12 +187,14 @@ def load_device(name_or_path: str, overrides: dict | None = None,
     """
     path = _resolve(str(name_or_path), base_dir)
     stamp = path.stat().st_mtime_ns      # part of the cache key: an edited file is reread
+    # ... and so is one whose calibration tables changed (issue 6): their mtimes join the key
+    stamp = (stamp, *table_stamps(path, _read_yaml(str(path), stamp)))
     if not overrides:
         return _load_cached(str(path), stamp)
     if not isinstance(overrides, dict):
         raise ScenarioError(_shown(str(path)), None, "overrides as a mapping", overrides)
     data = _deep_merge(_read_yaml(str(path), stamp), overrides)
-    return _to_spec(parse(ProfileFile, data, path=_shown(str(path))))
+    return _to_spec(parse(ProfileFile, data, path=_shown(str(path))), str(path))
 
 
 def _resolve(name_or_path: str, base_dir: Path | None) -> Path:
@@ -232,7 +244,7 @@ def _load_cached(path: str, mtime_ns: int) -> DeviceSpec:
         # A copied profile whose name was not updated would silently report the wrong device.
         raise ScenarioError(_shown(path), "name", f"'{Path(path).stem}' (the file name)",
                             profile.name)
-    return _to_spec(profile)
+    return _to_spec(profile, path)
 
 
 def _shown(path: str) -> str:
@@ -254,7 +266,7 @@ def _deep_merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def _to_spec(p: ProfileFile) -> DeviceSpec:
+def _to_spec(p: ProfileFile, path: str) -> DeviceSpec:
     c, m, e = p.compute, p.memory, p.efficiency
     fields: dict[str, Any] = dict(
         name=p.name,
@@ -280,4 +292,10 @@ def _to_spec(p: ProfileFile) -> DeviceSpec:
         description=p.description,
         sources=tuple(p.sources),
     )
+    # -- calibration (issue 6): tables beside the YAML, read only when the section is there --
+    if p.calibration is not None:
+        from sim.calibration.data import load_calibration
+        fields["calibration"] = load_calibration(p.calibration, path, _shown(path))
+    if p.duplex is not None:     # issue 3: the PIM, placement, routing and topology fields
+        fields.update(p.duplex.spec_fields())
     return DEVICE_KINDS[p.kind](**fields)

@@ -22,6 +22,7 @@ from sim.workload.sessions import SessionConfig, generate_sessions
 from sim.workload.traces import DEFAULT_BLOCK_TOKENS, TraceConfig, load_trace
 
 _LENGTHS = ("num_requests", "prompt_tokens", "output_tokens")
+MAX_REQUESTS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ class WorkloadConfig:
                 require(getattr(self, name) is not None, name,
                         f"a value (a workload needs a trace, replay_fit, or all of "
                         f"{', '.join(needed)})", None)
-        require(self.num_requests is None or self.num_requests > 0, "num_requests",
-                "an integer > 0", self.num_requests)
+        # columns are generated up front: 1e8 requests already take a few GB
+        require(self.num_requests is None or 0 < self.num_requests <= MAX_REQUESTS,
+                "num_requests", f"an integer in [1, {MAX_REQUESTS:.0e}]", self.num_requests)
         require(bool(self.slo_class), "slo_class", "a non-empty string", self.slo_class)
 
 

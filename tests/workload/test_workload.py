@@ -87,7 +87,7 @@ def test_trace_workload_relative_to_base_dir(tmp_path):
          "or all of arrivals, num_requests, prompt_tokens, output_tokens)"),
     ({k: v for k, v in GENERATED.items() if k != "output_tokens"},
      "s.yaml: workload.output_tokens: expected a value"),
-    (dict(GENERATED, num_requests=0), "s.yaml: workload.num_requests: expected an integer > 0"),
+    (dict(GENERATED, num_requests=0), "s.yaml: workload.num_requests: expected an integer in [1, 1e+08]"),
     (dict(GENERATED, trace={"path": "t.csv"}),
      "s.yaml: workload.num_requests: expected no value when a trace is given"),
     ({"trace": {"path": "t.csv"}, "sessions": {"turns": {"dist": "fixed", "value": 2}}},
