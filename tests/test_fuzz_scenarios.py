@@ -39,7 +39,8 @@ ARRIVALS = [{"kind": "poisson", "rate_rps": 30.0}, {"kind": "constant", "rate_rp
             {"kind": "gamma", "rate_rps": 25.0, "cv": 3.0}, {"kind": "burst"},
             {"kind": "closed_loop", "clients": 6}]
 MODELS = ["llama-3.1-8b", "qwen2.5-7b", "mixtral-8x7b", "qwen3-30b-a3b", "llama-2-7b"]
-HARDWARE = ["h100-sxm", "a100-80g-sxm", "h200-sxm", "mi300x", "l40s"]
+HARDWARE = ["h100-sxm", "a100-80g-sxm", "h200-sxm", "mi300x", "l40s", "duplex-h100", "bankpim-h100",
+            "gpu2x-h100"]
 
 
 @st.composite
