@@ -14,7 +14,7 @@ from sim.cluster.failures import failure_window_attainment, speed_changes, start
 from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
 from sim.cost.duplex import COST_MODELS
-from sim.errors import CapacityError, ScenarioError
+from sim.errors import CapacityError, LlmsimError, ScenarioError
 from sim.hardware import DeviceSpec, load_device
 from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
                         kv_cache_blocks)
@@ -82,12 +82,9 @@ def _named(path, field, load):
     try:
         return load()
     except ScenarioError:
-        raise
-    except Exception as exc:   # ModelError / HardwareError: prefix with where it was asked for
-        from sim.errors import LlmsimError
-        if isinstance(exc, LlmsimError):
-            raise type(exc)(f"{path or 'scenario'}: {field}: {exc}") from None
-        raise
+        raise                  # already names its file and field
+    except LlmsimError as exc:  # ModelError / HardwareError: prefix with where it was asked for
+        raise type(exc)(f"{path or 'scenario'}: {field}: {exc}") from None
 
 
 def rejection_reason(req: Request, dep: Deployment, scenario: Scenario) -> str:

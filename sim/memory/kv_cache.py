@@ -58,6 +58,7 @@ class KVCache:
         self.num_free = num_blocks            # free blocks, evictable cached ones included
         self._free_queue: OrderedDict[object, None] = OrderedDict({_FreeRun(num_blocks): None})
         self._cached: dict[object, CachedBlock] = {}
+        self._evictable_cached = 0              # cached blocks in the free queue
         self.hits = 0                           # prompt blocks served from the cache
         self.queries = 0                        # full prompt blocks of admitted prompts
 
@@ -74,7 +75,7 @@ class KVCache:
     @property
     def num_evictable_cached(self) -> int:
         """Cached blocks no request holds (in the free queue, reusable until evicted)."""
-        return sum(1 for b in self._cached.values() if b.ref_cnt == 0)
+        return self._evictable_cached
 
     @property
     def usage(self) -> float:
@@ -164,6 +165,7 @@ class KVCache:
             for block in computed:
                 if block.ref_cnt == 0:
                     del self._free_queue[block]
+                    self._evictable_cached -= 1
                     self.num_free -= 1
                 block.ref_cnt += 1
             request.kv_cached_blocks.extend(computed)
@@ -208,6 +210,7 @@ class KVCache:
             else:
                 queue.popitem(last=False)
                 del cached[entry.hash]
+                self._evictable_cached -= 1
                 count -= 1
 
     def _cache_full_blocks(self, request: Request, num_tokens: int) -> None:
@@ -242,6 +245,7 @@ class KVCache:
             block.ref_cnt -= 1
             if block.ref_cnt == 0:
                 queue[block] = None
+                self._evictable_cached += 1
                 self.num_free += 1
         request.kv_blocks = 0
         request.kv_cached_blocks = []
@@ -266,12 +270,14 @@ class KVCache:
             if type(entry) is CachedBlock:
                 del self._cached[entry.hash]
         self._free_queue = OrderedDict({_FreeRun(self.num_free): None}) if self.num_free else OrderedDict()
+        self._evictable_cached = 0
 
     # -- invariants ----------------------------------------------------------------------------
     def check(self, holders: list[Request]) -> None:
         """Assert the pool's accounting: used blocks are exactly the blocks requests hold
         (a shared cached block counted once), and the free queue holds num_free blocks."""
         in_queue = sum(e.count if type(e) is _FreeRun else 1 for e in self._free_queue)
+        assert self._evictable_cached == sum(1 for b in self._cached.values() if b.ref_cnt == 0)
         assert in_queue == self.num_free, (in_queue, self.num_free)
         shared = {}
         anonymous = 0
