@@ -154,7 +154,9 @@ class Cluster:
         # a restarted replica's sampling policy gets its own stream, still from the scenario seed
         rng = np.random.default_rng((seed, 1, index) if restart == 0 else (seed, 1, index, restart))
         kv = KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching)
-        return Engine(SCHEDULERS[cfg.name](cfg, kv, host_swap_blocks=dep.host_swap_blocks, rng=rng))
+        # stepping (fast_forward off) is the reference: every request updated every iteration
+        return Engine(SCHEDULERS[cfg.name](cfg, kv, host_swap_blocks=dep.host_swap_blocks, rng=rng),
+                      decode_cohort=self.scenario.simulation.fast_forward)
 
     # -- arrivals (closed loop: workload issue 5) ---------------------------------------------
     _closed_loop: ClosedLoop | None = None   # the clients, for closed-loop workloads

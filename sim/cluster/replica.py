@@ -60,12 +60,7 @@ class Replica:
             return used
         plan, ends = self._run[:2]
         started = min(int(np.searchsorted(ends, self.env.now, side="right")) + 1, len(ends))
-        bs = self.engine.kv.block_size
-        for req, c in zip(plan.requests, plan.computed_before):
-            need = -(-(c + started) // bs) - req.kv_blocks
-            if need > 0:
-                used += need
-        return used
+        return used + self.engine.scheduler.run_extra_blocks(plan)(started)
 
     # -- input ---------------------------------------------------------------------------------
     def submit(self, request: Request) -> None:
@@ -145,7 +140,8 @@ class Replica:
 
     def _step(self, plan: BatchPlan, clock: float):
         shape = BatchShape.from_requests(plan.num_new_tokens, plan.computed_before,
-                                         plan.num_emitting, plan.shared_kv_tokens)
+                                         plan.num_emitting, plan.shared_kv_tokens,
+                                         plan.cohort_size, plan.cohort_context_tokens)
         duration, energy = self.cost.iteration_time(shape)
         if self.slowdown != 1.0:
             duration *= self.slowdown
@@ -161,8 +157,8 @@ class Replica:
         return end
 
     def _decode_run(self, plan: BatchPlan, clock: float, steps: int):
-        n = len(plan.requests)
-        first_context = sum(plan.computed_before) + n
+        n = plan.num_seqs
+        first_context = plan.context_tokens + n
         durations, energies = self.cost.decode_run(n, first_context, steps,
                                                    plan.shared_kv_tokens)
         if self.slowdown != 1.0:
@@ -215,7 +211,7 @@ class Replica:
             return
         finished = self.engine.complete_decode_run(plan, ends[:steps])
         self._account(start, float(ends[steps - 1]) - start, steps, plan, 0,
-                      len(plan.requests) * steps, float(energies[:steps].sum()))
+                      plan.num_seqs * steps, float(energies[:steps].sum()))
         self._finished(finished)
 
     def _account(self, start: float, duration: float, num_iterations: int, plan: BatchPlan,
@@ -224,7 +220,7 @@ class Replica:
         self.energy_j += energy
         self.iterations += num_iterations
         sched = self.engine
-        self.recorder.iteration(self.index, start, duration, num_iterations, len(plan.requests),
+        self.recorder.iteration(self.index, start, duration, num_iterations, plan.num_seqs,
                                 prefill_tokens, decode_tokens, len(plan.preempted),
                                 len(sched.waiting), sched.kv.num_used, energy)
 
@@ -236,6 +232,7 @@ class Replica:
 
     def _check(self, plan: BatchPlan) -> None:
         sched = self.engine
+        sched.sync()
         running_ids = {id(r) for r in sched.running}
         waiting_ids = {id(r) for r in sched.waiting}
         assert len(running_ids) == len(sched.running), "a request is twice in running"

@@ -49,9 +49,13 @@ class BatchShape:
 
     @classmethod
     def from_requests(cls, new_tokens: list[int], computed_tokens: list[int],
-                      emitting: int, shared_kv_tokens: int = 0) -> "BatchShape":
-        """``shared_kv_tokens``: decode keys not re-read (see ``decode_shared_kv_tokens``)."""
-        num_decode = decode_ctx = num_prefill = pf_tokens = pairs = kv = 0
+                      emitting: int, shared_kv_tokens: int = 0, more_decodes: int = 0,
+                      more_decodes_computed: int = 0) -> "BatchShape":
+        """``shared_kv_tokens``: decode keys not re-read (see ``decode_shared_kv_tokens``);
+        ``more_decodes`` decodes not listed, with ``more_decodes_computed`` tokens cached before
+        them in all (a DecodeCohort)."""
+        num_decode, decode_ctx = more_decodes, more_decodes_computed + more_decodes
+        num_prefill = pf_tokens = pairs = kv = 0
         for q, c in zip(new_tokens, computed_tokens):
             if q == 1:
                 num_decode += 1
@@ -250,20 +254,41 @@ class CostModel:
         return self._predictor.op_seconds(op, gated=d.gated, tp=self.tp)
 
     def _token_part(self, num_tokens: int, num_emitting: int) -> tuple[float, float, float]:
-        """(seconds, flops, bytes) of the token-count-dependent ops, memoised."""
+        """(seconds, flops, bytes) of the token-count-dependent ops, memoised.
+
+        The sums run over :meth:`token_ops` in order; the LM head, last and the only op that
+        depends on ``num_emitting``, is added to a memoised sum of the others, so that a new
+        (tokens, emitting) pair costs two dict lookups, not a pass over the ops."""
         key = (num_tokens, num_emitting)
         hit = self._const_cache.get(key)
         if hit is not None:
             return hit
-        seconds = flops = nbytes = 0.0
-        for op in self.token_ops(num_tokens, num_emitting):
-            seconds += op.count * self._op_seconds(op, num_tokens)
-            flops += op.count * op.flops
-            nbytes += op.count * op.bytes
+        seconds, flops, nbytes = self._sum_ops(("T", num_tokens), num_tokens, 0)
+        if num_emitting:
+            lm_s, lm_f, lm_b = self._sum_ops(("E", num_emitting), num_tokens, num_emitting)
+            seconds, flops, nbytes = seconds + lm_s, flops + lm_f, nbytes + lm_b
         result = (seconds, flops, nbytes)
         if len(self._const_cache) < 1_000_000:
             self._const_cache[key] = result
         return result
+
+    def _sum_ops(self, key: tuple, num_tokens: int, num_emitting: int):
+        """(seconds, flops, bytes) summed over the ops without the LM head (``num_emitting``
+        0), or of the LM head alone; memoised by ``key``."""
+        hit = self._const_cache.get(key)
+        if hit is not None:
+            return hit
+        ops = self.token_ops(num_tokens, num_emitting)
+        if num_emitting:
+            ops = ops[-1:]
+        seconds = flops = nbytes = 0.0
+        for op in ops:
+            seconds += op.count * self._op_seconds(op, num_tokens)
+            flops += op.count * op.flops
+            nbytes += op.count * op.bytes
+        if len(self._const_cache) < 1_000_000:
+            self._const_cache[key] = (seconds, flops, nbytes)
+        return seconds, flops, nbytes
 
     def _attention_part(self, shape: BatchShape, decode_context_tokens):
         """(seconds, flops, bytes) of attention over all layers; decode context may be an array.

@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.config import require
 from sim.memory.kv_cache import KVCache
+from sim.scheduling.cohort import DecodeCohort
 from sim.scheduling.view import RequestView
 from sim.workload.request import RequestStatus
 
@@ -78,6 +79,11 @@ class BatchPlan:
     wake_on_arrival: bool = True
     stable_steps: int | None = None
     shared_kv_tokens: int = 0               # decode keys of shared prefixes read once per group
+    # The scheduler's DecodeCohort (sim/scheduling/cohort.py), when it runs this iteration: that
+    # many decodes, not listed in ``requests``, ahead of them in running order, with
+    # ``cohort_context_tokens`` tokens computed before this iteration, summed.
+    cohort_size: int = 0
+    cohort_context_tokens: int = 0
 
     def add(self, request: RequestView, num_new_tokens: int) -> None:
         self.requests.append(request)
@@ -88,11 +94,20 @@ class BatchPlan:
 
     @property
     def is_empty(self) -> bool:
-        return not self.requests
+        return not self.requests and not self.cohort_size
+
+    @property
+    def num_seqs(self) -> int:
+        return len(self.requests) + self.cohort_size
 
     @property
     def num_tokens(self) -> int:
-        return sum(self.num_new_tokens)
+        return sum(self.num_new_tokens) + self.cohort_size
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens computed before this iteration, summed over its requests."""
+        return sum(self.computed_before) + self.cohort_context_tokens
 
 
 class Scheduler:
@@ -112,6 +127,7 @@ class Scheduler:
         self.host_swap_used = 0
         self.num_preemptions = 0
         self.num_iterations = 0      # iterations completed (decode runs count every step)
+        self.cohort: DecodeCohort | None = None   # set by the Engine if supports_decode_cohort
 
     # -- interface -----------------------------------------------------------------------------
     def add_request(self, request: RequestView) -> None:
@@ -131,6 +147,13 @@ class Scheduler:
     @property
     def num_outstanding(self) -> int:
         return len(self.waiting) + len(self.running)
+
+    def supports_decode_cohort(self) -> bool:
+        """Whether the engine may track this scheduler's steady decodes as a DecodeCohort: the
+        scheduler must give every running request ahead of the first non-decoding one exactly
+        one token per iteration, in ``running`` order, and read no member's progress (see
+        sim/scheduling/cohort.py)."""
+        return False
 
     def kv_holders(self) -> list:
         """Everything holding KV blocks, for KVCache.check: running requests and waiting ones
@@ -178,8 +201,12 @@ class Scheduler:
             view.status = RequestStatus.FINISHED_COMPLETED
             self.kv.free(view)
             self.on_finish(view)
-        done = set(map(id, finished))
-        self.running = [r for r in self.running if id(r) not in done]
+        if len(finished) <= 4:
+            for view in finished:
+                self.running.remove(view)       # no __eq__: found by identity, in C
+        else:
+            done = set(map(id, finished))
+            self.running = [r for r in self.running if id(r) not in done]
 
     # -- decode fast-forward -------------------------------------------------------------------
     def decode_run_steps(self, plan: BatchPlan, max_steps: int) -> int:
@@ -190,16 +217,9 @@ class Scheduler:
         stepping would not have preempted anyone before it.
         """
         bs, free = self.kv.block_size, self.kv.num_free
-        n = len(plan.requests)
-        if n * (max_steps // bs + 1) <= free:   # cheap bound: each request crosses so many blocks
+        if plan.num_seqs * (max_steps // bs + 1) <= free:   # cheap bound: blocks crossed at most
             return max_steps
-        computed = np.fromiter(plan.computed_before, np.int64, len(plan.computed_before))
-        held = np.fromiter((r.kv_blocks for r in plan.requests), np.int64, len(plan.requests))
-
-        def extra(k: int) -> int:
-            need = -(-(computed + k) // bs) - held
-            return int(need[need > 0].sum())
-
+        extra = self.run_extra_blocks(plan)
         if extra(max_steps) <= free:
             return max_steps
         lo, hi = 1, max_steps          # extra(lo) <= free (step 1 is allocated), extra(hi) > free
@@ -210,3 +230,21 @@ class Scheduler:
             else:
                 hi = mid
         return lo
+
+    def run_extra_blocks(self, plan: BatchPlan):
+        """``extra(k)``: the blocks a stable decode ``plan`` needs, beyond those of its first
+        iteration (allocated when it was planned), to run ``k`` iterations."""
+        bs = self.kv.block_size
+        computed = np.fromiter(plan.computed_before, np.int64, len(plan.computed_before))
+        held = np.fromiter((r.kv_blocks for r in plan.requests), np.int64, len(plan.requests))
+        cohort = self.cohort if plan.cohort_size else None
+        first = cohort.step_blocks() if cohort is not None else 0
+
+        def extra(k: int) -> int:
+            need = -(-(computed + k) // bs) - held
+            total = int(need[need > 0].sum())
+            if cohort is not None:
+                total += cohort.run_blocks(k) - first
+            return total
+
+        return extra

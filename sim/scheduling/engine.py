@@ -11,13 +11,20 @@ from __future__ import annotations
 import numpy as np
 
 from sim.scheduling.base import BatchPlan, Scheduler
+from sim.scheduling.cohort import DecodeCohort
 from sim.workload.request import Request, RequestStatus
 
 
 class Engine:
-    def __init__(self, scheduler: Scheduler):
+    """``decode_cohort``: track steady decodes lazily (sim/scheduling/cohort.py) if the
+    scheduler supports it; the results are the same, the cost per iteration no longer grows
+    with the batch. Views of members are stale until :meth:`sync`."""
+
+    def __init__(self, scheduler: Scheduler, decode_cohort: bool = False):
         self.scheduler = scheduler
         self._requests: dict[int, Request] = {}     # in flight, by id
+        if decode_cohort and scheduler.supports_decode_cohort():
+            scheduler.cohort = DecodeCohort(scheduler.kv.block_size, self._requests)
 
     # -- the scheduler's state, for the replica, routers and tests -----------------------------
     @property
@@ -45,8 +52,14 @@ class Engine:
         return self.scheduler.num_outstanding
 
     def in_flight(self) -> list[Request]:
-        """Requests submitted and not finished, in id order."""
+        """Requests submitted and not finished, in id order (synced)."""
+        self.sync()
         return [self._requests[k] for k in sorted(self._requests)]
+
+    def sync(self) -> None:
+        """Write the decode cohort's lazy progress into its members' views and requests."""
+        if self.scheduler.cohort is not None:
+            self.scheduler.cohort.sync_all(self.scheduler.running)
 
     # -- the loop --------------------------------------------------------------------------------
     def add_request(self, request: Request) -> None:
@@ -61,7 +74,8 @@ class Engine:
     def complete_iteration(self, plan: BatchPlan, end_s: float) -> list[Request]:
         """Advance every scheduled request by its new tokens; emit tokens; return finished ones."""
         requests = self._requests
-        finished = []
+        cohort = self.scheduler.cohort
+        finished = cohort.advance(end_s, self.scheduler.running) if plan.cohort_size else []
         for view, q in zip(plan.requests, plan.num_new_tokens):
             if view.num_tokens - view.num_computed_tokens > 1 or view.output_generated == 0:
                 view.prefill_tokens_computed += q
@@ -82,13 +96,18 @@ class Engine:
         self.scheduler.num_iterations += 1
         if finished:
             self._finish(finished, end_s)
+        if cohort is not None:
+            self._grow_cohort()
         return finished
 
     def max_decode_steps(self, plan: BatchPlan) -> int:
         """Iterations a stable decode plan may repeat: until the first request finishes, and no
         further than the scheduler allows."""
         requests = self._requests
-        steps = min(requests[v.id].output_tokens - v.output_generated for v in plan.requests)
+        steps = min((requests[v.id].output_tokens - v.output_generated for v in plan.requests),
+                    default=1 << 62)
+        if plan.cohort_size:
+            steps = min(steps, self.scheduler.cohort.steps_to_first_finish())
         if plan.stable_steps is not None and plan.stable_steps < steps:
             steps = plan.stable_steps
         return steps
@@ -106,6 +125,10 @@ class Engine:
         requests = self._requests
         extra_blocks = 0
         finished = []
+        cohort = self.scheduler.cohort
+        if plan.cohort_size:
+            extra_blocks = cohort.run_blocks(steps) - cohort.step_blocks()  # step 1's are taken
+            finished = cohort.advance(ends_s, self.scheduler.running)
         for view, c in zip(plan.requests, plan.computed_before):
             need = -(-(c + steps) // bs) - view.kv_blocks
             if need > 0:
@@ -126,7 +149,15 @@ class Engine:
         self.scheduler.num_iterations += steps
         if finished:
             self._finish(finished, last_end)
+        if cohort is not None:
+            self._grow_cohort()
         return finished
+
+    def _grow_cohort(self) -> None:
+        """Running requests right behind the cohort that now decode steadily join it."""
+        running, cohort = self.scheduler.running, self.scheduler.cohort
+        while cohort.size < len(running) and cohort.can_join(running[cohort.size]):
+            cohort.join(running[cohort.size])
 
     def _finish(self, finished: list[Request], end_s: float) -> None:
         for req in finished:

@@ -40,6 +40,17 @@ class FcfsScheduler(Scheduler):
         scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
         decode_only = True
         i = 0
+        cohort = self.cohort
+        if cohort is not None and cohort.size:
+            # the steady decodes at the head of running, in one go (sim/scheduling/cohort.py)
+            need = cohort.step_blocks()
+            if need <= kv.num_free:
+                kv.take_free_blocks(need)
+                cohort.step_allocated = True
+                i = cohort.size
+                budget -= i
+            else:
+                cohort.dissolve(running)    # memory pressure: every request in turn, below
         while i < len(running) and budget > 0:
             req = running[i]
             computed = req.num_computed_tokens
@@ -63,10 +74,14 @@ class FcfsScheduler(Scheduler):
                 i += 1
                 continue
             break                       # the request preempted itself
+        if cohort is not None and cohort.step_allocated:
+            plan.cohort_size = cohort.size
+            plan.cohort_context_tokens = cohort.context_tokens
+            plan.num_emitting += cohort.size
         if not plan.preempted:
             budget = self._admit_waiting(plan, budget, now_s, chunked=True)
         plan.stable = decode_only and plan.admitted == 0 and not plan.preempted \
-            and not plan.swap_in_blocks and len(scheduled) == len(running)
+            and not plan.swap_in_blocks and plan.num_seqs == len(running)
         plan.wake_on_arrival = not self.waiting
         return plan
 
@@ -103,6 +118,13 @@ class FcfsScheduler(Scheduler):
             plan.admitted += 1
             budget -= num_new
         return budget
+
+    def supports_decode_cohort(self) -> bool:
+        # v1 schedules running requests first, in order, a decode taking one token; the budget
+        # then always covers every running request's decode
+        cfg = self.config
+        return cfg.chunked_prefill and cfg.max_batched_tokens >= cfg.max_num_seqs \
+            and type(self).may_admit is FcfsScheduler.may_admit    # a policy reading the batch
 
     # -- vLLM v0 ---------------------------------------------------------------------------------
     def _schedule_prefill_first(self, now_s: float) -> BatchPlan:

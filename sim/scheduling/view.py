@@ -19,7 +19,7 @@ class RequestView:
                  "prefix_block_tokens", "status", "num_computed_tokens", "output_generated",
                  "preemptions", "prefill_tokens_computed", "cached_prompt_tokens",
                  "first_scheduled_s", "kv_blocks", "kv_cached_blocks", "kv_block_hashes",
-                 "swapped_blocks")
+                 "swapped_blocks", "cohort_step")
 
     def __init__(self, request: Request):
         self.id = request.id
@@ -39,6 +39,7 @@ class RequestView:
         self.kv_cached_blocks: list = []
         self.kv_block_hashes: list | None = None
         self.swapped_blocks = 0
+        self.cohort_step = -1             # >= 0: a DecodeCohort member, synced at that step
 
     @property
     def num_tokens(self) -> int:

@@ -1,0 +1,204 @@
+"""DecodeCohort: the running requests in steady decode, advanced in O(1) per iteration.
+
+Under continuous batching most running requests, most of the time, are decoding: each iteration
+computes one token for each and emits one token for each. Updating each of them at every
+iteration makes the simulator's cost per iteration grow with the batch, which is what limited it
+at scale. The cohort is the longest prefix of the scheduler's ``running`` list whose requests are
+all decoding; it keeps their state lazily, as of the iteration they joined (or were last synced),
+plus one counter of iterations since:
+
+- tokens: a member's computed and generated counts grow by the iterations since it joined;
+- KV blocks: a member needs a new block at the iterations where its computed count is a multiple
+  of the block size, so a histogram of members by (computed - joined-at iteration) mod block size
+  says how many blocks the next iteration (or the next k) needs, in O(block size);
+- time: every member emits at the end of every iteration, so its last-token time is the last
+  iteration's end and its largest token gap the largest gap between iteration ends since it joined
+  (kept in one array of iteration ends);
+- completion: the iteration at which each member reaches its output length is fixed when it
+  joins, so a heap gives the next one to finish.
+
+A member's view and request are written back (:meth:`sync`) before anyone else reads them: when it
+finishes, is preempted, and when the engine reports or checks its requests. The results are the
+same as updating every request at every iteration (tested against the stepping engine, which has
+no cohort). It is engine machinery, not policy: it reads the true output lengths to know when
+members finish, and schedulers use it only through :meth:`step_blocks` and :meth:`leave_last`.
+
+Only a prefix of ``running`` qualifies because order matters: running requests are scheduled and
+preempted in list order, and a prefix that always fits in the token budget (fcfs requires
+``max_batched_tokens >= max_num_seqs`` to use a cohort) gets its tokens before anyone behind it.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from sim.scheduling.view import RequestView
+from sim.workload.request import Request
+
+_MIN_ENDS = 1024    # initial capacity of the iteration-end buffer
+
+
+class DecodeCohort:
+    def __init__(self, block_size: int, requests: dict[int, Request]):
+        self.block_size = block_size
+        self._requests = requests             # the engine's in-flight requests, by id
+        self.size = 0                         # members: the first ``size`` of running
+        self.steps = 0                        # iterations the cohort has run (never reset)
+        # members by (computed tokens - join step) mod block size; see step_blocks/run_blocks
+        self._by_phase = [0] * block_size
+        self._context_base = 0                # sum over members of (computed - join step)
+        self.step_allocated = False           # the next iteration's blocks are taken already
+        self._finish_at: dict[int, int] = {}  # member id -> step at which it finishes
+        self._finish_heap: list[tuple[int, int]] = []
+        # end time of iteration ``s`` (0-based count of cohort steps) at _ends[s - _ends_base]
+        self._ends = np.empty(_MIN_ENDS)
+        self._ends_base = 0
+
+    # -- what the scheduler, engine and cost model need ----------------------------------------
+    @property
+    def context_tokens(self) -> int:
+        """Tokens computed, summed over members (decode attention reads these plus one each)."""
+        return self._context_base + self.size * self.steps
+
+    def step_blocks(self) -> int:
+        """Blocks the members need for the next iteration (those whose last block is full)."""
+        return self._by_phase[-self.steps % self.block_size]
+
+    def run_blocks(self, num_steps: int) -> int:
+        """Blocks the members need for the next ``num_steps`` iterations, all together."""
+        # A member with m tokens in its last block (m = computed mod bs) needs
+        # ceil((m + k) / bs) - ceil(m / bs) blocks in k = q*bs + r steps: q, plus one if r > 0
+        # and m is 0 or > bs - r.
+        bs = self.block_size
+        q, r = divmod(num_steps, bs)
+        blocks = self.size * q
+        if r:
+            by_phase, shift = self._by_phase, self.steps
+            blocks += by_phase[-shift % bs]
+            for m in range(bs - r + 1, bs):
+                blocks += by_phase[(m - shift) % bs]
+        return blocks
+
+    def steps_to_first_finish(self) -> int:
+        """Iterations until the next member completes (a large number if none)."""
+        heap, finish_at = self._finish_heap, self._finish_at
+        while heap and finish_at.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)             # a member that left (preempted) or already finished
+        return heap[0][0] - self.steps if heap else 1 << 62
+
+    # -- membership ----------------------------------------------------------------------------
+    def can_join(self, view: RequestView) -> bool:
+        """Decoding, with exactly the blocks its tokens fill, and no prompt block still to
+        register in the prefix cache (a decode allocation would do that: see KVCache)."""
+        c = view.num_computed_tokens
+        return (view.output_generated > 0 and view.prompt_tokens + view.output_generated - c == 1
+                and view.kv_blocks == -(-c // self.block_size) and not view.swapped_blocks
+                and not self.step_allocated
+                and (not view.prefix_hashes or view.kv_block_hashes is not None
+                     and len(view.kv_cached_blocks) >= len(view.kv_block_hashes)))
+
+    def join(self, view: RequestView) -> None:
+        """``view`` (which can_join, and is running[size]) becomes the last member."""
+        phase = view.num_computed_tokens - self.steps
+        self._by_phase[phase % self.block_size] += 1
+        self._context_base += phase
+        self.size += 1
+        view.cohort_step = self.steps
+        finish = self.steps + self._requests[view.id].output_tokens - view.output_generated
+        self._finish_at[view.id] = finish
+        heapq.heappush(self._finish_heap, (finish, view.id))
+
+    def leave(self, view: RequestView) -> None:
+        """``view`` stops being a member (synced first); the caller removes it from running."""
+        self.sync(view)
+        phase = view.num_computed_tokens - self.steps
+        self._by_phase[phase % self.block_size] -= 1
+        self._context_base -= phase
+        self.size -= 1
+        view.cohort_step = -1
+        del self._finish_at[view.id]
+
+    def leave_last(self, running: list[RequestView]) -> RequestView:
+        """The last member (running[size - 1]) leaves; returned for the caller to preempt."""
+        view = running[self.size - 1]
+        self.leave(view)
+        return view
+
+    def dissolve(self, running: list[RequestView]) -> None:
+        """Every member leaves (memory pressure: the scheduler steps each request again)."""
+        for view in reversed(running[: self.size]):
+            self.leave(view)
+
+    # -- time ----------------------------------------------------------------------------------
+    def advance(self, ends_s: np.ndarray | float, running: list[RequestView]) -> list[Request]:
+        """Record iterations that ended at ``ends_s`` (one or a run); return the requests of the
+        members that finished at the last one (synced, no longer members), in running order."""
+        run = isinstance(ends_s, np.ndarray)
+        count = len(ends_s) if run else 1
+        start = self.steps - self._ends_base
+        if start + count > len(self._ends):
+            self._grow(count, running)
+            start = self.steps - self._ends_base
+        if run:
+            self._ends[start:start + count] = ends_s
+        else:
+            self._ends[start] = ends_s
+        self.steps += count
+        self.step_allocated = False
+        heap, finish_at, steps = self._finish_heap, self._finish_at, self.steps
+        done = []
+        while heap and heap[0][0] <= steps:
+            finish, view_id = heapq.heappop(heap)
+            if finish_at.get(view_id) == finish:
+                assert finish == steps, "a decode run went past a member's last token"
+                done.append(view_id)
+        if not done:
+            return []
+        if len(done) == 1:
+            finished = [self._requests[done[0]].view]
+        else:
+            ids = set(done)
+            finished = [v for v in running[: self.size] if v.id in ids]
+        for view in finished:
+            self.leave(view)
+        return [self._requests[view.id] for view in finished]
+
+    def _grow(self, incoming: int, running: list[RequestView]) -> None:
+        """Make room for ``incoming`` ends: drop ends no member needs, or double the buffer."""
+        oldest = min((v.cohort_step for v in running[: self.size]), default=self.steps)
+        keep_from = oldest - self._ends_base      # members read ends from their join step on
+        kept = self._ends[keep_from: self.steps - self._ends_base]
+        capacity = max(_MIN_ENDS, len(self._ends))
+        while len(kept) + incoming > capacity // 2:
+            capacity *= 2
+        ends = np.empty(capacity)
+        ends[: len(kept)] = kept
+        self._ends, self._ends_base = ends, oldest
+
+    # -- write back ----------------------------------------------------------------------------
+    def sync(self, view: RequestView) -> None:
+        """Write a member's progress into its view and request, as of now (it stays a member).
+        Its ``kv_blocks`` are the blocks it holds, the planned iteration's included."""
+        joined = view.cohort_step
+        delta = self.steps - joined
+        if delta > 0:
+            req = self._requests[view.id]
+            ends = self._ends[joined - self._ends_base: self.steps - self._ends_base]
+            gap = ends[0] - req.last_token_s
+            if delta > 1:
+                gap = max(gap, (ends[1:] - ends[:-1]).max())
+            if gap > req.max_token_gap_s:
+                req.max_token_gap_s = float(gap)
+            req.last_token_s = float(ends[-1])
+            view.num_computed_tokens += delta
+            view.output_generated += delta
+            view.cohort_step = self.steps
+        # its block for the planned iteration was taken with the others': it holds it now
+        view.kv_blocks = -(-(view.num_computed_tokens + self.step_allocated) // self.block_size)
+
+    def sync_all(self, running: list[RequestView]) -> None:
+        """Write every member's progress back (before requests are reported or checked)."""
+        for view in running[: self.size]:
+            self.sync(view)
