@@ -11,6 +11,9 @@ from sim.scheduling.base import BatchPlan
 from sim.scheduling.engine import Engine
 from sim.workload.request import Request
 
+# ufunc methods, not np.cumsum/ndarray.sum: those add a Python wrapper per call (hot path)
+_cumsum, _sum = np.add.accumulate, np.add.reduce
+
 
 class Replica:
     """Waits for work, asks its scheduler for a plan, advances time by the plan's cost, applies it.
@@ -46,7 +49,7 @@ class Replica:
     # -- what routers see ----------------------------------------------------------------------
     @property
     def num_outstanding(self) -> int:
-        return self.engine.num_outstanding
+        return self.engine.scheduler.num_outstanding    # routers ask every replica per arrival
 
     @property
     def kv_blocks_total(self) -> int:
@@ -163,7 +166,7 @@ class Replica:
                                                    plan.shared_kv_tokens)
         if self.slowdown != 1.0:
             durations = durations * self.slowdown
-        ends = np.cumsum(np.concatenate(([clock], durations)))[1:]
+        ends = _cumsum(np.concatenate(([clock], durations)))[1:]
         if len(self.speed_changes_s):
             # a straggler window opens or closes: stop at the iteration that spans its edge, so
             # the next one is timed with the new factor, as stepping would time it
@@ -177,23 +180,24 @@ class Replica:
         if plan.wake_on_arrival:
             self._interruptible = True
             try:
-                yield env.timeout(max(ends[-1] - env.now, 0.0))
+                yield env.timeout(max(float(ends[-1]) - env.now, 0.0))
                 self._interruptible = False
             except simpy.Interrupt:
                 if self.is_down:
                     raise           # lost (fail() kept what had ended); not an arrival
                 # cut the run at the first iteration boundary at or after the arrival
-                steps = min(int(np.searchsorted(ends, env.now, side="left")) + 1, len(ends))
-                if ends[steps - 1] > env.now:
-                    yield env.timeout(ends[steps - 1] - env.now)
+                steps = min(int(ends.searchsorted(env.now, side="left")) + 1, len(ends))
+                cut_s = float(ends[steps - 1])
+                if cut_s > env.now:
+                    yield env.timeout(cut_s - env.now)
         else:
-            yield env.timeout(max(ends[-1] - env.now, 0.0))
+            yield env.timeout(max(float(ends[-1]) - env.now, 0.0))
         self._run = None
         ends = ends[:steps]
         finished = self.engine.complete_decode_run(plan, ends)
         end = float(ends[-1])
         self._account(clock, end - clock, steps, plan, 0, n * steps,
-                      float(energies[:steps].sum()))
+                      float(_sum(energies[:steps])))
         self._finished(finished)
         return end
 

@@ -23,9 +23,10 @@ from sim.hardware.device import DeviceSpec
 from sim.models.spec import ModelSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)      # not frozen (a frozen init costs 5x): built for every iteration
 class BatchShape:
-    """What an iteration computes, summed over its requests (all a roofline needs).
+    """What an iteration computes, summed over its requests (all a roofline needs); a value,
+    not to be modified.
 
     A request contributing ``q`` new tokens after ``c`` cached ones is a decode if ``q == 1``
     (attention over ``c + 1`` keys) and a prefill chunk otherwise (causal attention, ``q*c +
@@ -113,6 +114,7 @@ class CostModel:
         self._j_per_flop = device.energy_pj_per_flop * 1e-12 * tp
         self._j_per_byte = device.energy_pj_per_hbm_byte * 1e-12 * tp
         self._const_cache: dict[tuple[int, int], tuple[float, float, float]] = {}
+        self._step_index = np.arange(1024, dtype=np.int64)     # 0, 1, 2, ... for decode runs
         d = self.dims
         self._decode_coeffs = (4.0 * d.heads * d.head_dim,
                                (2.0 * d.q_width + 2.0 * d.kv_width) * d.dtype_bytes,
@@ -310,8 +312,9 @@ class CostModel:
         a, b_seq, b_key = self._decode_coeffs
         dec_f = a * decode_context_tokens
         # keys of shared prefixes are attended (FLOPs) but read once per group (bytes)
-        dec_b = b_seq * shape.num_decode + b_key * (decode_context_tokens
-                                                    - shape.decode_shared_kv_tokens)
+        keys_read = decode_context_tokens - shape.decode_shared_kv_tokens \
+            if shape.decode_shared_kv_tokens else decode_context_tokens
+        dec_b = b_seq * shape.num_decode + b_key * keys_read
         if self._decode_fit is not None:   # calibrated (issue 6): same closed form, fitted rates
             dec_t = curve_time_s(dec_f, dec_b, self._decode_fit)
         else:
@@ -320,6 +323,8 @@ class CostModel:
                 dec_t = np.maximum(t_f, t_b) + self._launch_s
             else:
                 dec_t = (t_f if t_f > t_b else t_b) + self._launch_s
+        if not shape.num_prefill:   # the same numbers (x + 0.0 == x), three array ops fewer
+            return L * dec_t, L * dec_f, L * dec_b
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
 
     def _total(self, shape: BatchShape, decode_context_tokens):
@@ -345,7 +350,9 @@ class CostModel:
         """
         shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens,
                            decode_shared_kv_tokens=shared_kv_tokens)
-        contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
+        if steps > len(self._step_index):
+            self._step_index = np.arange(max(steps, 2 * len(self._step_index)), dtype=np.int64)
+        contexts = first_context_tokens + num_seqs * self._step_index[:steps]
         return self._total(shape, contexts)     # arrays of length steps (contexts is one)
 
     def iteration(self, shape: BatchShape) -> IterationCost:

@@ -190,15 +190,19 @@ class KVCache:
 
     def take_free_blocks(self, count: int) -> None:
         """Take ``count`` anonymous blocks (bulk decode growth, already accounted to requests)."""
-        if count > self.num_free:
-            raise ValueError(f"cannot take {count} blocks, {self.num_free} free")
         if count:
+            if count > self.num_free:
+                raise ValueError(f"cannot take {count} blocks, {self.num_free} free")
             self._pop_free(count)
 
     def _pop_free(self, count: int) -> None:
         """Take ``count`` blocks from the head of the free queue, evicting cached ones."""
         self.num_free -= count
         queue, cached = self._free_queue, self._cached
+        head = next(iter(queue), None)
+        if type(head) is _FreeRun and head.count > count:   # the common case: one run has them
+            head.count -= count
+            return
         while count:
             entry = next(iter(queue))
             if type(entry) is _FreeRun:

@@ -1,59 +1,57 @@
-"""Columnar record buffers: one typed numpy array per field, grown by doubling."""
+"""Columnar record buffers: rows gathered as tuples, moved in blocks into typed numpy columns."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+_BLOCK_ROWS = 8192     # rows kept as Python tuples before they move into the columns
+
 
 class ColumnBuffer:
-    """Append rows (or blocks of rows) into typed numpy columns; become a DataFrame once."""
+    """Append rows (tuples in schema order) and become a DataFrame once.
+
+    A row costs one list append; every ``_BLOCK_ROWS`` rows are transposed into the typed
+    columns (grown by doubling), so memory stays ~8 bytes per value however long the run."""
 
     def __init__(self, schema: dict[str, str], capacity: int = 1024):
         self.schema = schema
         self._cols = {name: np.empty(capacity, dtype=dtype) for name, dtype in schema.items()}
-        self._n = 0
+        self._n = 0                     # rows in the columns
+        self._rows: list[tuple] = []    # rows not yet in the columns
+        self._row_dtype = np.dtype(list(schema.items()))
 
     def __len__(self) -> int:
-        return self._n
+        return self._n + len(self._rows)
 
-    def _reserve(self, extra: int) -> None:
-        cap = len(next(iter(self._cols.values())))
-        if self._n + extra <= cap:
+    def append(self, row: tuple) -> None:
+        """Append one row given in schema order."""
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= _BLOCK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows:
             return
-        new_cap = max(2 * cap, self._n + extra)
+        n, size = self._n, len(rows)
+        cap = len(next(iter(self._cols.values())))
+        if n + size > cap:
+            new_cap = max(2 * cap, n + size)
+            for name, col in self._cols.items():
+                grown = np.empty(new_cap, dtype=col.dtype)
+                grown[:n] = col[:n]
+                self._cols[name] = grown
+        block = np.array(rows, dtype=self._row_dtype)    # one C pass over the tuples
         for name, col in self._cols.items():
-            grown = np.empty(new_cap, dtype=col.dtype)
-            grown[: self._n] = col[: self._n]
-            self._cols[name] = grown
-
-    def append(self, row: dict) -> None:
-        self._reserve(1)
-        n = self._n
-        cols = self._cols
-        for name, value in row.items():
-            cols[name][n] = value
-        self._n = n + 1
-
-    def append_values(self, values: tuple) -> None:
-        """Append one row given in schema order (the fast path for hot loops)."""
-        self._reserve(1)
-        n = self._n
-        for col, value in zip(self._cols.values(), values):
-            col[n] = value
-        self._n = n + 1
-
-    def extend(self, block: dict) -> None:
-        """Append several rows given as equal-length arrays (or scalars broadcast) per column."""
-        size = max((len(v) for v in block.values() if np.ndim(v)), default=1)
-        self._reserve(size)
-        n = self._n
-        for name, values in block.items():
-            self._cols[name][n:n + size] = values
+            col[n:n + size] = block[name]
         self._n = n + size
 
     def column(self, name: str) -> np.ndarray:
+        self._flush()
         return self._cols[name][: self._n]
 
     def to_frame(self) -> pd.DataFrame:
+        self._flush()
         return pd.DataFrame({name: col[: self._n] for name, col in self._cols.items()})

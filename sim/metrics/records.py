@@ -46,23 +46,17 @@ class Recorder:
         return code
 
     def request(self, r: Request) -> None:
-        self.requests.append({
-            "request_id": r.id, "replica": r.replica, "status": int(r.status),
-            "arrival_s": r.arrival_s, "prompt_tokens": r.prompt_tokens,
-            "output_tokens": r.output_tokens, "output_generated": r.output_generated,
-            "first_scheduled_s": r.first_scheduled_s, "first_token_s": r.first_token_s,
-            "finish_s": r.finish_s, "max_tpot_s": r.max_token_gap_s,
-            "preemptions": r.preemptions, "prefill_tokens_computed": r.prefill_tokens_computed,
-            "cached_prompt_tokens": r.cached_prompt_tokens,
-            "reason_code": self._code(self._reasons, r.reject_reason),
-            "slo_code": self._code(self._slo_classes, r.slo_class),
-            "session": r.session,
-        })
+        self.requests.append((  # REQUEST_SCHEMA order
+            r.id, r.replica, int(r.status), r.arrival_s, r.prompt_tokens, r.output_tokens,
+            r.output_generated, r.first_scheduled_s, r.first_token_s, r.finish_s,
+            r.max_token_gap_s, r.preemptions, r.prefill_tokens_computed, r.cached_prompt_tokens,
+            self._code(self._reasons, r.reject_reason),
+            self._code(self._slo_classes, r.slo_class), r.session))
 
     def iteration(self, replica: int, start_s: float, duration_s: float, num_iterations: int,
                   num_seqs: int, prefill_tokens: int, decode_tokens: int, preempted: int,
                   waiting: int, kv_blocks_used: int, energy_j: float) -> None:
-        self.iterations.append_values((  # ITERATION_SCHEMA order
+        self.iterations.append((  # ITERATION_SCHEMA order
             replica, start_s, duration_s, num_iterations, num_seqs, prefill_tokens,
             decode_tokens, preempted, waiting, kv_blocks_used, energy_j))
 

@@ -38,6 +38,7 @@ from sim.scheduling.view import RequestView
 from sim.workload.request import Request
 
 _MIN_ENDS = 1024    # initial capacity of the iteration-end buffer
+_max = np.maximum.reduce    # ndarray.max without its Python wrapper
 
 
 class DecodeCohort:
@@ -188,7 +189,7 @@ class DecodeCohort:
             ends = self._ends[joined - self._ends_base: self.steps - self._ends_base]
             gap = ends[0] - req.last_token_s
             if delta > 1:
-                gap = max(gap, (ends[1:] - ends[:-1]).max())
+                gap = max(gap, _max(ends[1:] - ends[:-1]))
             if gap > req.max_token_gap_s:
                 req.max_token_gap_s = float(gap)
             req.last_token_s = float(ends[-1])

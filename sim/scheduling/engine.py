@@ -103,11 +103,11 @@ class Engine:
     def max_decode_steps(self, plan: BatchPlan) -> int:
         """Iterations a stable decode plan may repeat: until the first request finishes, and no
         further than the scheduler allows."""
-        requests = self._requests
-        steps = min((requests[v.id].output_tokens - v.output_generated for v in plan.requests),
-                    default=1 << 62)
-        if plan.cohort_size:
-            steps = min(steps, self.scheduler.cohort.steps_to_first_finish())
+        steps = self.scheduler.cohort.steps_to_first_finish() if plan.cohort_size else 1 << 62
+        if plan.requests:
+            requests = self._requests
+            steps = min(steps, min(requests[v.id].output_tokens - v.output_generated
+                                   for v in plan.requests))
         if plan.stable_steps is not None and plan.stable_steps < steps:
             steps = plan.stable_steps
         return steps
@@ -120,8 +120,7 @@ class Engine:
         them one by one (see Scheduler.decode_run_steps for the memory side)."""
         steps = len(ends_s)
         bs = self.kv.block_size
-        first_end, last_end = float(ends_s[0]), float(ends_s[-1])
-        inner_gap = float((ends_s[1:] - ends_s[:-1]).max()) if steps > 1 else 0.0
+        last_end = float(ends_s[-1])
         requests = self._requests
         extra_blocks = 0
         finished = []
@@ -129,6 +128,9 @@ class Engine:
         if plan.cohort_size:
             extra_blocks = cohort.run_blocks(steps) - cohort.step_blocks()  # step 1's are taken
             finished = cohort.advance(ends_s, self.scheduler.running)
+        if plan.requests:
+            first_end = float(ends_s[0])
+            inner_gap = float((ends_s[1:] - ends_s[:-1]).max()) if steps > 1 else 0.0
         for view, c in zip(plan.requests, plan.computed_before):
             need = -(-(c + steps) // bs) - view.kv_blocks
             if need > 0:
