@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
+
 import numpy as np
 import simpy
 
@@ -10,9 +13,6 @@ from sim.metrics.records import Recorder
 from sim.scheduling.base import BatchPlan
 from sim.scheduling.engine import Engine
 from sim.workload.request import Request
-
-# ufunc methods, not np.cumsum/ndarray.sum: those add a Python wrapper per call (hot path)
-_cumsum, _sum = np.add.accumulate, np.add.reduce
 
 
 class Replica:
@@ -37,7 +37,7 @@ class Replica:
         self.iterations = 0
         self._idle: simpy.Event | None = None
         self._interruptible = False      # in a decode run that an arrival cuts short
-        self._run: tuple | None = None   # (plan, ends, start, energies) of a decode run in progress
+        self._run: tuple | None = None   # (plan, ends, start, energy_j(k)) of a decode run
         # failure what-ifs (sim/cluster/failures.py); inert unless a scenario has ``failures:``
         self.is_down = False             # lost: routers skip it, its process waits for recover()
         self._recovered: simpy.Event | None = None
@@ -62,7 +62,7 @@ class Replica:
         if self._run is None:
             return used
         plan, ends = self._run[:2]
-        started = min(int(np.searchsorted(ends, self.env.now, side="right")) + 1, len(ends))
+        started = min(bisect_right(ends, self.env.now) + 1, len(ends))
         return used + self.engine.scheduler.run_extra_blocks(plan)(started)
 
     # -- input ---------------------------------------------------------------------------------
@@ -162,42 +162,40 @@ class Replica:
     def _decode_run(self, plan: BatchPlan, clock: float, steps: int):
         n = plan.num_seqs
         first_context = plan.context_tokens + n
-        durations, energies = self.cost.decode_run(n, first_context, steps,
-                                                   plan.shared_kv_tokens)
+        durations, energy_j = self.cost.decode_run_energy_sum(n, first_context, steps,
+                                                              plan.shared_kv_tokens)
         if self.slowdown != 1.0:
-            durations = durations * self.slowdown
-        ends = _cumsum(np.concatenate(([clock], durations)))[1:]
+            durations = [d * self.slowdown for d in durations]
+        ends = list(accumulate(durations, initial=clock))[1:]   # clock + d1 + d2 ..., in order
         if len(self.speed_changes_s):
             # a straggler window opens or closes: stop at the iteration that spans its edge, so
             # the next one is timed with the new factor, as stepping would time it
             edge = np.searchsorted(self.speed_changes_s, clock, side="right")
             if edge < len(self.speed_changes_s):
-                cut = int(np.searchsorted(ends, self.speed_changes_s[edge], side="left")) + 1
+                cut = bisect_left(ends, self.speed_changes_s[edge]) + 1
                 if cut < steps:
                     steps, ends = cut, ends[:cut]
         env = self.env
-        self._run = (plan, ends, clock, energies)
+        self._run = (plan, ends, clock, energy_j)
         if plan.wake_on_arrival:
             self._interruptible = True
             try:
-                yield env.timeout(max(float(ends[-1]) - env.now, 0.0))
+                yield env.timeout(max(ends[-1] - env.now, 0.0))
                 self._interruptible = False
             except simpy.Interrupt:
                 if self.is_down:
                     raise           # lost (fail() kept what had ended); not an arrival
                 # cut the run at the first iteration boundary at or after the arrival
-                steps = min(int(ends.searchsorted(env.now, side="left")) + 1, len(ends))
-                cut_s = float(ends[steps - 1])
-                if cut_s > env.now:
-                    yield env.timeout(cut_s - env.now)
+                steps = min(bisect_left(ends, env.now) + 1, len(ends))
+                if ends[steps - 1] > env.now:
+                    yield env.timeout(ends[steps - 1] - env.now)
         else:
-            yield env.timeout(max(float(ends[-1]) - env.now, 0.0))
+            yield env.timeout(max(ends[-1] - env.now, 0.0))
         self._run = None
         ends = ends[:steps]
         finished = self.engine.complete_decode_run(plan, ends)
-        end = float(ends[-1])
-        self._account(clock, end - clock, steps, plan, 0, n * steps,
-                      float(_sum(energies[:steps])))
+        end = ends[-1]
+        self._account(clock, end - clock, steps, plan, 0, n * steps, energy_j(steps))
         self._finished(finished)
         return end
 
@@ -207,15 +205,15 @@ class Replica:
         the horizon is not applied, as SimPy stops before events at ``until``)."""
         if self._run is None:
             return
-        plan, ends, start, energies = self._run
-        steps = int(np.searchsorted(ends, now_s, side="left"))
+        plan, ends, start, energy_j = self._run
+        steps = bisect_left(ends, now_s)
         self._run = None
         self._interruptible = False
         if steps == 0:
             return
         finished = self.engine.complete_decode_run(plan, ends[:steps])
-        self._account(start, float(ends[steps - 1]) - start, steps, plan, 0,
-                      plan.num_seqs * steps, float(energies[:steps].sum()))
+        self._account(start, ends[steps - 1] - start, steps, plan, 0,
+                      plan.num_seqs * steps, energy_j(steps))
         self._finished(finished)
 
     def _account(self, start: float, duration: float, num_iterations: int, plan: BatchPlan,

@@ -289,6 +289,12 @@ class DuplexCostModel(CostModel):
         contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
         return self._evaluate(shape, contexts)
 
+    def decode_run_energy_sum(self, num_seqs: int, first_context_tokens: int, steps: int,
+                              shared_kv_tokens: int = 0):
+        """As :meth:`CostModel.decode_run_energy_sum`, from the per-iteration energies."""
+        times, energies = self.decode_run(num_seqs, first_context_tokens, steps, shared_kv_tokens)
+        return times.tolist(), lambda k: float(energies[:k].sum())
+
     # -- breakdowns (tables, reports, tests) -------------------------------------------------------
     def placed_ops(self, shape: BatchShape) -> list[PlacedOp]:
         """Every op of the iteration with its processor, time and dynamic energy."""

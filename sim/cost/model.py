@@ -10,6 +10,7 @@ The single-iteration path uses the same arithmetic, so both give bit-identical d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,8 @@ from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEM
                           residual_add_cost, ring_allreduce_time_s, rotary_cost)
 from sim.hardware.device import DeviceSpec
 from sim.models.spec import ModelSpec
+
+_SHORT_RUN = 16     # decode runs up to this many iterations are costed without numpy
 
 
 @dataclass(slots=True)      # not frozen (a frozen init costs 5x): built for every iteration
@@ -114,7 +117,6 @@ class CostModel:
         self._j_per_flop = device.energy_pj_per_flop * 1e-12 * tp
         self._j_per_byte = device.energy_pj_per_hbm_byte * 1e-12 * tp
         self._const_cache: dict[tuple[int, int], tuple[float, float, float]] = {}
-        self._step_index = np.arange(1024, dtype=np.int64)     # 0, 1, 2, ... for decode runs
         d = self.dims
         self._decode_coeffs = (4.0 * d.heads * d.head_dim,
                                (2.0 * d.q_width + 2.0 * d.kv_width) * d.dtype_bytes,
@@ -292,8 +294,9 @@ class CostModel:
             self._const_cache[key] = (seconds, flops, nbytes)
         return seconds, flops, nbytes
 
-    def _attention_part(self, shape: BatchShape, decode_context_tokens):
+    def _attention_part(self, shape: BatchShape, decode_context_tokens, work: bool = True):
         """(seconds, flops, bytes) of attention over all layers; decode context may be an array.
+        ``work`` False (decode-only shapes): seconds only, flops and bytes None.
 
         Written with operators that mean the same on Python floats and numpy arrays (IEEE
         doubles either way), so the scalar and vectorised paths agree to the last bit."""
@@ -324,6 +327,8 @@ class CostModel:
             else:
                 dec_t = (t_f if t_f > t_b else t_b) + self._launch_s
         if not shape.num_prefill:   # the same numbers (x + 0.0 == x), three array ops fewer
+            if not work:
+                return L * dec_t, None, None
             return L * dec_t, L * dec_f, L * dec_b
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
 
@@ -350,10 +355,49 @@ class CostModel:
         """
         shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens,
                            decode_shared_kv_tokens=shared_kv_tokens)
-        if steps > len(self._step_index):
-            self._step_index = np.arange(max(steps, 2 * len(self._step_index)), dtype=np.int64)
-        contexts = first_context_tokens + num_seqs * self._step_index[:steps]
+        contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
         return self._total(shape, contexts)     # arrays of length steps (contexts is one)
+
+    def decode_run_energy_sum(self, num_seqs: int, first_context_tokens: int, steps: int,
+                              shared_kv_tokens: int = 0) -> tuple[list[float], Callable]:
+        """As :meth:`decode_run`, for the replica: durations as a list, and energy as a function,
+        ``energy_j(k)``, the energy of the run's first ``k`` iterations (a run is often cut).
+
+        The durations are :meth:`iteration_time`'s, bit for bit. Most runs are a few iterations
+        (a request finishes or arrives every few), where numpy's cost per call dominates, so up to
+        ``_SHORT_RUN`` iterations are costed with Python floats (the same IEEE operations, in
+        the same order as :meth:`_attention_part` and :meth:`_total`). The energy is summed in
+        closed form (FLOPs and bytes grow linearly with the context): the sum of the
+        per-iteration energies up to rounding."""
+        tok_s, tok_f, tok_b = self._token_part(num_seqs, num_seqs)
+        base_s = self._overhead_s + tok_s       # _total: overhead + token part + attention
+        a, b_seq, b_key = self._decode_coeffs
+        L = self.model.num_layers
+        if steps <= _SHORT_RUN and self._decode_fit is None:
+            seq_b, flops_per_s, bytes_per_s = b_seq * num_seqs, self._flops_per_s, \
+                self._bytes_per_s
+            launch_s, times, ctx = self._launch_s, [], first_context_tokens
+            for _ in range(steps):
+                t_f = a * ctx / flops_per_s
+                t_b = (seq_b + b_key * (ctx - shared_kv_tokens if shared_kv_tokens else ctx)) \
+                    / bytes_per_s
+                times.append(base_s + L * ((t_f if t_f > t_b else t_b) + launch_s))
+                ctx += num_seqs
+        else:
+            shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens,
+                               decode_shared_kv_tokens=shared_kv_tokens)
+            contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
+            times = (base_s + self._attention_part(shape, contexts, work=False)[0]).tolist()
+
+        def energy_j(k: int) -> float:
+            contexts_sum = k * first_context_tokens + num_seqs * (k * (k - 1) // 2)
+            flops = k * tok_f + L * a * contexts_sum
+            nbytes = k * tok_b + L * (k * (b_seq * num_seqs - b_key * shared_kv_tokens)
+                                      + b_key * contexts_sum)
+            return (self._static_w * sum(times[:k]) + self._j_per_flop * flops
+                    + self._j_per_byte * nbytes)
+
+        return times, energy_j
 
     def iteration(self, shape: BatchShape) -> IterationCost:
         """Full breakdown of one iteration (slower; for tables, reports and tests)."""

@@ -31,6 +31,7 @@ preempted in list order, and a prefix that always fits in the token budget (fcfs
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,9 +54,12 @@ class DecodeCohort:
         self.step_allocated = False           # the next iteration's blocks are taken already
         self._finish_at: dict[int, int] = {}  # member id -> step at which it finishes
         self._finish_heap: list[tuple[int, int]] = []
-        # end time of iteration ``s`` (0-based count of cohort steps) at _ends[s - _ends_base]
+        # end time of iteration ``s`` (0-based count of cohort steps) at _ends[s - _ends_base],
+        # and its gap from the previous one's end at _gaps[s - _ends_base]
         self._ends = np.empty(_MIN_ENDS)
+        self._gaps = np.empty(_MIN_ENDS)
         self._ends_base = 0
+        self._last_end = np.nan
 
     # -- what the scheduler, engine and cost model need ----------------------------------------
     @property
@@ -133,19 +137,28 @@ class DecodeCohort:
             self.leave(view)
 
     # -- time ----------------------------------------------------------------------------------
-    def advance(self, ends_s: np.ndarray | float, running: list[RequestView]) -> list[Request]:
-        """Record iterations that ended at ``ends_s`` (one or a run); return the requests of the
-        members that finished at the last one (synced, no longer members), in running order."""
-        run = isinstance(ends_s, np.ndarray)
+    def advance(self, ends_s: Sequence[float] | float,
+                running: list[RequestView]) -> list[Request]:
+        """Record iterations that ended at ``ends_s`` (one, or a run's list); return the requests
+        of the members that finished at the last one (synced, no longer members), in running
+        order."""
+        run = not isinstance(ends_s, float)
         count = len(ends_s) if run else 1
         start = self.steps - self._ends_base
         if start + count > len(self._ends):
             self._grow(count, running)
             start = self.steps - self._ends_base
+        gaps = self._gaps
         if run:
-            self._ends[start:start + count] = ends_s
+            stored = self._ends[start:start + count]
+            stored[:] = ends_s
+            gaps[start] = ends_s[0] - self._last_end
+            np.subtract(stored[1:], stored[:-1], out=gaps[start + 1:start + count])
+            self._last_end = float(ends_s[-1])
         else:
             self._ends[start] = ends_s
+            gaps[start] = ends_s - self._last_end
+            self._last_end = float(ends_s)
         self.steps += count
         self.step_allocated = False
         heap, finish_at, steps = self._finish_heap, self._finish_at, self.steps
@@ -170,13 +183,15 @@ class DecodeCohort:
         """Make room for ``incoming`` ends: drop ends no member needs, or double the buffer."""
         oldest = min((v.cohort_step for v in running[: self.size]), default=self.steps)
         keep_from = oldest - self._ends_base      # members read ends from their join step on
-        kept = self._ends[keep_from: self.steps - self._ends_base]
+        keep_to = self.steps - self._ends_base
+        kept = keep_to - keep_from
         capacity = max(_MIN_ENDS, len(self._ends))
-        while len(kept) + incoming > capacity // 2:
+        while kept + incoming > capacity // 2:
             capacity *= 2
-        ends = np.empty(capacity)
-        ends[: len(kept)] = kept
-        self._ends, self._ends_base = ends, oldest
+        ends, gaps = np.empty(capacity), np.empty(capacity)
+        ends[:kept] = self._ends[keep_from:keep_to]
+        gaps[:kept] = self._gaps[keep_from:keep_to]
+        self._ends, self._gaps, self._ends_base = ends, gaps, oldest
 
     # -- write back ----------------------------------------------------------------------------
     def sync(self, view: RequestView) -> None:
@@ -186,13 +201,13 @@ class DecodeCohort:
         delta = self.steps - joined
         if delta > 0:
             req = self._requests[view.id]
-            ends = self._ends[joined - self._ends_base: self.steps - self._ends_base]
-            gap = ends[0] - req.last_token_s
+            first = joined - self._ends_base
+            gap = self._ends[first] - req.last_token_s
             if delta > 1:
-                gap = max(gap, _max(ends[1:] - ends[:-1]))
+                gap = max(gap, _max(self._gaps[first + 1: self.steps - self._ends_base]))
             if gap > req.max_token_gap_s:
                 req.max_token_gap_s = float(gap)
-            req.last_token_s = float(ends[-1])
+            req.last_token_s = self._last_end
             view.num_computed_tokens += delta
             view.output_generated += delta
             view.cohort_step = self.steps

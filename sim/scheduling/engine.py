@@ -8,7 +8,8 @@ The SimPy :class:`~sim.cluster.replica.Replica` drives one engine; tests drive i
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from operator import sub
 
 from sim.scheduling.base import BatchPlan, Scheduler
 from sim.scheduling.cohort import DecodeCohort
@@ -115,7 +116,7 @@ class Engine:
     def decode_run_steps(self, plan: BatchPlan, max_steps: int) -> int:
         return self.scheduler.decode_run_steps(plan, max_steps)
 
-    def complete_decode_run(self, plan: BatchPlan, ends_s: np.ndarray) -> list[Request]:
+    def complete_decode_run(self, plan: BatchPlan, ends_s: Sequence[float]) -> list[Request]:
         """Apply ``len(ends_s)`` decode iterations of a stable plan at once; equal to applying
         them one by one (see Scheduler.decode_run_steps for the memory side)."""
         steps = len(ends_s)
@@ -130,7 +131,7 @@ class Engine:
             finished = cohort.advance(ends_s, self.scheduler.running)
         if plan.requests:
             first_end = float(ends_s[0])
-            inner_gap = float((ends_s[1:] - ends_s[:-1]).max()) if steps > 1 else 0.0
+            inner_gap = float(max(map(sub, ends_s[1:], ends_s[:-1]))) if steps > 1 else 0.0
         for view, c in zip(plan.requests, plan.computed_before):
             need = -(-(c + steps) // bs) - view.kv_blocks
             if need > 0:
