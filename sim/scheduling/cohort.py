@@ -52,8 +52,9 @@ class DecodeCohort:
         self._by_phase = [0] * block_size
         self._context_base = 0                # sum over members of (computed - join step)
         self.step_allocated = False           # the next iteration's blocks are taken already
-        self._finish_at: dict[int, int] = {}  # member id -> step at which it finishes
-        self._finish_heap: list[tuple[int, int]] = []
+        self._finish_at: dict[int, tuple] = {}    # member id -> its heap entry
+        self._finish_heap: list[tuple[int, int, int]] = []   # (finish step, join seq, id)
+        self._joined = 0                      # joins so far: members are in join order
         # end time of iteration ``s`` (0-based count of cohort steps) at _ends[s - _ends_base],
         # and its gap from the previous one's end at _gaps[s - _ends_base]
         self._ends = np.empty(_MIN_ENDS)
@@ -89,7 +90,7 @@ class DecodeCohort:
     def steps_to_first_finish(self) -> int:
         """Iterations until the next member completes (a large number if none)."""
         heap, finish_at = self._finish_heap, self._finish_at
-        while heap and finish_at.get(heap[0][1]) != heap[0][0]:
+        while heap and finish_at.get(heap[0][2]) is not heap[0]:
             heapq.heappop(heap)             # a member that left (preempted) or already finished
         return heap[0][0] - self.steps if heap else 1 << 62
 
@@ -112,8 +113,10 @@ class DecodeCohort:
         self.size += 1
         view.cohort_step = self.steps
         finish = self.steps + self._requests[view.id].output_tokens - view.output_generated
-        self._finish_at[view.id] = finish
-        heapq.heappush(self._finish_heap, (finish, view.id))
+        self._joined += 1
+        entry = (finish, self._joined, view.id)
+        self._finish_at[view.id] = entry
+        heapq.heappush(self._finish_heap, entry)
 
     def leave(self, view: RequestView) -> None:
         """``view`` stops being a member (synced first); the caller removes it from running."""
@@ -150,11 +153,12 @@ class DecodeCohort:
             start = self.steps - self._ends_base
         gaps = self._gaps
         if run:
-            stored = self._ends[start:start + count]
-            stored[:] = ends_s
-            gaps[start] = ends_s[0] - self._last_end
-            np.subtract(stored[1:], stored[:-1], out=gaps[start + 1:start + count])
-            self._last_end = float(ends_s[-1])
+            self._ends[start:start + count] = ends_s
+            previous = self._last_end
+            for i, end in enumerate(ends_s, start):
+                gaps[i] = end - previous
+                previous = end
+            self._last_end = float(previous)
         else:
             self._ends[start] = ends_s
             gaps[start] = ends_s - self._last_end
@@ -162,22 +166,17 @@ class DecodeCohort:
         self.steps += count
         self.step_allocated = False
         heap, finish_at, steps = self._finish_heap, self._finish_at, self.steps
-        done = []
-        while heap and heap[0][0] <= steps:
-            finish, view_id = heapq.heappop(heap)
-            if finish_at.get(view_id) == finish:
-                assert finish == steps, "a decode run went past a member's last token"
-                done.append(view_id)
-        if not done:
+        if not heap or heap[0][0] > steps:
             return []
-        if len(done) == 1:
-            finished = [self._requests[done[0]].view]
-        else:
-            ids = set(done)
-            finished = [v for v in running[: self.size] if v.id in ids]
-        for view in finished:
-            self.leave(view)
-        return [self._requests[view.id] for view in finished]
+        finished = []
+        while heap and heap[0][0] <= steps:
+            entry = heapq.heappop(heap)        # ties in join order, which is running order
+            if finish_at.get(entry[2]) is entry:   # else: it left (preempted), maybe rejoined
+                assert entry[0] == steps, "a decode run went past a member's last token"
+                finished.append(self._requests[entry[2]])
+        for req in finished:
+            self.leave(req.view)
+        return finished
 
     def _grow(self, incoming: int, running: list[RequestView]) -> None:
         """Make room for ``incoming`` ends: drop ends no member needs, or double the buffer."""
