@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--check-invariants", action="store_true",
+                     help="assert KV, queue and request invariants at every iteration (slower)")
     run.add_argument("--trace-events", metavar="FILE.json",
                      help="also write Chrome/Perfetto trace events of every replica's iterations")
     run.set_defaults(func=cmd_run)
@@ -79,7 +81,9 @@ def cmd_run(args) -> int:
     from sim.cluster import simulate
     from sim.scenario import Scenario
 
-    scenario = Scenario.from_yaml(args.scenario, args.overrides)
+    overrides = args.overrides + (["simulation.check_invariants=true"]
+                                  if args.check_invariants else [])
+    scenario = Scenario.from_yaml(args.scenario, overrides)
     show = not args.no_progress and not args.json and sys.stderr.isatty()
     if show:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

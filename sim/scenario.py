@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,18 @@ class HardwareConfig:
     overrides: dict = field(default_factory=dict)   # parts of the profile YAML, deep-merged
 
 
+def _invariants_by_default() -> bool:
+    # LLMSIM_CHECK_INVARIANTS=1 turns the checks on for every run that does not set them (the
+    # test suite does: tests/conftest.py)
+    return os.environ.get("LLMSIM_CHECK_INVARIANTS", "") == "1"
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     fast_forward: bool = True        # decode fast-forward (exactly equal to stepping)
     horizon_s: float | None = None   # stop the clock here; unfinished requests are reported
-    check_invariants: bool = False   # assert KV and queue invariants at every iteration
+    # assert KV, queue and per-request invariants at every iteration (see Replica._check)
+    check_invariants: bool = field(default_factory=_invariants_by_default)
 
     def __post_init__(self):
         require(self.horizon_s is None or self.horizon_s > 0, "horizon_s", "a number > 0 or null",

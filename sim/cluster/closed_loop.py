@@ -23,7 +23,7 @@ class ClosedLoop:
     """The clients' processes; iterating over it gives the requests not sent yet."""
 
     def __init__(self, env: simpy.Environment, requests: Iterator[Request], cfg: ArrivalConfig,
-                 send: Callable[[Request], None]):
+                 send: Callable[[Request, float], None]):
         self.env, self.cfg, self.send = env, cfg, send
         self._source = requests
         self._lookahead: Request | None = None       # taken from the source, not yet given out
@@ -57,20 +57,24 @@ class ClosedLoop:
 
     def _client(self, held: deque):
         env, think = self.env, self.cfg.think_time_s
-        if self.cfg.start_s > env.now:
-            yield env.timeout(self.cfg.start_s - env.now)
+        due = max(self.cfg.start_s, env.now)
+        if due > env.now:
+            yield env.timeout(due - env.now)
         while True:
             if not held:
                 held.extend(self._take())
                 if not held:
                     return
             req = held.popleft()
-            req.arrival_s = env.now
+            req.arrival_s = due
             ended = self._ended[req.id] = env.event()
-            self.send(req)           # may end it at once (rejected): then ended has triggered
+            self.send(req, due)      # may end it at once (rejected): then ended has triggered
             yield ended
-            if think > 0:
-                yield env.timeout(think)
+            # the exact finish time, not SimPy's clock (a sum of delays, an ulp off it, and
+            # differently so with and without decode fast-forward)
+            due = req.finish_s + think
+            if due > env.now:
+                yield env.timeout(due - env.now)
 
     def __iter__(self) -> Iterator[Request]:
         """Requests no client has sent (for the records at the horizon); they never arrived, so

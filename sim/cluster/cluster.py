@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import simpy
 
 from sim.cluster.closed_loop import ClosedLoop
@@ -176,22 +177,23 @@ class Cluster:
                 self._next = req
                 yield env.timeout(delay)
                 self._next = None
-            self._admit(req)
+            self._admit(req, req.arrival_s)
 
-    def _admit(self, req: Request) -> None:
-        """An arrival: rejected at once if it can never be served, else routed to a replica."""
+    def _admit(self, req: Request, now_s: float | None = None) -> None:
+        """An arrival (at ``now_s`` exactly, if given): rejected at once if it can never be
+        served, else routed to a replica."""
         reason = rejection_reason(req, self.deployment, self.scenario)
         if reason:
             req.status = RequestStatus.FINISHED_REJECTED
             req.reject_reason = reason
-            req.finish_s = self.env.now
+            req.finish_s = self.env.now if now_s is None else now_s
             self.recorder.request(req)
             self._on_end(req)
             return
         if not self._up:
             self._parked.append(req)       # every replica is down: wait for one to come back
             return
-        self.router.pick(req, self._up).submit(req)
+        self.router.pick(req, self._up).submit(req, now_s)
     # -- end of arrivals ------------------------------------------------------------------------
 
     # -- failures (sim/cluster/failures.py) -----------------------------------------------------
@@ -313,4 +315,18 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
                         preemptions=sum(e.scheduler.num_preemptions for e in engines)
                         + cluster.rerouted, extra=extra)
     assert summary["requests_total"] == len(workload), "a request was lost"
+    if scenario.simulation.check_invariants:
+        check_outcomes(requests, scenario)
     return Result(requests, iterations, summary, scenario.to_dict())
+
+
+def check_outcomes(requests: pd.DataFrame, scenario: Scenario) -> None:
+    """Every request ended completed or rejected with a reason, or is still in flight (only with
+    a horizon, or with failures that left it without a replica); each appears once."""
+    assert requests["request_id"].is_unique
+    state = requests["state"]
+    rejected = requests[state == "rejected"]
+    assert (rejected["reject_reason"].str.len() > 0).all(), "a rejection without a reason"
+    assert (requests.loc[state != "rejected", "reject_reason"] == "").all()
+    if scenario.simulation.horizon_s is None and not scenario.failures:
+        assert state.isin(["completed", "rejected"]).all(), "a request unfinished without horizon"

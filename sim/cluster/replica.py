@@ -67,12 +67,15 @@ class Replica:
         return used + self.engine.scheduler.run_extra_blocks(plan)(started)
 
     # -- input ---------------------------------------------------------------------------------
-    def submit(self, request: Request) -> None:
+    def submit(self, request: Request, now_s: float | None = None) -> None:
+        """``now_s``: the exact time (an arrival's own timestamp; SimPy's clock, a sum of
+        delays, may be an ulp off it), else now."""
+        now_s = self.env.now if now_s is None else now_s
         request.replica = self.index
-        request.queued_s = self.env.now
+        request.queued_s = now_s
         self.engine.add_request(request)
         if self._idle is not None and not self._idle.triggered:
-            self._idle.succeed()
+            self._idle.succeed(now_s)         # the idle replica's clock restarts there
         elif self._interruptible:
             # a decode run in progress must stop at the next iteration boundary
             self._interruptible = False
@@ -139,18 +142,16 @@ class Replica:
         while True:
             if not sched.has_work:
                 self._idle = env.event()
-                yield self._idle
+                clock = yield self._idle
                 self._idle = None
-                clock = env.now
                 continue
             plan = sched.schedule(clock)
             if plan.is_empty:
                 # Nothing can run until something arrives (cannot happen with admission checks,
                 # but never spin).
                 self._idle = env.event()
-                yield self._idle
+                clock = max(clock, (yield self._idle))
                 self._idle = None
-                clock = max(clock, env.now)
                 continue
             if self.check_invariants:
                 self._check(plan)
@@ -240,6 +241,8 @@ class Replica:
 
     def _finished(self, finished: list[Request]) -> None:
         for req in finished:
+            if self.check_invariants:
+                check_completed(req)
             self.recorder.request(req)
             if self.on_finish is not None:
                 self.on_finish(req)
@@ -258,3 +261,12 @@ class Replica:
         bs = sched.kv.block_size
         for req, q in zip(plan.requests, plan.num_new_tokens):
             assert req.kv_blocks * bs >= req.num_computed_tokens + q, "tokens without KV slots"
+
+
+def check_completed(req: Request) -> None:
+    """A completed request's timestamps are in order and it generated all its tokens."""
+    assert req.output_generated == req.output_tokens, (req.id, "tokens")
+    # (queued_s is when it reached its last replica: after first_scheduled_s if re-routed)
+    assert req.arrival_s <= req.queued_s and req.arrival_s <= req.first_scheduled_s \
+        <= req.first_token_s <= req.last_token_s == req.finish_s, (req.id, "timestamps")
+    assert req.max_token_gap_s <= req.finish_s - req.first_token_s, (req.id, "token gap")

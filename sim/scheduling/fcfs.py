@@ -103,7 +103,10 @@ class FcfsScheduler(Scheduler):
             if watermark and kv.num_free - watermark < kv.blocks_for(
                     req.num_computed_tokens + num_cached + num_new) - len(computed):
                 break
-            if not self.may_admit(req, num_cached, num_new):
+            if not self.may_admit(req, num_cached, num_new) and self.running:
+                # (an empty batch admits its head whatever the policy says: a policy refusing a
+                # lone request, whose reservation or predicted peak exceeds the capacity, would
+                # hold it for ever; alone it cannot run out of memory, or it was rejected)
                 break
             if not kv.allocate(req, num_new, computed):
                 break
