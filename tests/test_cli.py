@@ -67,3 +67,12 @@ def test_console_script_no_traceback(tmp_path):
                            "cluster.replicas=-1"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "cluster.replicas" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_invariants_flag_turns_the_checks_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMSIM_CHECK_INVARIANTS", "0")        # not the test suite's default
+    for flag, expected in (([], False), (["--check-invariants"], True)):
+        out = tmp_path / str(expected)
+        assert main(["run", QUICKSTART, "-o", str(out), "--no-progress", *SMALL, *flag]) == 0
+        text = (out / "scenario.yaml").read_text()
+        assert f"check_invariants: {str(expected).lower()}" in text

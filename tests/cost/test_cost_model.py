@@ -468,3 +468,27 @@ def test_hot_path_decode_attention_matches_reference_formula(name, tp):
         assert nbytes == pytest.approx(L * ref_b, rel=1e-12)
         _, vf, vb = cm._attention_part(shape, np.array([ctx, ctx + n]))
         assert vf[0] == flops and vb[0] == nbytes
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 16, 17, 200])     # both sides of _SHORT_RUN
+@pytest.mark.parametrize("shared", [0, 1500])
+@pytest.mark.parametrize("device", ["h100-sxm", "round"])
+def test_replica_decode_run_is_bit_identical_and_sums_energy(steps, shared, device):
+    """decode_run_energy_sum (the replica's path): durations equal iteration_time's to the last
+    bit, whether costed in Python (short runs) or numpy; its energy of the first k iterations is
+    the sum of theirs up to rounding."""
+    dev = load_device(device) if device == "h100-sxm" else round_device(launch=3e-6, overhead=4e-4)
+    contexts = [5, 17, 4000, 123, 9, 1, 1, 2048]
+    n = len(contexts)
+    times, energy_j = CostModel(LLAMA, dev).decode_run_energy_sum(n, sum(contexts) + n, steps,
+                                                                  shared)
+    step_model = CostModel(LLAMA, dev)
+    expected_t, expected_e = [], []
+    for k in range(steps):
+        shape = BatchShape.from_requests([1] * n, [c + k for c in contexts], n, shared)
+        t, e = step_model.iteration_time(shape)
+        expected_t.append(t)
+        expected_e.append(e)
+    assert isinstance(times, list) and times == expected_t
+    for k in {1, steps // 2, steps} - {0}:
+        assert energy_j(k) == pytest.approx(math.fsum(expected_e[:k]), rel=1e-12)

@@ -186,3 +186,17 @@ def test_conservative_reserves_the_maximum_output():
     plan = engine.schedule(0.0)
     assert [v.id for v in plan.requests] == [0, 1]       # the third would need 1497 > 1000
     assert engine.kv.num_used == 200                     # yet only prompts are in memory
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_lone_request_is_admitted_whatever_the_policy_reserves(policy):
+    """A request whose reservation (conservative: prompt + 4096 output tokens) exceeds the
+    capacity is still served when the replica is idle, instead of waiting for ever."""
+    result = simulate(Scenario.from_dict({
+        "name": "lone", "seed": 0, "model": "llama-3.1-8b", "hardware": "h100-sxm",
+        "scheduler": {"name": policy, "kv_blocks": 60, "block_size": 16},
+        "workload": {"arrivals": {"kind": "poisson", "rate_rps": 1.0}, "num_requests": 3,
+                     "prompt_tokens": {"dist": "fixed", "value": 100},
+                     "output_tokens": {"dist": "fixed", "value": 20}}}))
+    assert result.summary["requests_completed"] == 3
+    assert result.summary["preemptions"] == 0
