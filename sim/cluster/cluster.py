@@ -115,11 +115,6 @@ def rejection_reason(req: Request, dep: Deployment, scenario: Scenario) -> str:
     return ""
 
 
-# completions a decode run may go through (the last ends it): more saves events when arrivals are
-# rare, and costs parts computed for nothing when an arrival cuts the run first
-RUN_THROUGH_FINISHES = 3
-
-
 class Cluster:
     """Replicas behind a router, fed by the workload's arrival process."""
 
@@ -141,9 +136,6 @@ class Cluster:
                     check_invariants=scenario.simulation.check_invariants,
                     on_finish=self._on_end)
             for i in range(scenario.cluster.replicas)]
-        if workload.closed_loop is None and not self.router.reads_kv_load:
-            for replica in self.replicas:     # nothing needs to see a completion at once
-                replica.run_through_finishes = RUN_THROUGH_FINISHES
         self._upcoming = self.workload.requests()
         self._next: Request | None = None    # taken from the workload, not yet arrived
         # failure what-ifs: the replicas routers may pick, engines of lost replicas (for their

@@ -15,8 +15,6 @@ from sim.scheduling.base import BatchPlan
 from sim.scheduling.engine import Engine
 from sim.workload.request import Request
 
-MAX_RUN_STEPS = 1024    # a decode run through completions stops here at the latest
-
 
 class Replica:
     """Waits for work, asks its scheduler for a plan, advances time by the plan's cost, applies it.
@@ -40,13 +38,7 @@ class Replica:
         self.iterations = 0
         self._idle: simpy.Event | None = None
         self._interruptible = False      # in a decode run that an arrival cuts short
-        self._run: tuple | None = None   # (plan, ends, start, parts) of a decode run
-        self._run_finishes: list[float] = []   # end times of its requests' last tokens
-        # a decode run of cohort members only may go on through completions, ending with the
-        # n-th (0 or 1: with the first, like any run); the cluster sets it when nothing needs to
-        # see a completion at once (a closed-loop client does; routers read num_outstanding, which
-        # accounts for them)
-        self.run_through_finishes = 0
+        self._run: tuple | None = None   # (plan, ends, start, energy_j(k)) of a decode run
         # failure what-ifs (sim/cluster/failures.py); inert unless a scenario has ``failures:``
         self.is_down = False             # lost: routers skip it, its process waits for recover()
         self._recovered: simpy.Event | None = None
@@ -58,10 +50,7 @@ class Replica:
     # -- what routers see ----------------------------------------------------------------------
     @property
     def num_outstanding(self) -> int:
-        outstanding = self.engine.scheduler.num_outstanding
-        if self._run_finishes:    # requests done inside the decode run in progress, as of now
-            outstanding -= bisect_right(self._run_finishes, self.env.now)
-        return outstanding
+        return self.engine.scheduler.num_outstanding    # routers ask every replica per arrival
 
     @property
     def kv_blocks_total(self) -> int:
@@ -167,19 +156,10 @@ class Replica:
             if self.check_invariants:
                 self._check(plan)
             if self.fast_forward and plan.stable:
-                finishers = None
-                if self.run_through_finishes > 1 and not plan.requests and \
-                        plan.wake_on_arrival and plan.stable_steps is None:
-                    # cohort members only: the run may go on through completions
-                    finishers = sched.scheduler.cohort.next_finishers(
-                        self.run_through_finishes, MAX_RUN_STEPS)
-                    max_steps = finishers[-1][0] if len(finishers) == \
-                        self.run_through_finishes else MAX_RUN_STEPS
-                else:
-                    max_steps = sched.max_decode_steps(plan)
+                max_steps = self.engine.max_decode_steps(plan)
                 steps = sched.decode_run_steps(plan, max_steps) if max_steps > 1 else 1
                 if steps > 1:
-                    clock = yield from self._decode_run(plan, clock, steps, finishers)
+                    clock = yield from self._decode_run(plan, clock, steps)
                     continue
             clock = yield from self._step(plan, clock)
 
@@ -196,37 +176,16 @@ class Replica:
         end = clock + duration
         yield self.env.timeout(max(end - self.env.now, 0.0))
         finished = self.engine.complete_iteration(plan, end)
-        self._account(clock, end - clock, 1, plan.num_seqs, shape.prefill_tokens,
-                      shape.num_decode, len(plan.preempted), len(self.engine.waiting),
-                      self.engine.kv.num_used, energy)
+        self._account(clock, end - clock, 1, plan, shape.prefill_tokens,
+                      shape.num_decode, energy)
         self._finished(finished)
         return end
 
-    def _decode_run(self, plan: BatchPlan, clock: float, steps: int,
-                    finishers: list[tuple[int, int]] | None = None):
-        """``steps`` decode iterations of a stable plan as one wait, cut short by an arrival.
-        ``finishers`` (a plan of cohort members only: DecodeCohort.next_finishers): the run goes
-        on through their completions, in parts of a fixed batch between them."""
+    def _decode_run(self, plan: BatchPlan, clock: float, steps: int):
         n = plan.num_seqs
-        context = plan.context_tokens + n          # keys read by the first iteration
-        finishers = [f for f in finishers if f[0] <= steps] if finishers else []
-        durations: list[float] = []
-        parts = []                                 # (first iteration, iterations, seqs, energy_j)
-        done = 0
-        for last, computed in finishers + [(steps, -1)]:
-            if last > done:
-                times, energy_j = self.cost.decode_run_energy_sum(n, context, last - done,
-                                                                  plan.shared_kv_tokens)
-                durations += times
-                parts.append((done, last - done, n, energy_j))
-                context += n * (last - done)
-                done = last
-            if computed >= 0:                      # it leaves after its last iteration
-                n -= 1
-                context -= computed + last + 1
-                if n == 0:
-                    break
-        steps = done
+        first_context = plan.context_tokens + n
+        durations, energy_j = self.cost.decode_run_energy_sum(n, first_context, steps,
+                                                              plan.shared_kv_tokens)
         if self.slowdown != 1.0:
             durations = [d * self.slowdown for d in durations]
         ends = list(accumulate(durations, initial=clock))[1:]   # clock + d1 + d2 ..., in order
@@ -239,42 +198,19 @@ class Replica:
                 if cut < steps:
                     steps, ends = cut, ends[:cut]
         env = self.env
-        self._run = (plan, ends, clock, parts)
-        self._run_finishes = [ends[last - 1] for last, _ in finishers if last <= steps]
+        self._run = (plan, ends, clock, energy_j)
         self._interruptible = plan.wake_on_arrival     # an arrival may cut it (_cut_run)
         cut_steps = yield env.timeout(max(ends[-1] - env.now, 0.0))
         self._interruptible = False
-        return self._apply_run(steps if cut_steps is None else cut_steps)
-
-    def _apply_run(self, steps: int) -> float:
-        """Apply the first ``steps`` iterations of the decode run in progress; its end time."""
-        plan, ends, start, parts = self._run
-        self._run, self._run_finishes = None, []
-        kv = self.engine.kv
-        rows = []
-        for first, count, seqs, energy_j in parts:
-            if first >= steps:
-                break
-            count = min(count, steps - first)
-            rows.append((first, count, seqs, energy_j(count)))
-        if len(rows) > 1:   # KV use at each part's end (the last one's: after applying it)
-            cohort = self.engine.scheduler.cohort
-            used = kv.num_used - cohort.step_blocks()
-            gone = cohort.next_finishers(len(parts), steps)
-            bs = kv.block_size
-            used_at = [used + cohort.run_blocks(f + c) - sum(
-                -(-(computed + f + c) // bs) for last, computed in gone if last <= f + c)
-                for f, c, _, _ in rows[:-1]]
-        finished = self.engine.complete_decode_run(plan, ends[:steps])
-        for i, (first, count, seqs, energy) in enumerate(rows):
-            part_start = start if first == 0 else ends[first - 1]
-            last = i == len(rows) - 1
-            # (the queue was empty at the start: the first arrival ends a run of several parts)
-            self._account(part_start, ends[first + count - 1] - part_start, count, seqs, 0,
-                          seqs * count, 0, len(self.engine.waiting) if last else 0,
-                          kv.num_used if last else used_at[i], energy)
+        if cut_steps is not None:
+            steps = cut_steps
+        self._run = None
+        ends = ends[:steps]
+        finished = self.engine.complete_decode_run(plan, ends)
+        end = ends[-1]
+        self._account(clock, end - clock, steps, plan, 0, n * steps, energy_j(steps))
         self._finished(finished)
-        return ends[steps - 1]
+        return end
 
     def settle(self, now_s: float) -> None:
         """The clock stops at ``now_s`` (a horizon): apply the iterations of the decode run in
@@ -282,22 +218,26 @@ class Replica:
         the horizon is not applied, as SimPy stops before events at ``until``)."""
         if self._run is None:
             return
-        steps = bisect_left(self._run[1], now_s)
+        plan, ends, start, energy_j = self._run
+        steps = bisect_left(ends, now_s)
+        self._run = None
         self._interruptible = False
         if steps == 0:
-            self._run, self._run_finishes = None, []
             return
-        self._apply_run(steps)
+        finished = self.engine.complete_decode_run(plan, ends[:steps])
+        self._account(start, ends[steps - 1] - start, steps, plan, 0,
+                      plan.num_seqs * steps, energy_j(steps))
+        self._finished(finished)
 
-    def _account(self, start: float, duration: float, num_iterations: int, num_seqs: int,
-                 prefill_tokens: int, decode_tokens: int, preempted: int, waiting: int,
-                 kv_blocks_used: int, energy: float) -> None:
+    def _account(self, start: float, duration: float, num_iterations: int, plan: BatchPlan,
+                 prefill_tokens: int, decode_tokens: int, energy: float) -> None:
         self.busy_s += duration
         self.energy_j += energy
         self.iterations += num_iterations
-        self.recorder.iteration(self.index, start, duration, num_iterations, num_seqs,
-                                prefill_tokens, decode_tokens, preempted, waiting,
-                                kv_blocks_used, energy)
+        sched = self.engine
+        self.recorder.iteration(self.index, start, duration, num_iterations, plan.num_seqs,
+                                prefill_tokens, decode_tokens, len(plan.preempted),
+                                len(sched.waiting), sched.kv.num_used, energy)
 
     def _finished(self, finished: list[Request]) -> None:
         for req in finished:

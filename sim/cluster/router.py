@@ -23,10 +23,6 @@ class ReplicaView(Protocol):
 
 
 class Router:
-    # reads kv_blocks_used, which does not follow completions inside a decode run (the cluster
-    # then keeps runs stopping at each completion: Replica.run_through_finishes)
-    reads_kv_load = False
-
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
 
@@ -59,8 +55,6 @@ class LeastOutstandingRouter(Router):
 
 class LeastKvLoadRouter(Router):
     """Lowest fraction of KV blocks in use; ties broken by fewer outstanding requests."""
-
-    reads_kv_load = True
 
     def pick(self, request, replicas):
         return min(replicas, key=lambda r: (r.kv_blocks_used / r.kv_blocks_total,

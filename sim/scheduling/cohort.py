@@ -18,18 +18,14 @@ plus one counter of iterations since:
   joins, so a heap gives the next one to finish.
 
 A member's view and request are written back (:meth:`sync`) before anyone else reads them: when it
-finishes, and when the engine reports or checks its requests. The results are the same as
-updating every request at every iteration (tested against the stepping engine, which has no
-cohort). It is engine machinery, not policy: it reads the true output lengths to know when
-members finish, and a scheduler uses it only through :meth:`step_blocks` (take the members'
-blocks for the next iteration, then schedule the rest of ``running`` as usual) or, when those do
-not fit, :meth:`dissolve` (schedule everyone one by one, preempting as usual; the cohort forms
-again from the running requests that decode steadily).
+finishes, is preempted, and when the engine reports or checks its requests. The results are the
+same as updating every request at every iteration (tested against the stepping engine, which has
+no cohort). It is engine machinery, not policy: it reads the true output lengths to know when
+members finish, and schedulers use it only through :meth:`step_blocks` and :meth:`leave_last`.
 
-Only a prefix of ``running`` qualifies because order matters: running requests are scheduled in
-list order and preempted from its end, and a prefix that always fits in the token budget (fcfs
-requires ``max_batched_tokens >= max_num_seqs`` to use a cohort) gets its tokens before anyone
-behind it, while a request behind it that cannot get memory preempts itself before reaching it.
+Only a prefix of ``running`` qualifies because order matters: running requests are scheduled and
+preempted in list order, and a prefix that always fits in the token budget (fcfs requires
+``max_batched_tokens >= max_num_seqs`` to use a cohort) gets its tokens before anyone behind it.
 """
 
 from __future__ import annotations
@@ -56,7 +52,6 @@ class DecodeCohort:
         self._by_phase = [0] * block_size
         self._context_base = 0                # sum over members of (computed - join step)
         self.step_allocated = False           # the next iteration's blocks are taken already
-        self.blocks_not_needed = 0            # of run_blocks, after advance: see advance
         self._finish_at: dict[int, tuple] = {}    # member id -> its heap entry
         self._finish_heap: list[tuple[int, int, int]] = []   # (finish step, join seq, id)
         self._joined = 0                      # joins so far: members are in join order
@@ -123,16 +118,21 @@ class DecodeCohort:
         self._finish_at[view.id] = entry
         heapq.heappush(self._finish_heap, entry)
 
-    def leave(self, view: RequestView, at_step: int | None = None) -> None:
-        """``view`` stops being a member, synced as of ``at_step`` (default: now; earlier for a
-        member that finished inside a run); the caller removes it from running."""
-        phase = view.num_computed_tokens - view.cohort_step     # the same at every sync
-        self.sync(view, at_step)
+    def leave(self, view: RequestView) -> None:
+        """``view`` stops being a member (synced first); the caller removes it from running."""
+        self.sync(view)
+        phase = view.num_computed_tokens - self.steps
         self._by_phase[phase % self.block_size] -= 1
         self._context_base -= phase
         self.size -= 1
         view.cohort_step = -1
         del self._finish_at[view.id]
+
+    def leave_last(self, running: list[RequestView]) -> RequestView:
+        """The last member (running[size - 1]) leaves; returned for the caller to preempt."""
+        view = running[self.size - 1]
+        self.leave(view)
+        return view
 
     def dissolve(self, running: list[RequestView]) -> None:
         """Every member leaves (memory pressure: the scheduler steps each request again)."""
@@ -143,10 +143,8 @@ class DecodeCohort:
     def advance(self, ends_s: Sequence[float] | float,
                 running: list[RequestView]) -> list[Request]:
         """Record iterations that ended at ``ends_s`` (one, or a run's list); return the requests
-        of the members that finished in them (synced as of their last token, no longer members),
-        in the order they finished (at one iteration: running order). ``blocks_not_needed`` is
-        then the blocks :meth:`run_blocks` counted for those that finished before the last
-        iteration."""
+        of the members that finished at the last one (synced, no longer members), in running
+        order."""
         run = not isinstance(ends_s, float)
         count = len(ends_s) if run else 1
         start = self.steps - self._ends_base
@@ -165,50 +163,20 @@ class DecodeCohort:
             self._ends[start] = ends_s
             gaps[start] = ends_s - self._last_end
             self._last_end = float(ends_s)
-        before = self.steps
         self.steps += count
         self.step_allocated = False
-        self.blocks_not_needed = 0
         heap, finish_at, steps = self._finish_heap, self._finish_at, self.steps
         if not heap or heap[0][0] > steps:
             return []
-        finished, bs = [], self.block_size
+        finished = []
         while heap and heap[0][0] <= steps:
-            entry = heapq.heappop(heap)  # by finish step, ties in join order (= running order)
+            entry = heapq.heappop(heap)        # ties in join order, which is running order
             if finish_at.get(entry[2]) is entry:   # else: it left (preempted), maybe rejoined
-                finish = entry[0]
-                assert finish > before, "a member went past its last token"
-                req = self._requests[entry[2]]
-                self.leave(req.view, finish)
-                finished.append(req)
-                if finish < steps:
-                    # run_blocks counted its growth through the run's last iteration
-                    c = req.view.num_computed_tokens
-                    self.blocks_not_needed += -(-(c + steps - finish) // bs) - -(-c // bs)
+                assert entry[0] == steps, "a decode run went past a member's last token"
+                finished.append(self._requests[entry[2]])
+        for req in finished:
+            self.leave(req.view)
         return finished
-
-    def next_finishers(self, count: int, num_steps: int) -> list[tuple[int, int]]:
-        """``(k, computed)`` of the (up to) ``count`` members that finish first, within the next
-        ``num_steps`` iterations: the k-th is its last (k = 1, 2, ...), ``computed`` its tokens
-        computed now; in the order they finish."""
-        heap, finish_at, limit = self._finish_heap, self._finish_at, self.steps + num_steps
-        found: list[tuple] = []
-        frontier = [(heap[0], 0)] if heap else []
-        while frontier and len(found) < count:  # best-first down the heap: O(count log count)
-            entry, i = heapq.heappop(frontier)
-            if entry[0] > limit:
-                break
-            if finish_at.get(entry[2]) is entry:
-                found.append(entry)
-            for child in (2 * i + 1, 2 * i + 2):
-                if child < len(heap):
-                    heapq.heappush(frontier, (heap[child], child))
-        steps, requests = self.steps, self._requests
-        out = []
-        for finish, _, view_id in found:
-            view = requests[view_id].view
-            out.append((finish - steps, view.num_computed_tokens + steps - view.cohort_step))
-        return out
 
     def _grow(self, incoming: int, running: list[RequestView]) -> None:
         """Make room for ``incoming`` ends: drop ends no member needs, or double the buffer."""
@@ -225,25 +193,23 @@ class DecodeCohort:
         self._ends, self._gaps, self._ends_base = ends, gaps, oldest
 
     # -- write back ----------------------------------------------------------------------------
-    def sync(self, view: RequestView, at_step: int | None = None) -> None:
-        """Write a member's progress into its view and request, as of now or of ``at_step``
-        iterations (it stays a member). Its ``kv_blocks`` are the blocks it holds, the planned
-        iteration's included."""
-        upto = self.steps if at_step is None else at_step
+    def sync(self, view: RequestView) -> None:
+        """Write a member's progress into its view and request, as of now (it stays a member).
+        Its ``kv_blocks`` are the blocks it holds, the planned iteration's included."""
         joined = view.cohort_step
-        delta = upto - joined
+        delta = self.steps - joined
         if delta > 0:
             req = self._requests[view.id]
-            first, last = joined - self._ends_base, upto - self._ends_base
+            first = joined - self._ends_base
             gap = self._ends[first] - req.last_token_s
             if delta > 1:
-                gap = max(gap, _max(self._gaps[first + 1: last]))
+                gap = max(gap, _max(self._gaps[first + 1: self.steps - self._ends_base]))
             if gap > req.max_token_gap_s:
                 req.max_token_gap_s = float(gap)
-            req.last_token_s = self._last_end if at_step is None else float(self._ends[last - 1])
+            req.last_token_s = self._last_end
             view.num_computed_tokens += delta
             view.output_generated += delta
-            view.cohort_step = upto
+            view.cohort_step = self.steps
         # its block for the planned iteration was taken with the others': it holds it now
         view.kv_blocks = -(-(view.num_computed_tokens + self.step_allocated) // self.block_size)
 

@@ -96,7 +96,7 @@ class Engine:
                 finished.append(req)
         self.scheduler.num_iterations += 1
         if finished:
-            self._finish(finished)
+            self._finish(finished, end_s)
         if cohort is not None:
             self._grow_cohort()
         return finished
@@ -129,7 +129,6 @@ class Engine:
         if plan.cohort_size:
             extra_blocks = cohort.run_blocks(steps) - cohort.step_blocks()  # step 1's are taken
             finished = cohort.advance(ends_s, self.scheduler.running)
-            extra_blocks -= cohort.blocks_not_needed    # members that finished inside the run
         if plan.requests:
             first_end = float(ends_s[0])
             inner_gap = float(max(map(sub, ends_s[1:], ends_s[:-1]))) if steps > 1 else 0.0
@@ -152,7 +151,7 @@ class Engine:
         self.kv.take_free_blocks(extra_blocks)
         self.scheduler.num_iterations += steps
         if finished:
-            self._finish(finished)
+            self._finish(finished, last_end)
         if cohort is not None:
             self._grow_cohort()
         return finished
@@ -163,9 +162,9 @@ class Engine:
         while cohort.size < len(running) and cohort.can_join(running[cohort.size]):
             cohort.join(running[cohort.size])
 
-    def _finish(self, finished: list[Request]) -> None:
+    def _finish(self, finished: list[Request], end_s: float) -> None:
         for req in finished:
             req.status = RequestStatus.FINISHED_COMPLETED
-            req.finish_s = req.last_token_s     # its last iteration's end (inside a run, maybe)
+            req.finish_s = end_s
             del self._requests[req.id]
         self.scheduler.finish([req.view for req in finished])
