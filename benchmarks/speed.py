@@ -97,12 +97,19 @@ def scaling_exponent(runs: list[dict]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=sorted(FAMILIES), default="azure-conv")
-    parser.add_argument("--requests", type=int, action="append",
+    parser.add_argument("--requests", type=positive_int, action="append",
                         help="request count to run (repeatable; default: the family's sizes)")
-    parser.add_argument("--replicas", type=int, help="replicas (default: the family's); the "
+    parser.add_argument("--replicas", type=positive_int, help="replicas (default: the family's); the "
                         "arrival rate scales with them")
     parser.add_argument("--no-fast-forward", action="store_true",
                         help="step every iteration (to measure what fast-forward buys)")

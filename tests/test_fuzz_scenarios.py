@@ -124,6 +124,16 @@ def test_fast_forward_equals_stepping(data):
     pd.testing.assert_frame_equal(ff.requests, step.requests, check_exact=True)
     assert ff.summary["iterations"] == step.summary["iterations"]
     assert ff.summary["energy_j"] == pytest.approx(step.summary["energy_j"], rel=1e-9)
+    # a fast-forwarded row (several iterations) shows the batch and KV use that stepping shows
+    # after its last iteration
+    ends = []
+    for result in (ff, step):
+        it = result.iterations
+        it = it.assign(iteration=it.groupby("replica")["num_iterations"].cumsum())
+        ends.append(it[["replica", "iteration", "num_seqs", "kv_blocks_used", "waiting"]])
+    rows = ends[0].merge(ends[1], on=["replica", "iteration"], how="left", suffixes=("", "_1"))
+    for column in ("num_seqs", "kv_blocks_used", "waiting"):
+        assert (rows[column] == rows[column + "_1"]).all(), column
 
 
 # -- mutations: any field replaced by a value of another type or an out-of-range one ----------------

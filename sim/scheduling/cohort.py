@@ -18,14 +18,18 @@ plus one counter of iterations since:
   joins, so a heap gives the next one to finish.
 
 A member's view and request are written back (:meth:`sync`) before anyone else reads them: when it
-finishes, is preempted, and when the engine reports or checks its requests. The results are the
-same as updating every request at every iteration (tested against the stepping engine, which has
-no cohort). It is engine machinery, not policy: it reads the true output lengths to know when
-members finish, and schedulers use it only through :meth:`step_blocks` and :meth:`leave_last`.
+finishes, and when the engine reports or checks its requests. The results are the same as
+updating every request at every iteration (tested against the stepping engine, which has no
+cohort). It is engine machinery, not policy: it reads the true output lengths to know when
+members finish, and a scheduler uses it only through :meth:`step_blocks` (take the members'
+blocks for the next iteration, then schedule the rest of ``running`` as usual) or, when those do
+not fit, :meth:`dissolve` (schedule everyone one by one, preempting as usual; the cohort forms
+again from the running requests that decode steadily).
 
-Only a prefix of ``running`` qualifies because order matters: running requests are scheduled and
-preempted in list order, and a prefix that always fits in the token budget (fcfs requires
-``max_batched_tokens >= max_num_seqs`` to use a cohort) gets its tokens before anyone behind it.
+Only a prefix of ``running`` qualifies because order matters: running requests are scheduled in
+list order and preempted from its end, and a prefix that always fits in the token budget (fcfs
+requires ``max_batched_tokens >= max_num_seqs`` to use a cohort) gets its tokens before anyone
+behind it, while a request behind it that cannot get memory preempts itself before reaching it.
 """
 
 from __future__ import annotations
@@ -127,12 +131,6 @@ class DecodeCohort:
         self.size -= 1
         view.cohort_step = -1
         del self._finish_at[view.id]
-
-    def leave_last(self, running: list[RequestView]) -> RequestView:
-        """The last member (running[size - 1]) leaves; returned for the caller to preempt."""
-        view = running[self.size - 1]
-        self.leave(view)
-        return view
 
     def dissolve(self, running: list[RequestView]) -> None:
         """Every member leaves (memory pressure: the scheduler steps each request again)."""

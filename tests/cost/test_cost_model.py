@@ -482,13 +482,9 @@ def test_replica_decode_run_is_bit_identical_and_sums_energy(steps, shared, devi
     n = len(contexts)
     times, energy_j = CostModel(LLAMA, dev).decode_run_energy_sum(n, sum(contexts) + n, steps,
                                                                   shared)
-    step_model = CostModel(LLAMA, dev)
-    expected_t, expected_e = [], []
-    for k in range(steps):
-        shape = BatchShape.from_requests([1] * n, [c + k for c in contexts], n, shared)
-        t, e = step_model.iteration_time(shape)
-        expected_t.append(t)
-        expected_e.append(e)
+    stepped = [CostModel(LLAMA, dev).iteration_time(BatchShape.from_requests(
+        [1] * n, [c + k for c in contexts], n, shared)) for k in range(steps)]
+    expected_t, expected_e = [t for t, _ in stepped], [e for _, e in stepped]
     assert isinstance(times, list) and times == expected_t
     for k in {1, steps // 2, steps} - {0}:
         assert energy_j(k) == pytest.approx(math.fsum(expected_e[:k]), rel=1e-12)
