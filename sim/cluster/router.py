@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -20,6 +21,9 @@ class ReplicaView(Protocol):
 
     @property
     def kv_blocks_total(self) -> int: ...
+
+
+_outstanding = attrgetter("num_outstanding")
 
 
 class Router:
@@ -50,7 +54,7 @@ class LeastOutstandingRouter(Router):
     """Fewest requests waiting or running; ties go to the lowest index."""
 
     def pick(self, request, replicas):
-        return min(replicas, key=lambda r: r.num_outstanding)
+        return min(replicas, key=_outstanding)
 
 
 class LeastKvLoadRouter(Router):
