@@ -262,7 +262,9 @@ class CostModel:
 
         The sums run over :meth:`token_ops` in order; the LM head, last and the only op that
         depends on ``num_emitting``, is added to a memoised sum of the others, so that a new
-        (tokens, emitting) pair costs two dict lookups, not a pass over the ops."""
+        (tokens, emitting) pair costs two dict lookups, not a pass over the ops. Only decode
+        pairs (tokens == emitting, a few hundred) are memoised as pairs: mixed iterations rarely
+        repeat theirs, and a million of them would hold ~250 MB."""
         key = (num_tokens, num_emitting)
         hit = self._const_cache.get(key)
         if hit is not None:
@@ -272,7 +274,7 @@ class CostModel:
             lm_s, lm_f, lm_b = self._sum_ops(("E", num_emitting), num_tokens, num_emitting)
             seconds, flops, nbytes = seconds + lm_s, flops + lm_f, nbytes + lm_b
         result = (seconds, flops, nbytes)
-        if len(self._const_cache) < 1_000_000:
+        if num_tokens == num_emitting and len(self._const_cache) < 1_000_000:
             self._const_cache[key] = result
         return result
 
