@@ -225,19 +225,23 @@ class Replica:
         if steps == 0:
             return
         finished = self.engine.complete_decode_run(plan, ends[:steps])
+        # (the queue as it was then: requests that came later, before now_s, are not in it)
         self._account(start, ends[steps - 1] - start, steps, plan, 0,
-                      plan.num_seqs * steps, energy_j(steps))
+                      plan.num_seqs * steps, energy_j(steps),
+                      waiting=self.engine.num_waiting_at(ends[steps - 1]))
         self._finished(finished)
 
     def _account(self, start: float, duration: float, num_iterations: int, plan: BatchPlan,
-                 prefill_tokens: int, decode_tokens: int, energy: float) -> None:
+                 prefill_tokens: int, decode_tokens: int, energy: float,
+                 waiting: int | None = None) -> None:
         self.busy_s += duration
         self.energy_j += energy
         self.iterations += num_iterations
         sched = self.engine
         self.recorder.iteration(self.index, start, duration, num_iterations, plan.num_seqs,
                                 prefill_tokens, decode_tokens, len(plan.preempted),
-                                len(sched.waiting), sched.kv.num_used, energy)
+                                len(sched.waiting) if waiting is None else waiting,
+                                sched.kv.num_used, energy)
 
     def _finished(self, finished: list[Request]) -> None:
         for req in finished:

@@ -57,6 +57,11 @@ class Engine:
         self.sync()
         return [self._requests[k] for k in sorted(self._requests)]
 
+    def num_waiting_at(self, time_s: float) -> int:
+        """Requests in the waiting queue that were already queued at ``time_s``."""
+        requests = self._requests
+        return sum(1 for v in self.scheduler.waiting if requests[v.id].queued_s <= time_s)
+
     def sync(self) -> None:
         """Write the decode cohort's lazy progress into its members' views and requests."""
         if self.scheduler.cohort is not None:
