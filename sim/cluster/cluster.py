@@ -115,6 +115,17 @@ def rejection_reason(req: Request, dep: Deployment, scenario: Scenario) -> str:
     return ""
 
 
+def always_served_tokens(dep: Deployment, scenario: Scenario) -> int:
+    """Prompt + output tokens at or below which rejection_reason is always '' (so the arrival
+    path skips it): every limit it checks, as a bound on the total."""
+    cfg = scenario.scheduler
+    limit = min(dep.max_model_len, dep.kv_blocks * dep.block_size)
+    if not cfg.chunked_prefill:
+        watermark = int(getattr(cfg, "watermark", 0.0) * dep.kv_blocks)
+        limit = min(limit, cfg.max_batched_tokens, (dep.kv_blocks - watermark) * dep.block_size)
+    return limit
+
+
 class Cluster:
     """Replicas behind a router, fed by the workload's arrival process."""
 
@@ -124,6 +135,7 @@ class Cluster:
         self.env = simpy.Environment()
         self.recorder = Recorder()
         self.router = ROUTERS[scenario.cluster.router](rng)
+        self._always_served = always_served_tokens(deployment, scenario)
         self.progress = progress
         self.ended = 0
         dep = deployment
@@ -182,7 +194,8 @@ class Cluster:
     def _admit(self, req: Request, now_s: float | None = None) -> None:
         """An arrival (at ``now_s`` exactly, if given): rejected at once if it can never be
         served, else routed to a replica."""
-        reason = rejection_reason(req, self.deployment, self.scenario)
+        reason = "" if req.prompt_tokens + req.output_tokens <= self._always_served else \
+            rejection_reason(req, self.deployment, self.scenario)
         if reason:
             req.status = RequestStatus.FINISHED_REJECTED
             req.reject_reason = reason
