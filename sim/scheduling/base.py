@@ -190,6 +190,17 @@ class Scheduler:
         plan.preempted.append(victim)
         self.waiting.appendleft(victim)
 
+    def allocate_or_preempt(self, request: RequestView, num_new_tokens: int,
+                            plan: BatchPlan) -> bool:
+        """Blocks for a running request's next tokens, preempting the most recently admitted
+        running requests (vLLM's victims) until they fit; False if ``request`` itself had to go."""
+        while not self.kv.allocate(request, num_new_tokens):
+            victim = self.running.pop()
+            self.preempt(victim, plan)
+            if victim is request:
+                return False
+        return True
+
     def swap_in(self, request: RequestView, plan: BatchPlan) -> None:
         plan.swap_in_blocks += request.swapped_blocks
         self.host_swap_used -= request.swapped_blocks

@@ -205,7 +205,7 @@ class BatchLlmScheduler(Scheduler):
             self._form_batches()
         plan = BatchLlmPlan()
         budget = self.config.max_batched_tokens
-        kv, running, group_of = self.kv, self.running, self._group_of
+        running, group_of = self.running, self._group_of
         # plan.add inlined: this loop runs for every running request at every iteration
         scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
         decode_only = True
@@ -222,25 +222,19 @@ class BatchLlmScheduler(Scheduler):
                     continue
                 if num_new > budget:
                     num_new = budget
-            while not kv.allocate(req, num_new):
-                victim = running.pop()
-                self._preempt(victim, plan)
-                if victim is req:
-                    break
-            else:
-                scheduled.append(req)
-                new_tokens.append(num_new)
-                before.append(computed)
-                if computed + num_new >= req.prompt_tokens + req.output_generated:
-                    plan.num_emitting += 1
-                if not is_decode:
-                    budget -= num_new
-                    group = group_of.get(req.id)
-                    if group is not None and not group.pinned:
-                        self._try_pin(group, req, computed + num_new)
-                i += 1
-                continue
-            break                       # the request preempted itself
+            if not self.allocate_or_preempt(req, num_new, plan):
+                break                   # the request preempted itself
+            scheduled.append(req)
+            new_tokens.append(num_new)
+            before.append(computed)
+            if computed + num_new >= req.prompt_tokens + req.output_generated:
+                plan.num_emitting += 1
+            if not is_decode:
+                budget -= num_new
+                group = group_of.get(req.id)
+                if group is not None and not group.pinned:
+                    self._try_pin(group, req, computed + num_new)
+            i += 1
         if not plan.preempted:
             budget = self._admit_waiting(plan, budget, now_s)
             if not scheduled and self.waiting and self._pins:
@@ -351,8 +345,8 @@ class BatchLlmScheduler(Scheduler):
         for group in set(self._group_of.values()):
             group.pin = None
 
-    def _preempt(self, victim: RequestView, plan: BatchPlan) -> None:
-        self.preempt(victim, plan)
+    def preempt(self, victim: RequestView, plan: BatchPlan) -> None:
+        super().preempt(victim, plan)
         self.reserved_blocks -= self._reserved.pop(victim.id, 0)
         self._sharing.pop(victim.id, None)
         group = self._group_of.get(victim.id)

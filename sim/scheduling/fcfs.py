@@ -57,23 +57,17 @@ class FcfsScheduler(Scheduler):
             num_new = req.prompt_tokens + req.output_generated - computed
             if num_new > budget:
                 num_new = budget
-            while not kv.allocate(req, num_new):
-                victim = running.pop()
-                self.preempt(victim, plan)
-                if victim is req:
-                    break
-            else:
-                scheduled.append(req)
-                new_tokens.append(num_new)
-                before.append(computed)
-                if computed + num_new >= req.prompt_tokens + req.output_generated:
-                    plan.num_emitting += 1
-                if num_new != 1 or req.output_generated == 0:
-                    decode_only = False
-                budget -= num_new
-                i += 1
-                continue
-            break                       # the request preempted itself
+            if not self.allocate_or_preempt(req, num_new, plan):
+                break                   # the request preempted itself
+            scheduled.append(req)
+            new_tokens.append(num_new)
+            before.append(computed)
+            if computed + num_new >= req.prompt_tokens + req.output_generated:
+                plan.num_emitting += 1
+            if num_new != 1 or req.output_generated == 0:
+                decode_only = False
+            budget -= num_new
+            i += 1
         if cohort is not None and cohort.step_allocated:
             plan.cohort_size = cohort.size
             plan.cohort_context_tokens = cohort.context_tokens
@@ -137,20 +131,14 @@ class FcfsScheduler(Scheduler):
             self._admit_waiting(plan, self.config.max_batched_tokens, now_s, chunked=False)
             if plan.requests:
                 return plan             # a prefill-only iteration
-        kv, running = self.kv, self.running
+        running = self.running
         i = 0
         while i < len(running):
             req = running[i]
-            while not kv.allocate(req, 1):
-                victim = running.pop()
-                self.preempt(victim, plan)
-                if victim is req:
-                    break
-            else:
-                plan.add(req, 1)
-                i += 1
-                continue
-            break
+            if not self.allocate_or_preempt(req, 1, plan):
+                break                   # the request preempted itself
+            plan.add(req, 1)
+            i += 1
         if not plan.preempted and has_swapped:
             self._swap_in_waiting(plan, self.config.max_batched_tokens - len(plan.requests), now_s)
         plan.stable = plan.admitted == 0 and not plan.preempted and bool(plan.requests) \
