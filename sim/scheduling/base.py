@@ -190,6 +190,27 @@ class Scheduler:
         plan.preempted.append(victim)
         self.waiting.appendleft(victim)
 
+    def cached_prefix(self, request: RequestView) -> list:
+        """Prefix-cache blocks the queue's head may start from (none when it resumes with its
+        own blocks, swapped or partly computed)."""
+        if request.swapped_blocks or request.num_computed_tokens:
+            return []
+        return self.kv.get_computed_blocks(request)
+
+    def admit_head(self, request: RequestView, num_cached: int, num_new_tokens: int,
+                   plan: BatchPlan, now_s: float) -> None:
+        """The queue's head (its blocks allocated) joins the batch: ``num_cached`` prompt tokens
+        served by the prefix cache, ``num_new_tokens`` to compute this iteration."""
+        self.waiting.popleft()
+        if request.swapped_blocks:
+            self.swap_in(request, plan)
+        if request.num_computed_tokens == 0 and request.preemptions == 0:
+            request.cached_prompt_tokens = num_cached
+        request.num_computed_tokens += num_cached
+        self.admit(request, now_s)
+        plan.add(request, num_new_tokens)
+        plan.admitted += 1
+
     def allocate_or_preempt(self, request: RequestView, num_new_tokens: int,
                             plan: BatchPlan) -> bool:
         """Blocks for a running request's next tokens, preempting the most recently admitted

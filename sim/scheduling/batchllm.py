@@ -261,8 +261,7 @@ class BatchLlmScheduler(Scheduler):
                         break           # the prefix is computed once: wait for it
                 elif not req.swapped_blocks:
                     pin_blocks = group.pin_blocks
-            computed = [] if req.swapped_blocks or req.num_computed_tokens else \
-                kv.get_computed_blocks(req)
+            computed = self.cached_prefix(req)
             num_cached = len(computed) * kv.block_size
             num_new = req.num_tokens - req.num_computed_tokens - num_cached
             if num_new > budget:
@@ -272,15 +271,7 @@ class BatchLlmScheduler(Scheduler):
                 break
             if not kv.allocate(req, num_new, computed):
                 break
-            waiting.popleft()
-            if req.swapped_blocks:
-                self.swap_in(req, plan)
-            if req.num_computed_tokens == 0 and req.preemptions == 0:
-                req.cached_prompt_tokens = num_cached
-            req.num_computed_tokens += num_cached
-            self.admit(req, now_s)
-            plan.add(req, num_new)
-            plan.admitted += 1
+            self.admit_head(req, num_cached, num_new, plan, now_s)
             budget -= num_new
             self._reserve(req, group, peak, pin_blocks)
             if group is not None:

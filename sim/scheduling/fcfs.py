@@ -86,8 +86,7 @@ class FcfsScheduler(Scheduler):
             if len(self.running) >= cfg.max_num_seqs:
                 break
             req = waiting[0]
-            computed = [] if req.swapped_blocks or req.num_computed_tokens else \
-                kv.get_computed_blocks(req)
+            computed = self.cached_prefix(req)
             num_cached = len(computed) * kv.block_size
             num_new = req.num_tokens - req.num_computed_tokens - num_cached
             if num_new > budget:
@@ -104,15 +103,7 @@ class FcfsScheduler(Scheduler):
                 break
             if not kv.allocate(req, num_new, computed):
                 break
-            waiting.popleft()
-            if req.swapped_blocks:
-                self.swap_in(req, plan)
-            if req.num_computed_tokens == 0 and req.preemptions == 0:
-                req.cached_prompt_tokens = num_cached
-            req.num_computed_tokens += num_cached
-            self.admit(req, now_s)
-            plan.add(req, num_new)
-            plan.admitted += 1
+            self.admit_head(req, num_cached, num_new, plan, now_s)
             budget -= num_new
         return budget
 
