@@ -23,7 +23,7 @@ class ClosedLoop:
     """The clients' processes; iterating over it gives the requests not sent yet."""
 
     def __init__(self, env: simpy.Environment, requests: Iterator[Request], cfg: ArrivalConfig,
-                 send: Callable[[Request, float], None]):
+                 send: Callable[[Request, float, float], None]):
         self.env, self.cfg, self.send = env, cfg, send
         self._source = requests
         self._lookahead: Request | None = None       # taken from the source, not yet given out
@@ -57,7 +57,7 @@ class ClosedLoop:
 
     def _client(self, held: deque):
         env, think = self.env, self.cfg.think_time_s
-        due = max(self.cfg.start_s, env.now)
+        due, scheduled_s = max(self.cfg.start_s, env.now), env.now
         if due > env.now:
             yield env.timeout(due - env.now)
         while True:
@@ -68,11 +68,12 @@ class ClosedLoop:
             req = held.popleft()
             req.arrival_s = due
             ended = self._ended[req.id] = env.event()
-            self.send(req, due)      # may end it at once (rejected): then ended has triggered
+            self.send(req, due, scheduled_s)   # may end it at once (rejected): ended triggered
             yield ended
             # the exact finish time, not SimPy's clock (a sum of delays, an ulp off it, and
-            # differently so with and without decode fast-forward)
-            due = req.finish_s + think
+            # differently so with and without decode fast-forward); the next send's event (this
+            # wake-up or the think timeout) is scheduled now
+            due, scheduled_s = req.finish_s + think, env.now
             if due > env.now:
                 yield env.timeout(due - env.now)
 

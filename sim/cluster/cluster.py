@@ -183,17 +183,21 @@ class Cluster:
             self._upcoming = self._closed_loop
             self._closed_loop.start()
             return
+        scheduled_s = env.now         # when the event that woke this process was scheduled
         for req in self._upcoming:
             delay = req.arrival_s - env.now
             if delay > 0:
                 self._next = req
+                scheduled_s = env.now
                 yield env.timeout(delay)
                 self._next = None
-            self._admit(req, req.arrival_s)
+            self._admit(req, req.arrival_s, scheduled_s)
 
-    def _admit(self, req: Request, now_s: float | None = None) -> None:
-        """An arrival (at ``now_s`` exactly, if given): rejected at once if it can never be
-        served, else routed to a replica."""
+    def _admit(self, req: Request, now_s: float | None = None,
+               scheduled_s: float | None = None) -> None:
+        """An arrival (at ``now_s`` exactly, if given, by an event scheduled at
+        ``scheduled_s``): rejected at once if it can never be served, else routed to a
+        replica."""
         reason = "" if req.prompt_tokens + req.output_tokens <= self._always_served else \
             rejection_reason(req, self.deployment, self.scenario)
         if reason:
@@ -206,7 +210,7 @@ class Cluster:
         if not self._up:
             self._parked.append(req)       # every replica is down: wait for one to come back
             return
-        self.router.pick(req, self._up).submit(req, now_s)
+        self.router.pick(req, self._up).submit(req, now_s, scheduled_s)
     # -- end of arrivals ------------------------------------------------------------------------
 
     # -- failures (sim/cluster/failures.py) -----------------------------------------------------

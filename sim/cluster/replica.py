@@ -67,9 +67,11 @@ class Replica:
         return used + self.engine.scheduler.run_extra_blocks(plan)(started)
 
     # -- input ---------------------------------------------------------------------------------
-    def submit(self, request: Request, now_s: float | None = None) -> None:
+    def submit(self, request: Request, now_s: float | None = None,
+               scheduled_s: float | None = None) -> None:
         """``now_s``: the exact time (an arrival's own timestamp; SimPy's clock, a sum of
-        delays, may be an ulp off it), else now."""
+        delays, may be an ulp off it), else now. ``scheduled_s``: when the event that delivers
+        it was scheduled (orders it against an iteration ending at the same instant)."""
         now_s = self.env.now if now_s is None else now_s
         request.replica = self.index
         request.queued_s = now_s
@@ -79,10 +81,14 @@ class Replica:
         elif self._interruptible:
             # a decode run in progress must stop at the next iteration boundary
             self._interruptible = False
-            self._cut_run()
+            self._cut_run(now_s, self.env.now if scheduled_s is None else scheduled_s)
 
-    def _cut_run(self) -> None:
+    def _cut_run(self, now_s: float, scheduled_s: float) -> None:
         """End the decode run in progress at the first iteration boundary at or after now.
+
+        An iteration ending exactly now comes first, as when stepping, if its end event was
+        scheduled before the arrival's (at its start, before ``scheduled_s``): then the arrival
+        waits for the next boundary.
 
         This is what ``process.interrupt()`` would do, less the exception and its extra event
         (every arrival at a busy replica cuts a run, so it is on the hot path): the process stops
@@ -90,7 +96,10 @@ class Replica:
         number of iterations to apply. It uses SimPy's ``Process._target``/``_resume`` as SimPy's
         own Interruption does."""
         env, ends = self.env, self._run[1]
-        steps = min(bisect_left(ends, env.now) + 1, len(ends))
+        steps = min(bisect_left(ends, now_s) + 1, len(ends))
+        if ends[steps - 1] == now_s and steps < len(ends) and \
+                scheduled_s >= (ends[steps - 2] if steps > 1 else self._run[2]):
+            steps += 1
         delay = ends[steps - 1] - env.now
         wake = simpy.Event(env)
         wake._ok, wake._value = True, steps
