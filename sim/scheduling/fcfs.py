@@ -36,7 +36,7 @@ class FcfsScheduler(Scheduler):
         plan = BatchPlan()
         budget = self.config.max_batched_tokens
         kv, running = self.kv, self.running
-        # plan.add inlined: this loop runs for every running request at every iteration
+        # plan.add inlined: without a cohort (stepping) this loop visits every running request
         scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
         decode_only = True
         i = 0
