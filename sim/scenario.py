@@ -18,6 +18,7 @@ import yaml
 from sim.cluster.failures import FailureConfig
 from sim.cluster.router import ROUTERS
 from sim.config import parse, require
+from sim.cost.engine import EngineTerms
 from sim.errors import LlmsimError, ScenarioError, did_you_mean, unknown_name_error
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.base import EngineConfig
@@ -88,8 +89,8 @@ class SimulationConfig:
                 self.horizon_s)
 
 
-_TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "workload", "slo",
-             "simulation", "description", "failures")
+_TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "engine", "workload",
+             "slo", "simulation", "description", "failures")
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Scenario:
     simulation: SimulationConfig
     description: str = ""
     failures: tuple[FailureConfig, ...] = ()    # what-ifs: sim/cluster/failures.py
+    engine: EngineTerms = field(default_factory=EngineTerms)   # vLLM time terms: sim/cost/engine.py
     path: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)
 
@@ -160,6 +162,7 @@ class Scenario:
                              field="simulation"),
             description=str(data.get("description", "")),
             failures=_parse_failures(data.get("failures"), cluster.replicas, path),
+            engine=parse(EngineTerms, data.get("engine"), path=path, field="engine"),
             path=path, base_dir=base_dir)
 
     def to_dict(self) -> dict:
@@ -168,7 +171,7 @@ class Scenario:
         hw = {"name": self.hardware.name}
         hw.update(self.hardware.overrides)
         out["hardware"] = hw
-        for key in ("cluster", "scheduler", "workload", "slo", "simulation"):
+        for key in ("cluster", "scheduler", "engine", "workload", "slo", "simulation"):
             out[key] = _drop_none(dataclasses.asdict(getattr(self, key)))
         if self.description:
             out["description"] = self.description

@@ -1,6 +1,7 @@
 """Model shapes: the built-in catalog, HF ``config.json`` files and model YAMLs -> ModelSpec.
 
-A scenario's ``model:`` is a catalog name (``llama-3.1-8b``) or a path to a HF config.json, a
+A scenario's ``model:`` is a catalog name (``llama-3.1-8b``), a Hugging Face repository name
+the catalog knows (``meta-llama/Llama-3.1-8B``), or a path to a HF config.json, a
 directory holding one, or a YAML whose keys are ModelSpec fields.
 """
 
@@ -12,7 +13,7 @@ import yaml
 
 from sim.config import parse
 from sim.errors import ModelError, did_you_mean
-from sim.models.catalog import CATALOG
+from sim.models.catalog import CATALOG, HF_NAMES, catalog_name
 from sim.models.hf_config import ARCHITECTURES, check_spec, load_hf_config
 from sim.models.spec import ModelSpec
 
@@ -22,8 +23,9 @@ _YAML_SUFFIXES = (".yaml", ".yml")
 def get_model(name_or_path: str, base_dir: Path | None = None) -> ModelSpec:
     """A catalog name, else a file path; relative paths resolve against ``base_dir`` if given
     (the scenario's directory, so a scenario's model path does not depend on the cwd)."""
-    if name_or_path in CATALOG:
-        return CATALOG[name_or_path]
+    known = catalog_name(name_or_path)
+    if known is not None:
+        return CATALOG[known]
     path = Path(name_or_path).expanduser()
     if base_dir is not None and not path.is_absolute():
         path = Path(base_dir) / path

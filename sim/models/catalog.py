@@ -89,3 +89,23 @@ _MODELS = (
 )
 
 CATALOG: dict[str, ModelSpec] = {model.name: model for model in _MODELS}
+
+# Hugging Face repository names (as vLLM runs and measured profiles write them) -> catalog
+# names, lower-cased. Variants with the same architecture (an instruct or dated release) share
+# their base model's entry.
+HF_NAMES: dict[str, str] = {
+    model.source.split()[0].lower(): model.name for model in _MODELS
+    if "/" in model.source.split()[0]}
+HF_NAMES.update({"meta-llama/llama-3.1-8b-instruct": "llama-3.1-8b",
+                 "meta-llama/llama-3.1-70b-instruct": "llama-3.1-70b",
+                 "qwen/qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b",
+                 "qwen/qwen3-30b-a3b-thinking-2507": "qwen3-30b-a3b",
+                 "qwen/qwen2.5-7b-instruct": "qwen2.5-7b",
+                 "mistralai/mixtral-8x7b-instruct-v0.1": "mixtral-8x7b"})
+
+
+def catalog_name(name: str) -> str | None:
+    """The catalog name of ``name``: a catalog name itself or a known HF repository name."""
+    if name in CATALOG:
+        return name
+    return HF_NAMES.get(name.strip().lower())
