@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_trace(sub)
     _add_ops(sub)
     _add_planning(sub)
+    _add_compare(sub)
     return p
 
 
@@ -417,6 +418,61 @@ def cmd_report(args) -> int:
     return 0
 
 
+# -- compare (sim/compare): a real serving run against its replay -----------------------------
+def _add_compare(sub) -> None:
+    cmp = sub.add_parser("compare", help="replay a real vLLM run and compare real vs simulated "
+                                         "latencies")
+    cmp.add_argument("run", metavar="RUN_DIR", help="a vLLM run folder (meta.json + "
+                     "requests.jsonl) or a `vllm bench serve` result JSON")
+    cmp.add_argument("--hardware", required=True, metavar="NAME_OR_PATH",
+                     help="hardware profile name or YAML path")
+    cmp.add_argument("--model", metavar="NAME_OR_PATH",
+                     help="model to simulate (default: the run's, if llmsim knows it)")
+    cmp.add_argument("-o", "--out", help="write compare.json, plots and the run's outputs here")
+    cmp.add_argument("--json", action="store_true", help="print compare.json instead of a table")
+    _add_set(cmp)
+    cmp.add_argument("--bin-s", type=float, default=1.0,
+                     help="seconds per bin of the throughput series (default 1)")
+    cmp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cmp.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    import warnings
+
+    from sim.compare import compare_run
+    from sim.compare.console import comparison_table
+    from sim.workload.traces import TraceWarning
+
+    show = not args.no_progress and not args.json and sys.stderr.isatty()
+    # warnings (what was left out or approximated) are printed on success only: bad input
+    # gives its one error line and nothing else
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TraceWarning)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("requests"), TimeElapsedColumn(), console=err_console,
+                      transient=True, disable=not show) as bar:
+            task = bar.add_task(Path(args.run).name, total=None)
+            result = compare_run(args.run, args.hardware, model=args.model,
+                                 overrides=args.overrides, out=args.out, bin_s=args.bin_s,
+                                 progress=lambda done, total: bar.update(
+                                     task, completed=done, total=total))
+    for w in caught:
+        if issubclass(w.category, TraceWarning):
+            err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    console.print(comparison_table(result))
+    if args.out:
+        console.print(f"results in [bold]{args.out}/[/] (compare.json, cdf.png, throughput.png, "
+                      "throughput.csv, trace.csv, and the simulation's summary.json, "
+                      "requests.parquet, iterations.parquet, scenario.yaml)", highlight=False)
+    return 0
+
+
 # -- hardware show, calibrate (sim/calibration) -------------------------------------------------
 def _add_hardware_show(hw: argparse.ArgumentParser) -> None:
     """``llmsim hardware show NAME_OR_PATH``; plain ``llmsim hardware`` still lists."""
@@ -450,10 +506,20 @@ def _add_calibrate(sub) -> None:
     vid.add_argument("--network", default=None, metavar="PATH",
                      help="Vidur all_reduce.csv (or its folder) to import too")
     vid.set_defaults(func=cmd_calibrate_import_vidur)
+    lss = csub.add_parser("import-llmservingsim",
+                          help="vLLM layer tables measured by LLMServingSim -> a measured profile")
+    lss.add_argument("directory", metavar="DIR",
+                     help="a GPU folder (perf/<GPU> or v0/perf_models/<GPU>) or any folder below")
+    lss.add_argument("--base", required=True, metavar="NAME_OR_PATH",
+                     help="shipped profile with the GPU's datasheet numbers (memory, power, price, "
+                          "interconnect)")
+    lss.add_argument("-o", "--out", required=True, metavar="PATH.yaml")
+    lss.set_defaults(func=cmd_calibrate_import_llmservingsim)
 
 
 def cmd_hardware_show(args) -> int:
-    from sim.calibration.report import calibration_table, device_summary, device_table
+    from sim.calibration.report import (calibration_table, device_summary, device_table,
+                                        measured_table)
 
     summary = device_summary(args.profile)
     if args.json:
@@ -462,6 +528,8 @@ def cmd_hardware_show(args) -> int:
     console.print(device_table(summary))
     if summary["calibration"] is not None:
         console.print(calibration_table(summary["calibration"]))
+    if summary["measured"] is not None:
+        console.print(measured_table(summary["measured"]))
     return 0
 
 
@@ -483,6 +551,17 @@ def cmd_calibrate_import_vidur(args) -> int:
 
     return _report_built(import_vidur(args.directory, args.out, gpu=args.gpu, base=args.base,
                                       network=args.network))
+
+
+def cmd_calibrate_import_llmservingsim(args) -> int:
+    from sim.calibration.llmservingsim import import_llmservingsim
+    from sim.calibration.report import device_summary, measured_table
+
+    built = import_llmservingsim(args.directory, args.out, base=args.base)
+    console.print(measured_table(device_summary(str(built.path))["measured"]))
+    console.print(f"wrote [bold]{built.path}[/] and its tables in "
+                  f"[bold]{built.path.parent / built.path.stem}/[/]", highlight=False)
+    return 0
 
 
 def _report_built(built) -> int:

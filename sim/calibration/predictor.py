@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from sim.models.spec import ModelSpec
 
 
+def has_tables(tables: Tables) -> bool:
+    return any(tables.rows().values())
+
+
 class CalibrationWarning(UserWarning):
     """A prediction left the measured tables (emitted once per predictor and op kind)."""
 
@@ -75,7 +79,10 @@ class Predictor:
                  bandwidth: float, link_bandwidth: float, link_latency_s: float,
                  launch_s: float, dtype_bytes: int, source: str = "calibration",
                  warn: bool = True):
-        self.dtype_bytes, self.source, self._warn_on = dtype_bytes, source, warn
+        # a calibration without tables (the learned defaults, sim.calibration.learned) is
+        # curves by design: using them is not a fallback worth a warning
+        self.dtype_bytes, self.source = dtype_bytes, source
+        self._warn_on = warn and has_tables(tables)
         self._gemm = _curves(tables.gemm, ["k", "n"], "m")
         self._elementwise = _curves(tables.elementwise, ["op", "width"], "tokens")
         self._allreduce = _curves(tables.allreduce, ["devices"], "bytes")
@@ -210,6 +217,8 @@ def cost_model_predictor(device: DeviceSpec, model: ModelSpec, dtype: str
     (e.g. fp8 weights on a bf16 calibration) keeps the roofline, with a warning."""
     data = device.calibration
     if data.dtype_bytes != model.dtype_bytes:
+        if not has_tables(data.tables):     # learned curves: silently not for this element size
+            return None, {}
         warnings.warn(f"{data.source_path}: calibrated for {data.dtype} ({data.dtype_bytes}-byte "
                       f"elements), {model.name} uses {model.dtype_bytes}-byte elements; using "
                       "the roofline", CalibrationWarning, stacklevel=3)

@@ -23,6 +23,10 @@ def device_summary(name_or_path: str) -> dict:
                        "kernel_launch_us": e.kernel_launch_s * 1e6,
                        "iteration_overhead_ms": e.iteration_overhead_s * 1e3},
         "calibration": None if d.calibration is None else d.calibration.summary(),
+        "measured": None if d.measured is None else {
+            "source": d.measured.section.source, "format": d.measured.section.format,
+            "gpu": d.measured.section.gpu, "vllm_version": d.measured.section.vllm_version,
+            "entries": d.measured.summary()},
     }
 
 
@@ -41,6 +45,25 @@ def device_table(summary: dict) -> Table:
         env = cal["environment"]
         facts = [cal["dtype"]] + [env[k] for k in ("device_name", "date") if k in env]
         table.add_row("calibration", f"{cal['source']} ({', '.join(facts)})")
+    return table
+
+
+def measured_table(measured: dict) -> Table:
+    """One row per imported table set: rows per table and the held-out interpolation error."""
+    title = (f"measured vLLM layer tables ({measured['gpu'] or 'GPU'}, vLLM "
+             f"{measured['vllm_version'] or '?'}; {measured['source']}): rows and held-out "
+             "interpolation error (a fifth of each table)")
+    table = Table(title=title, title_justify="left")
+    for col in ("model", "dtype", "tp", "dense", "attention", "per sequence", "moe", "notes"):
+        table.add_column(col, justify="right" if col in ("tp",) else "left")
+    for e in measured["entries"]:
+        def cell(kind):
+            if kind not in e["rows"]:
+                return "-"
+            mape = e["holdout_mape"].get(kind)
+            return f"{e['rows'][kind]} rows" + ("" if mape is None else f", {mape:.1%}")
+        table.add_row(e["model"], e["dtype"], str(e["tp"]), cell("dense"), cell("attention"),
+                      cell("per_sequence"), cell("moe"), "; ".join(e["notes"]))
     return table
 
 

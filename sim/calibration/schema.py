@@ -34,6 +34,14 @@ DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
 # Op kinds that can have a table / a fitted curve (names of sim.cost.ops.OP_KINDS).
 TABLE_KINDS = ("gemm", "elementwise", "attention", "allreduce")
 CURVE_KINDS = ("gemm", "elementwise", "attn_prefill", "attn_decode")
+# Measured vLLM layer tables (sim.calibration.layers): file stem -> columns
+MEASURED_TABLES: dict[str, tuple[str, ...]] = {
+    "dense": ("layer", "tokens", "time_us"),
+    "attention": ("prefill_chunk", "kv_prefill", "n_decode", "kv_decode", "time_us"),
+    "per_sequence": ("layer", "sequences", "time_us"),
+    "moe": ("tokens", "activated_experts", "time_us"),
+}
+REQUIRED_MEASURED = ("dense", "attention", "per_sequence")
 
 
 @dataclass(frozen=True)
@@ -125,5 +133,58 @@ def table_stamps(yaml_path: Path, data: object) -> tuple[int, ...]:
     for _, rel in named:
         if isinstance(rel, str):
             path = Path(rel) if Path(rel).is_absolute() else Path(yaml_path).parent / rel
+            stamps.append(path.stat().st_mtime_ns if path.is_file() else -1)
+    return tuple(stamps)
+
+
+# -- the profile's ``measured:`` section -----------------------------------------------------------
+@dataclass(frozen=True)
+class MeasuredEntrySection:
+    """One imported table set: a model at a dtype and TP degree."""
+
+    model: str                        # Hugging Face name, e.g. meta-llama/Llama-3.1-8B
+    tp: int
+    dir: str                          # folder of the CSV tables, relative to the profile YAML
+    dtype: str = "bf16"
+    layers: tuple[str, ...] = ()      # dense layers present
+    rows: dict[str, int] = field(default_factory=dict)
+    holdout_mape: dict[str, float] = field(default_factory=dict)   # held-out interpolation error
+    notes: tuple[str, ...] = ()
+
+    def check(self, at: str) -> None:
+        require(self.tp >= 1, f"{at}.tp", "an integer >= 1", self.tp)
+        require(self.dtype in DTYPE_BYTES, f"{at}.dtype", "one of " + ", ".join(DTYPE_BYTES),
+                self.dtype)
+
+
+@dataclass(frozen=True)
+class MeasuredSection:
+    """``measured:``: vLLM layer tables timed on this GPU, per model and TP degree."""
+
+    source: str = ""                  # where they came from (the importer writes it)
+    format: str = ""                  # the layout they were imported from
+    gpu: str = ""
+    vllm_version: str = ""
+    entries: tuple[MeasuredEntrySection, ...] = ()
+
+    def check(self, at: str) -> None:
+        for i, entry in enumerate(self.entries):
+            entry.check(f"{at}.entries[{i}]")
+
+
+def measured_stamps(yaml_path: Path, data: object) -> tuple[int, ...]:
+    """Modification times of the measured tables a raw profile names (-1: missing)."""
+    try:
+        entries = data["measured"]["entries"]
+        dirs = [e["dir"] for e in entries]
+    except (KeyError, TypeError):
+        return ()
+    stamps = []
+    for rel in dirs:
+        if not isinstance(rel, str):
+            continue
+        where = Path(rel) if Path(rel).is_absolute() else Path(yaml_path).parent / rel
+        for kind in MEASURED_TABLES:
+            path = where / f"{kind}.csv"
             stamps.append(path.stat().st_mtime_ns if path.is_file() else -1)
     return tuple(stamps)

@@ -14,7 +14,8 @@ from sim.cluster.closed_loop import ClosedLoop
 from sim.cluster.failures import failure_window_attainment, speed_changes, start_failures
 from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
-from sim.cost.duplex import COST_MODELS
+from sim.cost.factory import make_cost_model
+from sim.cost.model import CostModel
 from sim.errors import CapacityError, LlmsimError, ScenarioError
 from sim.hardware import DeviceSpec, load_device
 from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
@@ -79,6 +80,15 @@ def resolve(scenario: Scenario) -> Deployment:
                       block_bytes)
 
 
+def deployment_cost_model(scenario: Scenario, dep: Deployment | None = None) -> CostModel:
+    """The cost model every replica of ``scenario`` uses: the device's (measured tables where
+    its profile has them for this model) with the scenario's engine terms."""
+    dep = dep or resolve(scenario)
+    cfg = scenario.scheduler
+    return make_cost_model(dep.model, dep.device, dep.tensor_parallel, scenario.engine,
+                           max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens)
+
+
 def _named(path, field, load):
     try:
         return load()
@@ -139,7 +149,7 @@ class Cluster:
         self.progress = progress
         self.ended = 0
         dep = deployment
-        cost = COST_MODELS[dep.device.kind](dep.model, dep.device, dep.tensor_parallel)
+        cost = deployment_cost_model(scenario, dep)
         swap_s = dep.block_bytes / dep.device.pcie_bandwidth
         self.replicas = [
             Replica(self.env, i, self._make_engine(i), cost, self.recorder,

@@ -102,7 +102,7 @@ class EngineTiming:
     """:class:`EngineTerms` resolved for one deployment: what the cost model asks per step."""
 
     def __init__(self, terms: EngineTerms, max_num_seqs: int, max_num_batched_tokens: int,
-                 kernels_per_layer: int, num_layers: int):
+                 eager_kernels: int, num_layers: int):
         self.terms = terms
         graphs = terms.cuda_graphs and terms.cudagraph_mode != "none"
         sizes = terms.cuda_graph_sizes or default_capture_sizes(max_num_seqs,
@@ -114,7 +114,7 @@ class EngineTiming:
         self.full_mixed = graphs and mode == "full"
         launch_s = terms.eager_launch_us * 1e-6
         # kernels launched from Python: all of them (eager), or attention's between pieces
-        self.eager_launch_s = launch_s * kernels_per_layer * num_layers
+        self.eager_launch_s = launch_s * eager_kernels
         self.piecewise_launch_s = launch_s * 2 * num_layers     # attention + the next piece
         self.step_cpu_s = terms.step_cpu_us * 1e-6 if terms.cpu_overhead else 0.0
         self.request_cpu_s = terms.request_cpu_us * 1e-6 if terms.cpu_overhead else 0.0

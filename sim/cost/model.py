@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.calibration.fit import curve_time_s
+from sim.cost.engine import EngineTiming
 from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, MOE_EXPERT,
                           LayerDims, Op, activation_cost, attn_decode_cost, attn_prefill_cost,
                           expert_token_counts, gemm_bytes, gemm_flops, norm_cost,
@@ -104,15 +105,20 @@ class CostModel:
     roofline, so the decode fast path stays exact.
     """
 
-    def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16"):
+    def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16",
+                 engine: EngineTiming | None = None):
         self.model, self.device, self.tp, self.dtype = model, device, tp, dtype
+        # the serving engine's terms (CUDA graphs, CPU overhead: sim/cost/engine.py); None: the
+        # forward pass alone plus the profile's fixed iteration overhead
+        self.engine = engine
         self.dims = LayerDims.of(model, tp)
         eff = device.efficiency
         self._flops_per_s = device.peak_flops(dtype) * eff.compute
         self._bytes_per_s = device.hbm_bandwidth * eff.memory
         self._link_bytes_per_s = device.interconnect_bandwidth * eff.interconnect
         self._launch_s = eff.kernel_launch_s
-        self._overhead_s = eff.iteration_overhead_s
+        # an engine models the per-step CPU work itself (sim/cost/engine.py)
+        self._overhead_s = eff.iteration_overhead_s if engine is None else 0.0
         self._static_w = device.idle_w * tp
         self._j_per_flop = device.energy_pj_per_flop * 1e-12 * tp
         self._j_per_byte = device.energy_pj_per_hbm_byte * 1e-12 * tp
@@ -335,12 +341,22 @@ class CostModel:
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
 
     def _total(self, shape: BatchShape, decode_context_tokens):
-        tok_s, tok_f, tok_b = self._token_part(shape.num_tokens, shape.num_seqs_emitting)
+        tokens, launch_s = self._graph_tokens(shape.num_tokens, shape.num_prefill == 0)
+        tok_s, tok_f, tok_b = self._token_part(tokens, shape.num_seqs_emitting)
         att_s, att_f, att_b = self._attention_part(shape, decode_context_tokens)
         time_s = self._overhead_s + tok_s + att_s
+        if self.engine is not None:
+            time_s = self.engine.step_s(time_s, launch_s, shape.num_decode + shape.num_prefill)
         flops, nbytes = tok_f + att_f, tok_b + att_b
         energy_j = self._static_w * time_s + self._j_per_flop * flops + self._j_per_byte * nbytes
         return time_s, energy_j
+
+    def _graph_tokens(self, num_tokens: int, decode_only: bool) -> tuple[int, float]:
+        """(tokens the token-wise layers run at, CPU launch seconds): padded to a CUDA graph's
+        size when the engine replays one (sim/cost/engine.py)."""
+        if self.engine is None:
+            return num_tokens, 0.0
+        return self.engine.padded_tokens(num_tokens, decode_only)
 
     def iteration_time(self, shape: BatchShape) -> tuple[float, float]:
         """(duration s, energy J) of one iteration: the simulator's hot path."""
@@ -371,25 +387,32 @@ class CostModel:
         the same order as :meth:`_attention_part` and :meth:`_total`). The energy is summed in
         closed form (FLOPs and bytes grow linearly with the context): the sum of the
         per-iteration energies up to rounding."""
-        tok_s, tok_f, tok_b = self._token_part(num_seqs, num_seqs)
+        tokens, launch_s = self._graph_tokens(num_seqs, True)
+        tok_s, tok_f, tok_b = self._token_part(tokens, num_seqs)
         base_s = self._overhead_s + tok_s       # _total: overhead + token part + attention
         a, b_seq, b_key = self._decode_coeffs
         L = self.model.num_layers
+        engine = self.engine
         if steps <= _SHORT_RUN and self._decode_fit is None:
             seq_b, flops_per_s, bytes_per_s = b_seq * num_seqs, self._flops_per_s, \
                 self._bytes_per_s
-            launch_s, times, ctx = self._launch_s, [], first_context_tokens
+            launch, times, ctx = self._launch_s, [], first_context_tokens
             for _ in range(steps):
                 t_f = a * ctx / flops_per_s
                 t_b = (seq_b + b_key * (ctx - shared_kv_tokens if shared_kv_tokens else ctx)) \
                     / bytes_per_s
-                times.append(base_s + L * ((t_f if t_f > t_b else t_b) + launch_s))
+                times.append(base_s + L * ((t_f if t_f > t_b else t_b) + launch))
                 ctx += num_seqs
+            if engine is not None:
+                times = [engine.step_s(t, launch_s, num_seqs) for t in times]
         else:
             shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens,
                                decode_shared_kv_tokens=shared_kv_tokens)
             contexts = first_context_tokens + num_seqs * np.arange(steps, dtype=np.int64)
-            times = (base_s + self._attention_part(shape, contexts, work=False)[0]).tolist()
+            gpu_s = base_s + self._attention_part(shape, contexts, work=False)[0]
+            if engine is not None:
+                gpu_s = engine.step_s(gpu_s, launch_s, num_seqs)
+            times = gpu_s.tolist()
 
         def energy_j(k: int) -> float:
             contexts_sum = k * first_context_tokens + num_seqs * (k * (k - 1) // 2)
@@ -404,13 +427,17 @@ class CostModel:
     def iteration(self, shape: BatchShape) -> IterationCost:
         """Full breakdown of one iteration (slower; for tables, reports and tests)."""
         breakdown: dict[str, float] = {"overhead": self._overhead_s}
-        ops = self.token_ops(shape.num_tokens, shape.num_seqs_emitting) + self.attention_ops(shape)
+        tokens, _ = self._graph_tokens(shape.num_tokens, shape.num_prefill == 0)
+        ops = self.token_ops(tokens, shape.num_seqs_emitting) + self.attention_ops(shape)
         for op in ops:
             breakdown[op.kind] = breakdown.get(op.kind, 0.0) + op.count * self._op_seconds(
-                op, shape.num_tokens)
+                op, tokens)
         time_s, energy_j = self.iteration_time(shape)
+        if self.engine is not None:   # the engine's CPU time not hidden under the GPU's
+            breakdown["overhead"] = time_s - sum(v for k, v in breakdown.items()
+                                                 if k != "overhead")
         flops = sum(op.count * op.flops for op in ops)
         nbytes = sum(op.count * op.bytes for op in ops)
         return IterationCost(time_s=time_s, flops=flops, bytes=nbytes, energy_j=energy_j,
-                             busy_s={self.device.kind: time_s - self._overhead_s},
+                             busy_s={self.device.kind: time_s - breakdown["overhead"]},
                              breakdown_s=breakdown, ops=tuple(ops))

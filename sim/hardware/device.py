@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:   # calibration (issue 6): only for the annotation; sim.calibration imports us
     from sim.calibration.data import CalibrationData
+    from sim.calibration.layers import MeasuredLayers
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class DeviceSpec:
     # Measured kernel tables and fitted efficiency curves (issue 6); None: the roofline above.
     # Hashable and compared by a digest of its contents.
     calibration: CalibrationData | None = None
+    # vLLM layer tables measured on this GPU, per model and TP degree (sim.calibration.layers);
+    # a model they cover is costed from them (sim.cost.profiled). Compared by a digest.
+    measured: MeasuredLayers | None = None
 
     def peak_flops(self, dtype: str = "bf16") -> float:
         try:

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from sim.calibration.schema import CalibrationSection, table_stamps
+from sim.calibration.schema import (CalibrationSection, MeasuredSection, measured_stamps,
+                                   table_stamps)
 from sim.config import parse, require
 from sim.errors import HardwareError, ScenarioError, did_you_mean
 from sim.hardware.device import DeviceSpec, Efficiency
@@ -117,17 +118,32 @@ class PriceSection:
         _positive(self, at, "usd_per_hour")
 
 
+EFFICIENCY_MODELS = ("learned", "fixed")
+
+
 @dataclass(frozen=True)
 class EfficiencySection:
-    """Efficiency in YAML units; defaults are those of :class:`Efficiency`."""
+    """Efficiency in YAML units; defaults are those of :class:`Efficiency`.
+
+    ``model``: how a GPU profile without a ``calibration:`` section costs its ops. ``learned``
+    (default): the op kinds that ``sim/hardware/learned_efficiency.yaml`` has curves for (GEMMs)
+    on those curves, learned from measured GPUs as fractions of this profile's datasheet peak
+    and bandwidth (:mod:`sim.calibration.learned`); everything else as ``fixed``, which costs
+    every op at ``compute`` and ``memory`` of the peaks plus ``kernel_launch_us``. So under
+    ``learned`` those three numbers still price the ops without a curve (elementwise, attention,
+    fused MoE experts, all-reduce launches, models whose elements are not 2 bytes). Duplex-kind
+    devices always use ``fixed``."""
 
     compute: float = 0.70
     memory: float = 0.85
     interconnect: float = 0.80
     kernel_launch_us: float = 2.0
     iteration_overhead_ms: float = 0.4
+    model: str = "learned"
 
     def check(self, at: str) -> None:
+        require(self.model in EFFICIENCY_MODELS, f"{at}.model",
+                "one of " + ", ".join(EFFICIENCY_MODELS), self.model)
         for name in ("compute", "memory", "interconnect"):
             value = getattr(self, name)
             require(0 < value <= 1, f"{at}.{name}", "a fraction in (0, 1]", value)
@@ -157,6 +173,7 @@ class ProfileFile:
     description: str = ""
     sources: tuple[str, ...] = ()
     calibration: CalibrationSection | None = None    # measured tables (issue 6)
+    measured: MeasuredSection | None = None   # vLLM layer tables (sim.calibration.layers)
     duplex: DuplexSection | None = None   # kind duplex only: PIM, placement, routing, topology
 
     def __post_init__(self) -> None:
@@ -167,6 +184,8 @@ class ProfileFile:
             getattr(self, section).check(section)
         if self.calibration is not None:
             self.calibration.check("calibration")
+        if self.measured is not None:
+            self.measured.check("measured")
         if self.duplex is not None:     # issue 3
             require(self.kind == "duplex", "duplex", "no duplex section (kind is not duplex)",
                     "a duplex section")
@@ -188,7 +207,8 @@ def load_device(name_or_path: str, overrides: dict | None = None,
     path = _resolve(str(name_or_path), base_dir)
     stamp = path.stat().st_mtime_ns      # part of the cache key: an edited file is reread
     # ... and so is one whose calibration tables changed (issue 6): their mtimes join the key
-    stamp = (stamp, *table_stamps(path, _read_yaml(str(path), stamp)))
+    raw = _read_yaml(str(path), stamp)
+    stamp = (stamp, *table_stamps(path, raw), *measured_stamps(path, raw))
     if not overrides:
         return _load_cached(str(path), stamp)
     if not isinstance(overrides, dict):
@@ -296,6 +316,14 @@ def _to_spec(p: ProfileFile, path: str) -> DeviceSpec:
     if p.calibration is not None:
         from sim.calibration.data import load_calibration
         fields["calibration"] = load_calibration(p.calibration, path, _shown(path))
+    elif e.model == "learned" and p.kind == "gpu":
+        # no measurements: the curves learned from measured GPUs (Duplex devices keep their own
+        # model, whose PIM and xPU share one fixed efficiency to keep comparisons neutral)
+        from sim.calibration.learned import learned_calibration
+        fields["calibration"] = learned_calibration()
+    if p.measured is not None and p.measured.entries:
+        from sim.calibration.layers import load_measured
+        fields["measured"] = load_measured(p.measured, path, _shown(path))
     if p.duplex is not None:     # issue 3: the PIM, placement, routing and topology fields
         fields.update(p.duplex.spec_fields())
     return DEVICE_KINDS[p.kind](**fields)

@@ -21,6 +21,10 @@ from sim.scheduling.view import RequestView
 class FcfsConfig(EngineConfig):
     name: str = "fcfs"
     watermark: float = 0.01     # v0 only: fraction of blocks kept free when admitting prefills
+    # v1 (vLLM's scheduler_reserve_full_isl, on by default since 0.19): admit a waiting request
+    # only if the free blocks hold its whole prompt, not just its first chunk; otherwise a long
+    # prompt admitted into a nearly full pool is preempted before its prefill completes
+    reserve_full_prompt: bool = True
 
 
 class FcfsScheduler(Scheduler):
@@ -95,6 +99,10 @@ class FcfsScheduler(Scheduler):
                 num_new = budget
             if watermark and kv.num_free - watermark < kv.blocks_for(
                     req.num_computed_tokens + num_cached + num_new) - len(computed):
+                break
+            if chunked and cfg.reserve_full_prompt and self.running and \
+                    not kv.can_allocate(req, req.num_tokens - req.num_computed_tokens - num_cached,
+                                        computed):
                 break
             if not self.may_admit(req, num_cached, num_new) and self.running:
                 # (an empty batch admits its head whatever the policy says: a policy refusing a

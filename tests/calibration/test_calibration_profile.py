@@ -23,7 +23,7 @@ def edit(profile: Path, change) -> Path:
 
 def test_loads_into_a_hashable_device_spec(synthetic_profile):
     device = load_device(str(synthetic_profile))
-    plain = load_device("a100-80g-sxm")
+    plain = load_device("a100-80g-sxm", {"efficiency": {"model": "fixed"}})
     cal = device.calibration
     assert cal is not None and plain.calibration is None
     assert cal.tables.rows()["gemm"] == 5 * 13
@@ -46,7 +46,10 @@ def test_hardware_show_json_and_table(synthetic_profile, capsys):
     out = capsys.readouterr().out
     assert "held-out MAPE" in out and "gemm" in out
     assert main(["hardware", "show", "h100-sxm", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["calibration"] is None
+    # a datasheet profile carries the learned curves (efficiency.model: learned), no tables
+    learned = json.loads(capsys.readouterr().out)["calibration"]
+    assert learned["source"] == "learned efficiency curves" and learned["tables"] == {}
+    assert "gemm" in learned["curves"]
     assert main(["hardware", "--json"]) == 0          # the listing is unchanged
     assert {d["name"] for d in json.loads(capsys.readouterr().out)} >= {"h100-sxm"}
 

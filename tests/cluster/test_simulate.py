@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.cost.model import BatchShape, CostModel
-from sim.hardware import load_device
-from sim.models import get_model
+from sim.cluster import deployment_cost_model
+from sim.cost.model import BatchShape
 
 MODEL, DEVICE = "llama-3.1-8b", "h100-sxm"
 
@@ -84,8 +83,9 @@ def counts_add_up(summary: dict) -> bool:
 
 def test_single_request_ttft_and_tpot_are_the_roofline(tmp_path):
     path = write_trace(tmp_path / "one.csv", [(0.0, 512, 64)])
-    result = sim.simulate(sim.Scenario.from_dict(trace_scenario(path)))
-    cost = CostModel(get_model(MODEL), load_device(DEVICE))
+    scenario = sim.Scenario.from_dict(trace_scenario(path))
+    result = sim.simulate(scenario)
+    cost = deployment_cost_model(scenario)   # the roofline plus the scenario's engine terms
     prefill = cost.iteration_time(BatchShape.from_requests([512], [0], 1))[0]
     decodes = [cost.iteration_time(BatchShape.from_requests([1], [c], 1))[0]
                for c in range(512, 575)]
@@ -106,7 +106,7 @@ def test_single_request_ttft_and_tpot_are_the_roofline(tmp_path):
 def test_second_request_queues_behind_a_busy_iteration(tmp_path):
     # r1 arrives mid-way through r0's prefill: it is admitted at the next iteration boundary,
     # together with r0's first decode (chunked prefill)
-    cost = CostModel(get_model(MODEL), load_device(DEVICE))
+    cost = deployment_cost_model(sim.Scenario.from_dict(trace_scenario(str(tmp_path / "two.csv"))))
     prefill = cost.iteration_time(BatchShape.from_requests([512], [0], 1))[0]
     arrival = prefill / 2
     path = write_trace(tmp_path / "two.csv", [(0.0, 512, 3), (arrival, 256, 2)])
@@ -123,7 +123,7 @@ def test_second_request_queues_behind_a_busy_iteration(tmp_path):
 
 @pytest.mark.parametrize("fast_forward", [True, False])
 def test_an_arrival_joins_at_the_next_iteration_boundary_of_a_decode_run(tmp_path, fast_forward):
-    cost = CostModel(get_model(MODEL), load_device(DEVICE))
+    cost = deployment_cost_model(sim.Scenario.from_dict(trace_scenario(str(tmp_path / "t.csv"))))
     clock = cost.iteration_time(BatchShape.from_requests([512], [0], 1))[0]
     ends = []                                   # ends of r0's decode iterations, alone
     for c in range(512, 560):

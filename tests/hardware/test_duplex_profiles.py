@@ -10,7 +10,9 @@ from sim.errors import ScenarioError
 from sim.hardware import DEVICE_KINDS, DeviceSpec, load_device
 from sim.hardware.duplex import DuplexSpec
 
-H100 = load_device("h100-sxm")
+# Duplex-family devices keep the fixed-efficiency roofline (no learned curves): their GPU
+# baselines are that H100
+H100 = load_device("h100-sxm", {"efficiency": {"model": "fixed"}})
 
 
 def test_duplex_is_a_registered_kind():

@@ -535,3 +535,21 @@ def test_complete_decode_run_equals_stepping(out_a):
     assert ids(fin1) == ids(fin2) == ([0] if out_a == 8 else [])
     assert state(s1, [a1, b1]) == state(s2, [a2, b2])
     assert a1.max_token_gap_s == 2.0 and a1.num_computed_tokens == 5 + k
+
+
+# -- vLLM 0.19's scheduler_reserve_full_isl ------------------------------------------------------
+@pytest.mark.parametrize("reserve, admitted", [(True, False), (False, True)])
+def test_a_waiting_prompt_is_admitted_only_if_all_of_it_fits(reserve, admitted):
+    # 10 blocks; r0 holds 6 (24 tokens) and decodes. r1's 24-token prompt needs 6 blocks, 4 are
+    # free: its first 8-token chunk fits, the whole prompt does not
+    s = make(10, max_batched_tokens=9, max_num_seqs=4, reserve_full_prompt=reserve)
+    s.add_request(req(0, 23, output=50))
+    step(s, 0.0)
+    step(s, 1.0)
+    step(s, 2.0)
+    assert s.kv.num_free == 4
+    s.add_request(req(1, 24))
+    plan, _ = step(s, 3.0)
+    assert (1 in ids(plan.requests)) is admitted
+    if not admitted:
+        assert ids(s.waiting) == [1]
