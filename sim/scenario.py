@@ -32,6 +32,10 @@ class ClusterConfig:
     replicas: int = 1
     tensor_parallel: int = 1
     router: str = "round-robin"
+    # vLLM's enable_expert_parallel with data parallelism: the replicas are data-parallel ranks
+    # of a MoE model whose experts are spread over all of them; they step in lockstep
+    # (sim/cluster/lockstep.py). No effect on dense models, as in vLLM.
+    expert_parallel: bool = False
 
     def __post_init__(self):
         require(0 < self.replicas <= 100_000, "replicas", "an integer in [1, 100000]",
@@ -161,7 +165,8 @@ class Scenario:
             simulation=parse(SimulationConfig, data.get("simulation"), path=path,
                              field="simulation"),
             description=str(data.get("description", "")),
-            failures=_parse_failures(data.get("failures"), cluster.replicas, path),
+            failures=_parse_failures(data.get("failures"), cluster.replicas, path,
+                                     cluster.expert_parallel),
             engine=parse(EngineTerms, data.get("engine"), path=path, field="engine"),
             path=path, base_dir=base_dir)
 
@@ -199,7 +204,8 @@ def _parse_hardware(value: Any, path: str | None) -> HardwareConfig:
                         value)
 
 
-def _parse_failures(value: Any, replicas: int, path: str | None) -> tuple[FailureConfig, ...]:
+def _parse_failures(value: Any, replicas: int, path: str | None,
+                    expert_parallel: bool = False) -> tuple[FailureConfig, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -207,6 +213,10 @@ def _parse_failures(value: Any, replicas: int, path: str | None) -> tuple[Failur
                             "at_s, duration_s[, factor]}", value)
     failures = tuple(parse(FailureConfig, item, path=path, field=f"failures[{i}]")
                      for i, item in enumerate(value))
+    if failures and expert_parallel:
+        raise ScenarioError(path, "failures", "no failures with cluster.expert_parallel (a "
+                            "lost rank stops its whole expert-parallel group; not modelled)",
+                            value)
     for i, f in enumerate(failures):
         if f.replica >= replicas:
             raise ScenarioError(path, f"failures[{i}].replica",

@@ -173,12 +173,13 @@ class Predictor:
     def _lookup(self, kind: str, label: str, measured: _Measured | None, size,
                 roofline: Callable[[np.ndarray], np.ndarray]):
         scalar = np.ndim(size) == 0
-        x = np.atleast_1d(np.asarray(size, dtype=float))
         if measured is None:
             self._warn(kind, f"{self.source}: no measured {kind} table for {label}; using the "
                              "fitted roofline")
-            t = roofline(x)
-            return float(t[0]) if scalar else t
+            if scalar:      # (the curves are + / max only: the same on a float, without numpy)
+                return float(roofline(float(size)))
+            return roofline(np.asarray(size, dtype=float))
+        x = np.atleast_1d(np.asarray(size, dtype=float))
         t = np.exp(np.interp(np.log(x), measured.log_x, measured.log_t))
         i = np.minimum(np.searchsorted(measured.x, x), len(measured.x) - 1)
         hit = measured.x[i] == x

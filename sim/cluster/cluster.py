@@ -12,6 +12,7 @@ import simpy
 
 from sim.cluster.closed_loop import ClosedLoop
 from sim.cluster.failures import failure_window_attainment, speed_changes, start_failures
+from sim.cluster.lockstep import LockstepGroup
 from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
 from sim.cost.factory import make_cost_model
@@ -71,8 +72,9 @@ def resolve(scenario: Scenario) -> Deployment:
         blocks = cfg.kv_blocks
     else:
         try:
+            shards = scenario.cluster.replicas if scenario.cluster.expert_parallel else 1
             blocks = kv_cache_blocks(model, device, tp, cfg.block_size,
-                                     cfg.gpu_memory_utilization, reserve)
+                                     cfg.gpu_memory_utilization, reserve, expert_shards=shards)
         except CapacityError as exc:
             raise CapacityError(f"{path or 'scenario'}: {exc}") from None
     host_blocks = int(cfg.swap_space_gib * GIB // block_bytes)
@@ -151,13 +153,17 @@ class Cluster:
         dep = deployment
         cost = deployment_cost_model(scenario, dep)
         swap_s = dep.block_bytes / dep.device.pcie_bandwidth
+        # data-parallel ranks of a MoE model with expert parallelism step together
+        lockstep = scenario.cluster.expert_parallel and dep.model.num_moe_layers > 0 \
+            and scenario.cluster.replicas > 1
         self.replicas = [
             Replica(self.env, i, self._make_engine(i), cost, self.recorder,
                     fast_forward=scenario.simulation.fast_forward,
                     swap_seconds_per_block=swap_s,
                     check_invariants=scenario.simulation.check_invariants,
-                    on_finish=self._on_end)
+                    on_finish=self._on_end, lockstep=lockstep)
             for i in range(scenario.cluster.replicas)]
+        self.group = LockstepGroup(self.env, self.replicas, cost) if lockstep else None
         self._upcoming = self.workload.requests()
         self._next: Request | None = None    # taken from the workload, not yet arrived
         # failure what-ifs: the replicas routers may pick, engines of lost replicas (for their

@@ -26,7 +26,7 @@ class Replica:
     def __init__(self, env: simpy.Environment, index: int, engine: Engine,
                  cost: CostModel, recorder: Recorder, *, fast_forward: bool = True,
                  swap_seconds_per_block: float = 0.0, check_invariants: bool = False,
-                 on_finish=None):
+                 on_finish=None, lockstep: bool = False):
         self.env, self.index = env, index
         self.engine, self.cost, self.recorder = engine, cost, recorder
         self.fast_forward = fast_forward
@@ -45,7 +45,10 @@ class Replica:
         self.slowdown = 1.0              # straggler: iteration time multiplier
         self.slow_factors: list[float] = []
         self.speed_changes_s = np.empty(0)   # straggler window edges: decode runs stop there
-        self.process = env.process(self._loop())
+        # a data-parallel rank stepped by its LockstepGroup (sim/cluster/lockstep.py), which
+        # is woken by arrivals instead of this replica's own process
+        self.group = None
+        self.process = None if lockstep else env.process(self._loop())
 
     # -- what routers see ----------------------------------------------------------------------
     @property
@@ -76,7 +79,9 @@ class Replica:
         request.replica = self.index
         request.queued_s = now_s
         self.engine.add_request(request)
-        if self._idle is not None and not self._idle.triggered:
+        if self.group is not None:
+            self.group.wake(now_s)
+        elif self._idle is not None and not self._idle.triggered:
             self._idle.succeed(now_s)         # the idle replica's clock restarts there
         elif self._interruptible:
             # a decode run in progress must stop at the next iteration boundary

@@ -36,6 +36,8 @@ _CLUSTER = {
                         "engine_kwargs.data_parallel_size")),
     "tensor_parallel": (_INT, ("resolved_config.parallel_config.tensor_parallel_size",
                                "engine_kwargs.tensor_parallel_size")),
+    "expert_parallel": (_BOOL, ("resolved_config.parallel_config.enable_expert_parallel",
+                                "engine_kwargs.enable_expert_parallel")),
 }
 _SCHEDULER = {
     "max_num_seqs": (_INT, ("resolved_config.scheduler_config.max_num_seqs",

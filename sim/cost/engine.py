@@ -34,6 +34,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from sim.config import require
 
 CUDAGRAPH_MODES = ("none", "piecewise", "full", "full_decode_only", "full_and_piecewise")
@@ -118,31 +120,34 @@ class EngineTiming:
         self.piecewise_launch_s = launch_s * 2 * num_layers     # attention + the next piece
         self.step_cpu_s = terms.step_cpu_us * 1e-6 if terms.cpu_overhead else 0.0
         self.request_cpu_s = terms.request_cpu_us * 1e-6 if terms.cpu_overhead else 0.0
+        self._async = terms.async_scheduling
+        # token count -> the captured size that runs it (a list: an index, not a search)
+        self._largest = self.sizes[-1] if self.sizes else -1
+        self._padded = [self.sizes[bisect_left(self.sizes, t)] if self.sizes else t
+                        for t in range(self._largest + 1)]
 
     def padded_tokens(self, num_tokens: int, decode_only: bool) -> tuple[int, float]:
         """(tokens the token-dependent layers run at, CPU launch seconds of the forward)."""
-        if self.sizes and num_tokens <= self.sizes[-1]:
+        if num_tokens <= self._largest:
             if decode_only and self.full_decode or self.full_mixed:
-                return self.sizes[bisect_left(self.sizes, num_tokens)], 0.0
+                return self._padded[num_tokens], 0.0
             if self.piecewise:
-                return self.sizes[bisect_left(self.sizes, num_tokens)], self.piecewise_launch_s
+                return self._padded[num_tokens], self.piecewise_launch_s
         return num_tokens, self.eager_launch_s
 
     def step_s(self, gpu_s, launch_s: float, num_requests: int):
         """Wall time of one step whose forward pass takes ``gpu_s`` on the GPU (a float or a
-        numpy array), ``launch_s`` of CPU launches, for ``num_requests`` scheduled requests."""
-        forward = gpu_s if launch_s <= 0 else _maximum(gpu_s, launch_s)
+        numpy array), ``launch_s`` of CPU launches, for ``num_requests`` scheduled requests.
+        (On the simulator's hot path: plain float comparisons, exact for arrays as well.)"""
         cpu = self.step_cpu_s + self.request_cpu_s * num_requests
-        if cpu <= 0:
+        if type(gpu_s) is float:
+            forward = gpu_s if gpu_s >= launch_s else launch_s
+            if cpu <= 0.0:
+                return forward
+            if self._async:
+                return forward if forward >= cpu else cpu
+            return forward + cpu
+        forward = np.maximum(gpu_s, launch_s) if launch_s > 0 else gpu_s
+        if cpu <= 0.0:
             return forward
-        if self.terms.async_scheduling:
-            return _maximum(forward, cpu)
-        return forward + cpu
-
-
-def _maximum(a, b):
-    """max() of a float and a float or a numpy array, exact either way."""
-    import numpy as np
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.maximum(a, b)
-    return a if a > b else b
+        return np.maximum(forward, cpu) if self._async else forward + cpu

@@ -340,9 +340,11 @@ class CostModel:
             return L * dec_t, L * dec_f, L * dec_b
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
 
-    def _total(self, shape: BatchShape, decode_context_tokens):
+    def _total(self, shape: BatchShape, decode_context_tokens, expert_group=None):
         tokens, launch_s = self._graph_tokens(shape.num_tokens, shape.num_prefill == 0)
         tok_s, tok_f, tok_b = self._token_part(tokens, shape.num_seqs_emitting)
+        if expert_group is not None:
+            tok_s = tok_s + self._expert_parallel_delta_s(tokens, *expert_group)
         att_s, att_f, att_b = self._attention_part(shape, decode_context_tokens)
         time_s = self._overhead_s + tok_s + att_s
         if self.engine is not None:
@@ -361,6 +363,36 @@ class CostModel:
     def iteration_time(self, shape: BatchShape) -> tuple[float, float]:
         """(duration s, energy J) of one iteration: the simulator's hot path."""
         return self._total(shape, shape.decode_context_tokens)
+
+    # -- data parallel with expert parallelism (sim/cluster/lockstep.py) ----------------------
+    def expert_parallel_time(self, shape: BatchShape, group_tokens: int,
+                             ranks: int) -> tuple[float, float]:
+        """(duration s, energy J) of one rank's iteration in a data-parallel group of ``ranks``
+        replicas whose MoE layers are expert-parallel across them, when the group's ranks run
+        ``group_tokens`` tokens in all (vLLM DP + EP, allgather/reduce-scatter dispatch): each
+        rank holds 1/ranks of the experts and runs them on the tokens every rank routes there;
+        before each MoE layer the ranks all-gather their hidden states and after it they
+        reduce-scatter the outputs (together, an all-reduce's traffic) on the device link."""
+        if not self.model.num_moe_layers or ranks <= 1:
+            return self.iteration_time(shape)
+        return self._total(shape, shape.decode_context_tokens, (group_tokens, ranks))
+
+    def routed_experts_s(self, num_tokens: int) -> float:
+        """All MoE layers' routed-expert time for ``num_tokens`` tokens (memoised)."""
+        key = ("X", num_tokens)
+        hit = self._const_cache.get(key)
+        if hit is None:
+            op = self._experts_op(num_tokens, self.model.num_moe_layers)
+            hit = op.count * self._op_seconds(op, num_tokens)
+            self._const_cache[key] = hit
+        return hit
+
+    def _expert_parallel_delta_s(self, tokens: int, group_tokens: int, ranks: int) -> float:
+        message = group_tokens * self.model.hidden_size * self.model.dtype_bytes
+        exchange = float(ring_allreduce_time_s(message, ranks, self._link_bytes_per_s,
+                                               self.device.interconnect_latency_s))
+        return (self.routed_experts_s(group_tokens) / ranks - self.routed_experts_s(tokens)
+                + self.model.num_moe_layers * (exchange + self._launch_s))
 
     def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int,
                    shared_kv_tokens: int = 0) -> tuple[np.ndarray, np.ndarray]:

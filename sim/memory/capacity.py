@@ -32,18 +32,22 @@ def activation_reserve_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: 
     return max_num_batched_tokens * per_token + logits + GIB
 
 
-def weight_bytes_per_device(model: ModelSpec, tp: int) -> float:
-    return model.weight_bytes / tp
+def weight_bytes_per_device(model: ModelSpec, tp: int, expert_shards: int = 1) -> float:
+    """Weights one device holds: a TP shard of everything; with expert parallelism over
+    ``expert_shards`` data-parallel ranks, only 1/expert_shards of the routed experts."""
+    experts = model.num_moe_layers * model.num_experts * model.expert_params * model.dtype_bytes
+    return (model.weight_bytes - experts * (1 - 1 / expert_shards)) / tp
 
 
 def kv_cache_blocks(model: ModelSpec, device: DeviceSpec, tp: int, block_size: int,
-                    gpu_memory_utilization: float, reserve_bytes: float) -> int:
+                    gpu_memory_utilization: float, reserve_bytes: float,
+                    expert_shards: int = 1) -> int:
     """Blocks per replica: (capacity x utilization - weights - activation reserve) / block bytes.
 
     Raises CapacityError, with the numbers and a tensor-parallel suggestion, if nothing is left.
     """
     usable = device.hbm_bytes * gpu_memory_utilization
-    weights = weight_bytes_per_device(model, tp)
+    weights = weight_bytes_per_device(model, tp, expert_shards)
     free = usable - weights - reserve_bytes
     block_bytes = block_size * kv_bytes_per_token_per_device(model, tp)
     if free < block_bytes:
