@@ -21,9 +21,12 @@ from sim.cost.model import BatchShape, CostModel
 from sim.hardware import load_device
 from sim.models import CATALOG
 
+# the datasheet roofline these comparisons are about: fixed efficiencies, no learned curves
+FIXED = {"efficiency": {"model": "fixed"}}
+
 
 def op_ratios(profile: str, datasheet: str) -> None:
-    cal, ds = load_device(profile), load_device(datasheet)
+    cal, ds = load_device(profile), load_device(datasheet, FIXED)
     data = cal.calibration
     eff = ds.efficiency
     peak, bw = ds.peak_flops("bf16") * eff.compute, ds.hbm_bandwidth * eff.memory
@@ -44,7 +47,7 @@ def op_ratios(profile: str, datasheet: str) -> None:
 
 
 def iteration_table(profile: str, datasheet: str) -> None:
-    cal, ds = load_device(profile), load_device(datasheet)
+    cal, ds = load_device(profile), load_device(datasheet, FIXED)
     shapes = [(f"decode {n} x 1024 ctx", BatchShape.decode([1024] * n)) for n in (1, 8, 32, 128)]
     shapes += [(f"prefill {q} tokens", BatchShape.from_requests([q], [0], 1))
                for q in (512, 2048, 8192)]

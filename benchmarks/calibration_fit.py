@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration_compare import iteration_table   # benchmarks/ is on sys.path when run
+from calibration_compare import FIXED, iteration_table   # benchmarks/ is on sys.path when run
 from sim.calibration import tables as tbl
 from sim.calibration.build import Peaks, fit_curves
 from sim.calibration.vidur import import_vidur
@@ -57,8 +57,10 @@ def scenario_run(profile: str) -> None:
 
     print("\nscenario (quickstart shape on A100: Llama-3.1-8B, 2 replicas, 4 req/s, 1,000 req)")
     for label, hw in (("datasheet", DATASHEET), ("calibrated", profile)):
+        fixed = ["hardware.efficiency.model=fixed"] if hw == DATASHEET else []
         sc = Scenario.from_yaml("scenarios/quickstart.yaml", [
-            f"hardware={hw}", "workload.num_requests=1000", "workload.arrivals.rate_rps=4"])
+            f"hardware={hw}", "workload.num_requests=1000", "workload.arrivals.rate_rps=4",
+            *fixed])
         start = time.perf_counter()
         r = simulate(sc)
         it = r.iterations
@@ -81,7 +83,7 @@ def main() -> None:
                              network=vidur / "network" / "a100_dgx")
         print(f"imported {built.rows} rows in {time.perf_counter() - start:.1f} s -> {out}")
         data = built.device.calibration
-        curve = curve_only_mape(data.tables, Peaks.of(load_device(DATASHEET), "fp16"),
+        curve = curve_only_mape(data.tables, Peaks.of(load_device(DATASHEET, FIXED), "fp16"),
                                 data.dtype_bytes)
         print("\nheld-out MAPE (20% of rows, seed 0)")
         print(f"{'op kind / op':14s} {'interpolated':>12s} {'curve only':>10s}")

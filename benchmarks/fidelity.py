@@ -46,6 +46,7 @@ ABLATIONS = {
     "no full-prompt reservation": ["scheduler.reserve_full_prompt=false"],
     "no prefix caching": ["scheduler.prefix_caching=false"],
     "KV pool sized by llmsim": ["scheduler.kv_blocks=null"],
+    "fixed datasheet efficiencies": ["hardware.efficiency.model=fixed"],
 }
 METRICS = ("ttft_s", "tpot_s", "e2e_s")
 

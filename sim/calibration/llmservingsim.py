@@ -7,7 +7,8 @@ Two layouts, found anywhere below the folder given (a GPU folder or any folder u
   (:mod:`sim.calibration.layers`); checked and copied.
 - older (v0): ``<GPU>/<org>/<model>/tp<N>/layers.csv`` (``layer_name, input, kv_cache, tp_size,
   latency(ns)``, one row per layer module) and optionally a Vidur-style ``attention.csv``
-  (milliseconds; prefill rows by chunk and total KV, decode rows by batch and context). Converted:
+  (milliseconds; prefill rows by chunk and KV including the chunk, decode rows by batch and the
+  batch's total context). Converted:
   ``q/k/v_proj`` add up to ``qkv_proj``, ``gate/up_proj`` to ``gate_up_proj``, the two norms of a
   layer become one ``layernorm`` call (their mean), ``rope`` is ``rotary_emb``, ``lm_head`` moves
   to ``per_sequence``, ``attn`` rows are prefills over an empty cache. No sampler was measured in
@@ -189,8 +190,10 @@ def _read_v0_attention(path: Path) -> pd.DataFrame:
                       "kv_prefill": pf["kv_cache_size"] - pf["prefill_chunk_size"],
                       "n_decode": 0, "kv_decode": 0,
                       "time_us": pf["time_stats.attn_prefill.median"] * 1e3}),
+        # a decode row's kv_cache_size is the whole batch's: the A6000 table's batch-16 rows
+        # would read KV at 3.8x the card's bandwidth if it were each sequence's
         pd.DataFrame({"prefill_chunk": 0, "kv_prefill": 0, "n_decode": dc["batch_size"],
-                      "kv_decode": dc["kv_cache_size"],
+                      "kv_decode": dc["kv_cache_size"] / dc["batch_size"],
                       "time_us": dc["time_stats.attn_decode.median"] * 1e3}),
     ], ignore_index=True)
 

@@ -70,7 +70,11 @@ def measured_table(measured: dict) -> Table:
 def calibration_table(cal: dict) -> Table:
     """Held-out MAPE and the fitted curve per op kind, then MAPE per elementwise op."""
     pct = f"{cal['holdout_fraction']:.0%}"
-    fit = Table(title=f"held-out MAPE ({pct} of rows) and fitted efficiency", title_justify="left")
+    title = f"held-out MAPE ({pct} of rows) and fitted efficiency"
+    if not cal["tables"]:       # curves only: the learned defaults
+        title = ("efficiency curves learned from measured GPUs (their leave-one-GPU-out error: "
+                 "python benchmarks/learn_efficiency.py); other op kinds: the efficiencies above")
+    fit = Table(title=title, title_justify="left")
     for col in ("op kind", "MAPE", "rows", "compute frac", "half FLOPs", "memory frac",
                 "half bytes"):
         fit.add_column(col, justify="left" if col == "op kind" else "right")

@@ -104,7 +104,7 @@ def write_v0(root: Path, model: str = "meta-llama/Llama-3.1-8B", tp: int = 2,
     for n in [1, 4, 16]:
         for kv in [16, 256, 1024]:
             att.append(dict(is_prefill=False, batch_size=n, prefill_chunk_size=0,
-                            kv_cache_size=kv, **{"time_stats.attn_prefill.median": None,
+                            kv_cache_size=n * kv, **{"time_stats.attn_prefill.median": None,
                                                  "time_stats.attn_decode.median":
                                                      attention_us(0, 0, n, kv) / 1e3}))
     pd.DataFrame(att).to_csv(folder / "attention.csv", index=False)

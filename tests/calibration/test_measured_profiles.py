@@ -98,7 +98,8 @@ def test_import_older_layout_converts(tmp_path):
     per_seq = found.frames["per_sequence"]
     assert set(per_seq.layer) == {"lm_head"} and any("sampler" in n for n in found.notes)
     att = found.frames["attention"]
-    # Vidur's prefill kv_cache_size counts the chunk; ours counts the cached tokens before it
+    # Vidur's prefill kv_cache_size counts the chunk, ours the cached tokens before it; its
+    # decode kv_cache_size is the batch's, ours each sequence's
     row = att[(att.prefill_chunk == 64) & (att.kv_prefill == 192)]
     assert row.time_us.iloc[0] == pytest.approx(attention_us(64, 192, 0, 0))
     row = att[(att.n_decode == 4) & (att.kv_decode == 256)]
