@@ -456,6 +456,11 @@ class CostModel:
 
         return times, energy_j
 
+    def op_seconds_in(self, op: Op, shape: BatchShape) -> float:
+        """Seconds ``op`` (one of this shape's token or attention ops) takes in the iteration
+        of ``shape``, all its executions (for per-op tables)."""
+        return op.count * self._op_seconds(op, shape.num_tokens)
+
     def iteration(self, shape: BatchShape) -> IterationCost:
         """Full breakdown of one iteration (slower; for tables, reports and tests)."""
         breakdown: dict[str, float] = {"overhead": self._overhead_s}

@@ -42,7 +42,7 @@ def op_table(cost: CostModel, shape: BatchShape) -> pd.DataFrame:
         ops = cost.token_ops(shape.num_tokens, shape.num_seqs_emitting) + \
             cost.attention_ops(shape)
         for op in ops:
-            add(op, processor, op.count * cost._op_seconds(op, shape.num_tokens))
+            add(op, processor, cost.op_seconds_in(op, shape))
     rows.append({"op": "iteration_overhead", "kind": "overhead", "count": 1, "flops": 0.0,
                  "bytes": 0.0, "op_b": float("nan"), "processor": "host",
                  "time_s": cost.device.efficiency.iteration_overhead_s})
@@ -76,7 +76,7 @@ def parse_overrides(items: list[str]) -> dict:
 def run_ops(model_name: str, hardware: str, batch: int, context: int, prefill: int, tp: int,
             overrides: list[str]) -> tuple[pd.DataFrame, str]:
     """The op table for the CLI and its title; bad input raises an LlmsimError."""
-    from sim.cost.duplex import COST_MODELS
+    from sim.cost.factory import make_cost_model
     from sim.errors import HardwareError
     from sim.hardware import load_device
     from sim.models import get_model
@@ -92,7 +92,7 @@ def run_ops(model_name: str, hardware: str, batch: int, context: int, prefill: i
     if model.num_heads % tp:
         raise HardwareError(f"--tp: expected a divisor of {model.name}'s {model.num_heads} "
                             f"attention heads, got {tp}")
-    cost = COST_MODELS[device.kind](model, device, tp)
+    cost = make_cost_model(model, device, tp)     # measured vLLM tables where the profile has them
     shape = batch_shape(batch, context, prefill)
     frame = op_table(cost, shape)
     it = cost.iteration(shape)

@@ -78,7 +78,8 @@ class ProfiledCostModel(CostModel):
         layer = _TABLE_LAYER.get(op.name)
         if layer is not None and layer[0] in t.dense:
             return layer[1] * t.layer_s(layer[0], num_tokens)
-        if op.kind == ALLREDUCE or op.kind == MOE_EXPERT:
+        if op.kind in (ALLREDUCE, MOE_EXPERT, ATTN_PREFILL, ATTN_DECODE):
+            # (not in the tables, or by design: attention is costed from them by batch shape)
             return super()._op_seconds(op, num_tokens)
         self._warn(op.name, f"{op.name} not measured; it uses the datasheet path")
         return super()._op_seconds(op, num_tokens)
@@ -125,6 +126,18 @@ class ProfiledCostModel(CostModel):
                                     "datasheet path")
             return seconds, flops, nbytes
         return self.model.num_layers * call_s, flops, nbytes
+
+    def op_seconds_in(self, op: Op, shape: BatchShape) -> float:
+        """The table's attention call of a mixed batch is one number: shared between the
+        prefill and decode rows in the proportion of their datasheet times."""
+        if op.kind not in (ATTN_PREFILL, ATTN_DECODE):
+            return super().op_seconds_in(op, shape)
+        call_s = self.attention_call_s(shape, shape.decode_context_tokens)
+        if call_s is None:
+            return super().op_seconds_in(op, shape)
+        rows = {o.name: super(ProfiledCostModel, self).op_seconds_in(o, shape)
+                for o in self.attention_ops(shape)}
+        return self.model.num_layers * call_s * rows[op.name] / sum(rows.values())
 
     # -- decode runs -----------------------------------------------------------------------------
     def decode_run_energy_sum(self, num_seqs: int, first_context_tokens: int, steps: int,

@@ -236,3 +236,15 @@ def test_bad_profile_folders_are_one_line_errors(tmp_path, capsys, breakage, wor
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_ops_table_reads_the_measured_tables(measured_profile):
+    from sim.cost.op_table import run_ops
+
+    frame, title = run_ops("llama-3.1-8b", str(measured_profile), batch=10, context=700,
+                           prefill=0, tp=1, overrides=[])
+    seconds = frame.set_index("op")["time_s"]
+    assert seconds["qkv_proj"] == pytest.approx(32 * dense_us("qkv_proj", 10) * 1e-6)
+    assert seconds["residual_add"] == 0.0            # fused into vLLM's RMSNorm
+    assert seconds["attn_decode"] == pytest.approx(32 * attention_us(0, 0, 10, 701) * 1e-6)
+    assert frame["share"].sum() == pytest.approx(1.0)
