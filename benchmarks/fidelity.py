@@ -34,7 +34,8 @@ from sim.errors import LlmsimError                       # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 # GPU (letters and digits of its name, lower case) -> shipped datasheet profile
-DATASHEETS = {"rtx4090": "rtx-4090", "rtxpro6000": "rtx-pro-6000", "h100pcie": "h100-pcie",
+DATASHEETS = {"rtx4090": "rtx-4090", "rtxpro6000": "rtx-pro-6000", "rtxa6000": "rtx-a6000",
+              "a6000": "rtx-a6000", "h100pcie": "h100-pcie",
               "h100": "h100-sxm", "h200": "h200-sxm", "b200": "b200", "a10080g": "a100-80g-sxm",
               "a100": "a100-80g-sxm", "l40s": "l40s", "l4": "l4", "mi300x": "mi300x"}
 # what each ablation switches off, as --set overrides of the replay scenario
@@ -81,23 +82,26 @@ def datasheet_for(key: str) -> str | None:
 
 
 def tables_for(key: str, tables: Path) -> list[Path]:
-    """GPU folders of measured tables (either layout) whose name matches ``key``."""
+    """GPU folders of measured tables (either layout) whose name matches ``key`` (one the
+    other's prefix: 'RTXPRO6000' for an 'RTX PRO 6000 Blackwell Server Edition' run)."""
     found = []
     for parent in (tables / "perf", tables / "v0" / "perf_models"):
         if parent.is_dir():
-            found += [p for p in sorted(parent.iterdir()) if p.is_dir() and gpu_key(p.name) == key]
+            found += [p for p in sorted(parent.iterdir()) if p.is_dir() and (
+                key.startswith(gpu_key(p.name)) or gpu_key(p.name).startswith(key))]
     return found
 
 
-def import_measured(folders: list[Path], base: str, out: Path) -> Path | None:
+def import_measured(folders: list[Path], base: str, out: Path) -> list[Path]:
+    """One profile per GPU folder (either layout); a run uses the first that covers it."""
     from sim.calibration.llmservingsim import import_llmservingsim
 
-    if not folders:
-        return None
-    # one profile per layout folder; a run uses the first whose tables cover it
-    path = out / f"{gpu_key(folders[0].name)}-measured.yaml"
-    import_llmservingsim(folders[0], path, base=base)
-    return path
+    paths = []
+    for i, folder in enumerate(folders):
+        path = out / f"{gpu_key(folder.name)}-{i}-measured.yaml"
+        import_llmservingsim(folder, path, base=base)
+        paths.append(path)
+    return paths
 
 
 def covers(profile: Path, run_dir: Path) -> bool:
@@ -163,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{run_dir.name}: no shipped profile for GPU '{key}': skipped")
                 continue
             try:
-                measured = import_measured(tables_for(key, args.tables), base, Path(tmp))
-                if measured is not None and covers(measured, run_dir):
-                    modes["measured"] = str(measured)
+                profiles = import_measured(tables_for(key, args.tables), base,
+                                           Path(tmp) / run_dir.name)
+                covering = [p for p in profiles if covers(p, run_dir)]
+                if covering:
+                    modes["measured"] = str(covering[0])
                 else:
                     print(f"{run_dir.name}: no measured tables of its model and TP for '{key}'")
             except LlmsimError as exc:

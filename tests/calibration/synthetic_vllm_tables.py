@@ -38,9 +38,19 @@ def attention_us(chunk: float, kv_prefill: float, n: float, kv: float) -> float:
     return mixed * (prefill + decode)
 
 
-def current_frames() -> dict[str, pd.DataFrame]:
-    dense = pd.DataFrame([(layer, t, dense_us(layer, t)) for layer in DENSE_US for t in TOKENS],
-                         columns=["layer", "tokens", "time_us"])
+def moe_us(tokens: float, experts: float) -> float:
+    return 30.0 + 0.05 * tokens + 9.0 * experts
+
+
+def current_frames(moe: bool = False) -> dict[str, pd.DataFrame]:
+    """The current layout's tables; ``moe``: a MoE model's (no MLP rows, a MoE block table,
+    Qwen3's q/k norm)."""
+    layers = [name for name in DENSE_US
+              if not (moe and name in ("gate_up_proj", "act_fn", "down_proj"))]
+    rows = [(layer, t, dense_us(layer, t)) for layer in layers for t in TOKENS]
+    if moe:
+        rows += [("qk_norm", t, 3.0 + 0.01 * t) for t in TOKENS]
+    dense = pd.DataFrame(rows, columns=["layer", "tokens", "time_us"])
     per_seq = pd.DataFrame([(layer, s, per_seq_us(layer, s)) for layer in PER_SEQ_US
                             for s in [1, 2, 4, 8, 16, 32, 64, 128, 256]],
                            columns=["layer", "sequences", "time_us"])
@@ -49,18 +59,23 @@ def current_frames() -> dict[str, pd.DataFrame]:
             if (c or n) and (c or not kp) and (n or not kv) and (not n or kv)]
     attention = pd.DataFrame(rows, columns=["prefill_chunk", "kv_prefill", "n_decode",
                                             "kv_decode", "time_us"])
-    return {"dense": dense, "attention": attention, "per_sequence": per_seq}
+    frames = {"dense": dense, "attention": attention, "per_sequence": per_seq}
+    if moe:
+        frames["moe"] = pd.DataFrame([(t, e, moe_us(t, e)) for t in TOKENS
+                                      for e in [1, 2, 4, 8, 16, 32, 64, 128] if e <= 8 * t],
+                                     columns=["tokens", "activated_experts", "time_us"])
+    return frames
 
 
 def write_current(root: Path, model: str = "meta-llama/Llama-3.1-8B", tp: int = 1,
-                  gpu: str = "SYNTH") -> Path:
+                  gpu: str = "SYNTH", moe: bool = False) -> Path:
     """``root/perf/<gpu>/<org>/<model>/bf16/{meta.yaml, tp<N>/*.csv}``; returns the GPU folder."""
     base = root / "perf" / gpu / model / "bf16"
     (base / f"tp{tp}").mkdir(parents=True, exist_ok=True)
     (base / "meta.yaml").write_text(yaml.safe_dump(
         {"model": model, "variant": "bf16", "gpu": f"Synthetic {gpu}", "vllm_version": "0.19.0",
          "tp_degrees": [tp]}))
-    for kind, frame in current_frames().items():
+    for kind, frame in current_frames(moe).items():
         frame.to_csv(base / f"tp{tp}" / f"{kind}.csv", index=False)
     return root / "perf" / gpu
 

@@ -248,3 +248,41 @@ def test_ops_table_reads_the_measured_tables(measured_profile):
     assert seconds["residual_add"] == 0.0            # fused into vLLM's RMSNorm
     assert seconds["attn_decode"] == pytest.approx(32 * attention_us(0, 0, 10, 701) * 1e-6)
     assert frame["share"].sum() == pytest.approx(1.0)
+
+
+def test_moe_model_costs_its_measured_moe_block_and_qk_norm(tmp_path):
+    from synthetic_vllm_tables import moe_us
+
+    gpu = write_current(tmp_path / "src", model="Qwen/Qwen3-30B-A3B-Instruct-2507", moe=True)
+    out = tmp_path / "moe.yaml"
+    import_llmservingsim(gpu, out, base="h100-sxm")
+    qwen = get_model("Qwen/Qwen3-30B-A3B-Instruct-2507")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # every op the model needs is measured
+        cost = make_cost_model(qwen, load_device(str(out)), 1)
+        assert isinstance(cost, ProfiledCostModel)
+        shape = BatchShape.decode([700] * 10)
+        seconds = cost.iteration_time(shape)[0]
+    experts = 128 * (1 - (1 - 8 / 128) ** 10)       # expected experts 10 tokens activate
+    per_layer = (2 * dense_us("layernorm", 10) + dense_us("qkv_proj", 10) + 3.0 + 0.01 * 10
+                 + dense_us("rotary_emb", 10) + dense_us("o_proj", 10)
+                 + moe_us(10, experts) + attention_us(0, 0, 10, 701))
+    once = dense_us("embedding", 10) + dense_us("final_layernorm", 10) + \
+        sum(per_seq_us(n, 10) for n in PER_SEQ_US)
+    want = load_device(str(out)).efficiency.iteration_overhead_s + (48 * per_layer + once) * 1e-6
+    assert seconds == pytest.approx(want, rel=1e-3)     # (the MoE grid is read between points)
+
+
+def test_measured_moe_model_in_a_data_parallel_expert_parallel_group(tmp_path):
+    gpu = write_current(tmp_path / "src", model="Qwen/Qwen3-30B-A3B-Instruct-2507", moe=True)
+    out = tmp_path / "moe.yaml"
+    import_llmservingsim(gpu, out, base="h100-sxm")
+    result = simulate(Scenario.from_dict({
+        "model": "Qwen/Qwen3-30B-A3B-Instruct-2507", "hardware": str(out),
+        "cluster": {"replicas": 2, "expert_parallel": True, "router": "least-outstanding"},
+        "workload": {"arrivals": {"kind": "poisson", "rate_rps": 20}, "num_requests": 80,
+                     "prompt_tokens": {"dist": "fixed", "value": 300},
+                     "output_tokens": {"dist": "fixed", "value": 40}}}))
+    assert result.summary["requests_completed"] == 80
+    steps = result.iterations.groupby("start_s")["duration_s"].agg(["min", "max"])
+    assert (steps["min"] == steps["max"]).all()
