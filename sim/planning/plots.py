@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 MAX_LINES = 12
 _LATENCIES = (("ttft_s", "TTFT (s)"), ("tpot_s", "TPOT (s)"), ("e2e_s", "E2E latency (s)"))
@@ -62,6 +63,8 @@ def latency_cdf(requests: Mapping[str, pd.DataFrame]) -> Figure:
         lows = [requests[lab][col].min() for lab in labels]
         if col != "tpot_s" and lows and min(lows) > 0:
             ax.set_xscale("log")        # queueing stretches the tail over decades
+            # within one decade matplotlib labels minor ticks too, and they overlap
+            ax.xaxis.set_minor_formatter(NullFormatter())
     _figure_legend(fig, len(labels))
     fig.suptitle("Latency CDFs (completed requests)" + note)
     return fig
