@@ -74,7 +74,8 @@ def check_table(kind: str, frame: pd.DataFrame, shown: str) -> pd.DataFrame:
             frame[col] = frame[col].astype(str)
             continue
         values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() | (values <= 0 if col == "time_us" else values < 0)
+        bad = values.isna() | (values <= 0 if col == "time_us" else
+                               values < 0 if col != "alpha" else False)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ScenarioError(shown, f"line {row + 2}: {col}",
@@ -245,6 +246,8 @@ class LayerTables:
         self.prefill = _grid("prefill", pf, ["prefill_chunk", "kv_prefill"])
         self.decode = _grid("decode", dc, ["n_decode", "kv_decode"])
         self.mixed = _grid("mixed", mx, ["prefill_chunk", "kv_prefill", "n_decode", "kv_decode"])
+        skew = frames.get("skew_alpha")
+        self.skew = None if skew is None or skew.empty else SkewFit(skew)
         moe = frames.get("moe")
         self.moe = None if moe is None or moe.empty else Grid(
             moe[["tokens", "activated_experts"]].to_numpy(float),
@@ -281,6 +284,69 @@ class LayerTables:
 
     def moe_s(self, tokens: float, activated_experts: float) -> float | None:
         return None if self.moe is None else self.moe(tokens, activated_experts)
+
+    def skewed_attention_s(self, chunk: float, kv_prefill: float, n_decode: float,
+                           kv_decode: float, kv_longest: float) -> float | None:
+        """One attention call whose decodes average ``kv_decode`` context tokens, the longest
+        ``kv_longest``: the skew fit's interpolation between the times at the mean and at the
+        longest context (the mean's alone without a fit, or with equal contexts)."""
+        at_mean = self.attention_s(chunk, kv_prefill, n_decode, kv_decode)
+        if self.skew is None or at_mean is None or n_decode < 2 or kv_longest <= kv_decode:
+            return at_mean
+        alpha = self.skew.alpha(chunk, n_decode, kv_longest, kv_prefill)
+        if alpha == 0.0:
+            return at_mean
+        return at_mean + alpha * (self.attention_s(chunk, kv_prefill, n_decode, kv_longest)
+                                  - at_mean)
+
+
+class SkewFit:
+    """The fitted ``alpha`` per bucket of (prefill chunk, decodes, longest context, cached
+    prefill tokens), averaged over the share of long sequences (which a batch's summed and
+    longest context do not tell) by the buckets' sample counts, kept in [0, 1] (it interpolates
+    between two times)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        weight = frame["n_samples"].clip(lower=1) if "n_samples" in frame else 1.0
+        f = frame.assign(w=weight, aw=frame["alpha"] * weight)
+        self.pcs = sorted(f["pc"].unique())
+        self._by: list[dict] = []
+        # buckets from the most specific key down to the prefill chunk alone
+        for keys in (["pc", "n_max", "kv_big_max", "kp_max"], ["pc", "n_max", "kv_big_max"],
+                     ["pc", "n_max"], ["pc"]):
+            sums = f.groupby(keys)[["aw", "w"]].sum()
+            alpha = (sums["aw"] / sums["w"]).clip(0.0, 1.0)
+            self._by.append({k if isinstance(k, tuple) else (k,): float(v)
+                             for k, v in alpha.items()})
+        self.n_bounds = sorted(f["n_max"].unique())
+        self.kv_bounds = sorted(f["kv_big_max"].unique())
+        self.kp_bounds = sorted(f["kp_max"].unique())
+
+    @staticmethod
+    def _bucket(bounds: list[float], value: float) -> float:
+        """The smallest upper bound at or above ``value`` (the largest past them all)."""
+        for bound in bounds:
+            if value <= bound:
+                return bound
+        return bounds[-1]
+
+    def alpha(self, chunk: float, n_decode: float, kv_longest: float, kv_prefill: float) -> float:
+        positive = [p for p in self.pcs if p > 0]
+        if chunk <= 0:
+            if 0 not in self.pcs:
+                return 0.0              # no fit of pure decode batches
+            pc = 0
+        elif not positive:
+            return 0.0                  # no fit of mixed batches
+        else:                           # the nearest fitted chunk, on a log scale
+            pc = min(positive, key=lambda p: abs(np.log(p / chunk)))
+        key = (pc, self._bucket(self.n_bounds, n_decode),
+               self._bucket(self.kv_bounds, kv_longest), self._bucket(self.kp_bounds, kv_prefill))
+        for depth, table in zip((4, 3, 2, 1), self._by):
+            hit = table.get(key[:depth])
+            if hit is not None:
+                return hit
+        return 0.0
 
 
 # -- loaded -------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Two layouts, found anywhere below the folder given (a GPU folder or any folder u
 
 - current: ``<GPU>/<org>/<model>/<dtype>/meta.yaml`` and ``tp<N>/{dense, attention,
   per_sequence[, moe, skew, skew_fit]}.csv``: already the project's layout
-  (:mod:`sim.calibration.layers`); checked and copied.
+  (:mod:`sim.calibration.layers`); checked and copied, but for the skew fit, whose bucket
+  labels (``n<=128``, ``kvB<=16k``, ``sr<=15%``) become bounds (``skew_alpha.csv``), and which
+  is left out when ``meta.yaml`` says it is disabled.
 - older (v0): ``<GPU>/<org>/<model>/tp<N>/layers.csv`` (``layer_name, input, kv_cache, tp_size,
   latency(ns)``, one row per layer module) and optionally a Vidur-style ``attention.csv``
   (milliseconds; prefill rows by chunk and KV including the chunk, decode rows by batch and the
@@ -114,9 +116,58 @@ def _read_current(folder: Path) -> Found:
                   tp=int(_TP_DIR.match(folder.name).group(1)), layout="current", path=folder,
                   frames=frames, gpu=str(meta.get("gpu") or meta.get("hardware") or ""),
                   vllm_version=str(meta.get("vllm_version") or ""))
+    skew_path = folder / "skew_fit.csv"
+    if skew_path.is_file():
+        fit = meta.get("skew_fit")
+        enabled = fit.get("enabled", True) if isinstance(fit, dict) else True
+        if enabled:
+            found.frames["skew_alpha"] = _read_skew_fit(skew_path)
+        else:
+            found.notes.append("skew fit disabled by its profile (meta.yaml): not applied")
     if "sampler" not in set(frames["per_sequence"]["layer"]):
         found.notes.append("no sampler measured: costed as zero")
     return found
+
+
+_BOUND = re.compile(r"^\s*([a-zA-Z_]+)\s*(<=|=|>)\s*([0-9.]+)\s*([kK%]?)\s*$")
+
+
+def _bound(label: str, shown: str, column: str) -> float:
+    """'n<=128' -> 128, 'kvB<=16k' -> 16384, 'kp=0' -> 0, 'sr<=15%' -> 0.15, 'sr>70%' -> 1."""
+    m = _BOUND.match(str(label))
+    if m is None:
+        raise ScenarioError(shown, column, "labels like n<=128, kvB<=16k, kp=0, sr<=15%", label)
+    _, op, number, unit = m.groups()
+    value = float(number) * (1024 if unit in ("k", "K") else 1)
+    if unit == "%":
+        value = 1.0 if op == ">" else value / 100
+    elif op == ">":
+        value = float("inf")
+    return value
+
+
+def _read_skew_fit(path: Path) -> pd.DataFrame:
+    """LLMServingSim's skew_fit.csv (bucket labels) -> the project's skew table (bounds)."""
+    shown = str(path)
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ScenarioError(shown, None, "a CSV table",
+                            hint=" ".join(str(exc).split())[:160]) from None
+    need = ("pc", "n_label", "skew_rate_label", "kv_big_label", "kp_label", "alpha")
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise ScenarioError(shown, missing[0], f"columns {', '.join(need)}",
+                            f"columns {', '.join(map(str, raw.columns))}")
+    frame = pd.DataFrame({
+        "pc": raw["pc"],
+        "n_max": [_bound(v, shown, "n_label") for v in raw["n_label"]],
+        "skew_rate_max": [_bound(v, shown, "skew_rate_label") for v in raw["skew_rate_label"]],
+        "kv_big_max": [_bound(v, shown, "kv_big_label") for v in raw["kv_big_label"]],
+        "kp_max": [_bound(v, shown, "kp_label") for v in raw["kp_label"]],
+        "alpha": raw["alpha"],
+        "n_samples": raw["n_samples"] if "n_samples" in raw.columns else 1})
+    return check_table("skew_alpha", frame, shown)
 
 
 def _read_v0(folder: Path) -> Found:

@@ -40,6 +40,10 @@ MEASURED_TABLES: dict[str, tuple[str, ...]] = {
     "attention": ("prefill_chunk", "kv_prefill", "n_decode", "kv_decode", "time_us"),
     "per_sequence": ("layer", "sequences", "time_us"),
     "moe": ("tokens", "activated_experts", "time_us"),
+    # decode attention of unequal contexts: time = t(mean context) + alpha * (t(longest) -
+    # t(mean)), alpha fitted per bucket (upper bounds; skew_rate: share of long sequences)
+    "skew_alpha": ("pc", "n_max", "skew_rate_max", "kv_big_max", "kp_max", "alpha",
+                   "n_samples"),
 }
 REQUIRED_MEASURED = ("dense", "attention", "per_sequence")
 

@@ -57,7 +57,8 @@ class LockstepGroup:
                     rank._check(plan)
                 shapes.append(BatchShape.from_requests(
                     plan.num_new_tokens, plan.computed_before, plan.num_emitting,
-                    plan.shared_kv_tokens, plan.cohort_size, plan.cohort_context_tokens))
+                    plan.shared_kv_tokens, plan.cohort_size, plan.cohort_context_tokens,
+                    plan.cohort_max_context))
             group_tokens = sum(s.num_tokens for s in shapes)
             costs = []
             for rank, plan, shape in zip(ranks, plans, shapes):

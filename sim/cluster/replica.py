@@ -180,7 +180,8 @@ class Replica:
     def _step(self, plan: BatchPlan, clock: float):
         shape = BatchShape.from_requests(plan.num_new_tokens, plan.computed_before,
                                          plan.num_emitting, plan.shared_kv_tokens,
-                                         plan.cohort_size, plan.cohort_context_tokens)
+                                         plan.cohort_size, plan.cohort_context_tokens,
+                                         plan.cohort_max_context)
         duration, energy = self.cost.iteration_time(shape)
         if self.slowdown != 1.0:
             duration *= self.slowdown
@@ -198,8 +199,8 @@ class Replica:
     def _decode_run(self, plan: BatchPlan, clock: float, steps: int):
         n = plan.num_seqs
         first_context = plan.context_tokens + n
-        durations, energy_j = self.cost.decode_run_energy_sum(n, first_context, steps,
-                                                              plan.shared_kv_tokens)
+        durations, energy_j = self.cost.decode_run_energy_sum(
+            n, first_context, steps, plan.shared_kv_tokens, plan.max_context_tokens + 1)
         if self.slowdown != 1.0:
             durations = [d * self.slowdown for d in durations]
         ends = list(accumulate(durations, initial=clock))[1:]   # clock + d1 + d2 ..., in order

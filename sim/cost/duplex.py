@@ -280,7 +280,8 @@ class DuplexCostModel(CostModel):
         return float(time_s[0]), float(energy_j[0])
 
     def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int,
-                   shared_kv_tokens: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   shared_kv_tokens: int = 0,
+                   first_max_context: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`CostModel.decode_run`; the same array code as :meth:`iteration_time`."""
         shape = BatchShape(num_seqs, num_seqs, num_seqs, first_context_tokens)
         if shared_kv_tokens:
@@ -290,7 +291,7 @@ class DuplexCostModel(CostModel):
         return self._evaluate(shape, contexts)
 
     def decode_run_energy_sum(self, num_seqs: int, first_context_tokens: int, steps: int,
-                              shared_kv_tokens: int = 0):
+                              shared_kv_tokens: int = 0, first_max_context: int = 0):
         """As :meth:`CostModel.decode_run_energy_sum`, from the per-iteration energies."""
         times, energies = self.decode_run(num_seqs, first_context_tokens, steps, shared_kv_tokens)
         return times.tolist(), lambda k: float(energies[:k].sum())

@@ -51,33 +51,42 @@ class BatchShape:
     # query still attends to them (FLOPs unchanged). 0 (plain paged attention) keeps every cost
     # bit-identical to before the field existed.
     decode_shared_kv_tokens: int = 0
+    # keys read by the decode with the longest context (measured tables correct decode attention
+    # for unequal contexts with it; 0: unknown, contexts taken as equal)
+    decode_max_context: int = 0
 
     @classmethod
     def from_requests(cls, new_tokens: list[int], computed_tokens: list[int],
                       emitting: int, shared_kv_tokens: int = 0, more_decodes: int = 0,
-                      more_decodes_computed: int = 0) -> "BatchShape":
+                      more_decodes_computed: int = 0,
+                      more_decodes_max_computed: int = 0) -> "BatchShape":
         """``shared_kv_tokens``: decode keys not re-read (see ``decode_shared_kv_tokens``);
         ``more_decodes`` decodes not listed, with ``more_decodes_computed`` tokens cached before
-        them in all (a DecodeCohort)."""
+        them in all and at most ``more_decodes_max_computed`` for one (a DecodeCohort)."""
         num_decode, decode_ctx = more_decodes, more_decodes_computed + more_decodes
+        longest = more_decodes_max_computed
         num_prefill = pf_tokens = pairs = kv = 0
         for q, c in zip(new_tokens, computed_tokens):
             if q == 1:
                 num_decode += 1
                 decode_ctx += c + 1
+                if c > longest:
+                    longest = c
             else:
                 num_prefill += 1
                 pf_tokens += q
                 pairs += q * c + q * (q + 1) // 2
                 kv += c + q
         return cls(num_decode + pf_tokens, emitting, num_decode, decode_ctx, num_prefill,
-                   pf_tokens, pairs, kv, shared_kv_tokens)
+                   pf_tokens, pairs, kv, shared_kv_tokens,
+                   longest + 1 if num_decode else 0)
 
     @classmethod
     def decode(cls, context_tokens: list[int]) -> "BatchShape":
         """A decode-only batch: one new token per request, ``context_tokens`` cached before it."""
         n = len(context_tokens)
-        return cls(n, n, n, sum(context_tokens) + n)
+        return cls(n, n, n, sum(context_tokens) + n,
+                   decode_max_context=max(context_tokens) + 1 if n else 0)
 
 
 @dataclass(frozen=True)
@@ -395,7 +404,8 @@ class CostModel:
                 + self.model.num_moe_layers * (exchange + self._launch_s))
 
     def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int,
-                   shared_kv_tokens: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   shared_kv_tokens: int = 0,
+                   first_max_context: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Durations and energies of ``steps`` consecutive decode-only iterations of a fixed batch.
 
         ``first_context_tokens`` is the decode context (keys read, summed over sequences) of the
@@ -409,7 +419,8 @@ class CostModel:
         return self._total(shape, contexts)     # arrays of length steps (contexts is one)
 
     def decode_run_energy_sum(self, num_seqs: int, first_context_tokens: int, steps: int,
-                              shared_kv_tokens: int = 0) -> tuple[list[float], Callable]:
+                              shared_kv_tokens: int = 0,
+                              first_max_context: int = 0) -> tuple[list[float], Callable]:
         """As :meth:`decode_run`, for the replica: durations as a list, and energy as a function,
         ``energy_j(k)``, the energy of the run's first ``k`` iterations (a run is often cut).
 

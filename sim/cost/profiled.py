@@ -10,7 +10,9 @@ this model reads it from tables timed inside vLLM (:mod:`sim.calibration.layers`
   activates; once per pass the embedding and the final norm;
 - attention from the mixed-batch table, by the batch's prefill chunk (its query tokens and
   query-key pairs give the chunk and its cached tokens) and its decodes (count and mean
-  context);
+  context), corrected toward the time at the longest context by the skew fit where the
+  profile has one (unequal contexts: a few long sequences slow the kernel more than the mean
+  says);
 - ``lm_head`` and ``sampler`` by the number of sequences that emit a token;
 - tensor-parallel all-reduces, which the tables do not hold, on the profile's link (ring formula).
 
@@ -101,10 +103,11 @@ class ProfiledCostModel(CostModel):
             kv_prefill = max((shape.prefill_attn_pairs - q * (q + 1) / 2) / q, 0.0)
         n = shape.num_decode
         kv_decode = decode_context_tokens / n if n else 0.0
-        key = (chunk, kv_prefill, n, kv_decode)
+        longest = float(shape.decode_max_context)
+        key = (chunk, kv_prefill, n, kv_decode, longest)
         hit = self._attn_cache.get(key)
         if hit is None:
-            hit = self.tables.attention_s(chunk, kv_prefill, float(n), kv_decode)
+            hit = self.tables.skewed_attention_s(chunk, kv_prefill, float(n), kv_decode, longest)
             if hit is None:
                 return None
             if len(self._attn_cache) < 200_000:
@@ -141,14 +144,16 @@ class ProfiledCostModel(CostModel):
 
     # -- decode runs -----------------------------------------------------------------------------
     def decode_run_energy_sum(self, num_seqs: int, first_context_tokens: int, steps: int,
-                              shared_kv_tokens: int = 0):
+                              shared_kv_tokens: int = 0, first_max_context: int = 0):
         """Each iteration through :meth:`iteration_time` (table lookups are scalar), so a run
         equals stepping bit for bit; energy of the first ``k`` summed the same way."""
         times, energies = [], []
         for i in range(steps):
             shape = BatchShape(num_seqs, num_seqs, num_seqs,
                                first_context_tokens + i * num_seqs,
-                               decode_shared_kv_tokens=shared_kv_tokens)
+                               decode_shared_kv_tokens=shared_kv_tokens,
+                               decode_max_context=first_max_context + i if first_max_context
+                               else 0)
             t, e = self.iteration_time(shape)
             times.append(t)
             energies.append(e)
@@ -159,9 +164,10 @@ class ProfiledCostModel(CostModel):
         return times, energy_j
 
     def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int,
-                   shared_kv_tokens: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   shared_kv_tokens: int = 0,
+                   first_max_context: int = 0) -> tuple[np.ndarray, np.ndarray]:
         times, energy_j = self.decode_run_energy_sum(num_seqs, first_context_tokens, steps,
-                                                     shared_kv_tokens)
+                                                     shared_kv_tokens, first_max_context)
         energies = [energy_j(k + 1) - energy_j(k) for k in range(steps)]
         return np.array(times), np.array(energies)
 

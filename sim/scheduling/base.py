@@ -81,9 +81,11 @@ class BatchPlan:
     shared_kv_tokens: int = 0               # decode keys of shared prefixes read once per group
     # The scheduler's DecodeCohort (sim/scheduling/cohort.py), when it runs this iteration: that
     # many decodes, not listed in ``requests``, ahead of them in running order, with
-    # ``cohort_context_tokens`` tokens computed before this iteration, summed.
+    # ``cohort_context_tokens`` tokens computed before this iteration, summed, and at most
+    # ``cohort_max_context`` for one of them.
     cohort_size: int = 0
     cohort_context_tokens: int = 0
+    cohort_max_context: int = 0
 
     def add(self, request: RequestView, num_new_tokens: int) -> None:
         self.requests.append(request)
@@ -108,6 +110,11 @@ class BatchPlan:
     def context_tokens(self) -> int:
         """Tokens computed before this iteration, summed over its requests."""
         return sum(self.computed_before) + self.cohort_context_tokens
+
+    @property
+    def max_context_tokens(self) -> int:
+        """Tokens computed before this iteration by the request that has the most."""
+        return max(max(self.computed_before, default=0), self.cohort_max_context)
 
 
 class Scheduler:

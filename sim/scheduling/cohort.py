@@ -58,6 +58,9 @@ class DecodeCohort:
         self.step_allocated = False           # the next iteration's blocks are taken already
         self._finish_at: dict[int, tuple] = {}    # member id -> its heap entry
         self._finish_heap: list[tuple[int, int, int]] = []   # (finish step, join seq, id)
+        # members by their phase (computed - join step), largest first, for the longest context
+        self._phase_of: dict[int, tuple] = {}     # member id -> its heap entry
+        self._phase_heap: list[tuple[int, int, int]] = []    # (-phase, join seq, id)
         self._joined = 0                      # joins so far: members are in join order
         # end time of iteration ``s`` (0-based count of cohort steps) at _ends[s - _ends_base],
         # and its gap from the previous one's end at _gaps[s - _ends_base]
@@ -71,6 +74,14 @@ class DecodeCohort:
     def context_tokens(self) -> int:
         """Tokens computed, summed over members (decode attention reads these plus one each)."""
         return self._context_base + self.size * self.steps
+
+    @property
+    def max_context_tokens(self) -> int:
+        """Tokens computed by the member that has the most (0 with no member)."""
+        heap, phase_of = self._phase_heap, self._phase_of
+        while heap and phase_of.get(heap[0][2]) is not heap[0]:
+            heapq.heappop(heap)             # a member that left
+        return -heap[0][0] + self.steps if heap else 0
 
     def step_blocks(self) -> int:
         """Blocks the members need for the next iteration (those whose last block is full)."""
@@ -121,6 +132,9 @@ class DecodeCohort:
         entry = (finish, self._joined, view.id)
         self._finish_at[view.id] = entry
         heapq.heappush(self._finish_heap, entry)
+        entry = (-phase, self._joined, view.id)
+        self._phase_of[view.id] = entry
+        heapq.heappush(self._phase_heap, entry)
 
     def leave(self, view: RequestView) -> None:
         """``view`` stops being a member (synced first); the caller removes it from running."""
@@ -131,6 +145,7 @@ class DecodeCohort:
         self.size -= 1
         view.cohort_step = -1
         del self._finish_at[view.id]
+        del self._phase_of[view.id]
 
     def dissolve(self, running: list[RequestView]) -> None:
         """Every member leaves (memory pressure: the scheduler steps each request again)."""

@@ -75,6 +75,7 @@ class FcfsScheduler(Scheduler):
         if cohort is not None and cohort.step_allocated:
             plan.cohort_size = cohort.size
             plan.cohort_context_tokens = cohort.context_tokens
+            plan.cohort_max_context = cohort.max_context_tokens
             plan.num_emitting += cohort.size
         if not plan.preempted:
             budget = self._admit_waiting(plan, budget, now_s, chunked=True)

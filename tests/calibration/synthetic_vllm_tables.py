@@ -67,14 +67,30 @@ def current_frames(moe: bool = False) -> dict[str, pd.DataFrame]:
     return frames
 
 
+SKEW_ALPHA = 0.5
+
+
+def skew_fit_frame() -> pd.DataFrame:
+    """LLMServingSim's skew_fit.csv: one alpha (SKEW_ALPHA) in every bucket."""
+    rows = [(pc, f"n<={n}", sr, f"kvB<={kv}", kp, SKEW_ALPHA, 4)
+            for pc in (0, 64, 1024) for n in (4, 32, 256) for sr in ("sr<=15%", "sr>70%")
+            for kv in ("1k", "16k") for kp in ("kp=0", "kp<=2k")]
+    return pd.DataFrame(rows, columns=["pc", "n_label", "skew_rate_label", "kv_big_label",
+                                       "kp_label", "alpha", "n_samples"])
+
+
 def write_current(root: Path, model: str = "meta-llama/Llama-3.1-8B", tp: int = 1,
-                  gpu: str = "SYNTH", moe: bool = False) -> Path:
+                  gpu: str = "SYNTH", moe: bool = False, skew: bool | None = None) -> Path:
+    """``skew``: also a skew_fit.csv, enabled (True) or disabled (False) in meta.yaml."""
     """``root/perf/<gpu>/<org>/<model>/bf16/{meta.yaml, tp<N>/*.csv}``; returns the GPU folder."""
     base = root / "perf" / gpu / model / "bf16"
     (base / f"tp{tp}").mkdir(parents=True, exist_ok=True)
-    (base / "meta.yaml").write_text(yaml.safe_dump(
-        {"model": model, "variant": "bf16", "gpu": f"Synthetic {gpu}", "vllm_version": "0.19.0",
-         "tp_degrees": [tp]}))
+    meta = {"model": model, "variant": "bf16", "gpu": f"Synthetic {gpu}",
+            "vllm_version": "0.19.0", "tp_degrees": [tp]}
+    if skew is not None:
+        meta["skew_fit"] = {"enabled": skew}
+        skew_fit_frame().to_csv(base / f"tp{tp}" / "skew_fit.csv", index=False)
+    (base / "meta.yaml").write_text(yaml.safe_dump(meta))
     for kind, frame in current_frames(moe).items():
         frame.to_csv(base / f"tp{tp}" / f"{kind}.csv", index=False)
     return root / "perf" / gpu

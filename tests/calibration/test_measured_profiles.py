@@ -286,3 +286,46 @@ def test_measured_moe_model_in_a_data_parallel_expert_parallel_group(tmp_path):
     assert result.summary["requests_completed"] == 80
     steps = result.iterations.groupby("start_s")["duration_s"].agg(["min", "max"])
     assert (steps["min"] == steps["max"]).all()
+
+
+# -- unequal decode contexts (the skew fit) ------------------------------------------------------
+@pytest.fixture
+def skewed_profile(tmp_path):
+    gpu = write_current(tmp_path / "src", skew=True)
+    out = tmp_path / "skewed.yaml"
+    import_llmservingsim(gpu, out, base="rtx-4090")
+    return out
+
+
+def test_skew_fit_moves_decode_attention_toward_the_longest_context(skewed_profile, tmp_path):
+    from synthetic_vllm_tables import SKEW_ALPHA
+
+    cost = make_cost_model(LLAMA, load_device(str(skewed_profile)), 1)
+    shape = BatchShape.decode([100, 100, 1000])
+    mean, longest = (101 + 101 + 1001) / 3, 1001
+    at_mean, at_longest = attention_us(0, 0, 3, mean), attention_us(0, 0, 3, longest)
+    want = at_mean + SKEW_ALPHA * (at_longest - at_mean)
+    assert cost.attention_call_s(shape, shape.decode_context_tokens) == pytest.approx(want * 1e-6)
+    # equal contexts: no correction
+    even = BatchShape.decode([400, 400, 400])
+    assert cost.attention_call_s(even, even.decode_context_tokens) == pytest.approx(
+        attention_us(0, 0, 3, 401) * 1e-6)
+    # a profile that marks its skew fit disabled does not apply it
+    off = write_current(tmp_path / "off", skew=False)
+    import_llmservingsim(off, tmp_path / "off.yaml", base="rtx-4090")
+    plain = make_cost_model(LLAMA, load_device(str(tmp_path / "off.yaml")), 1)
+    assert plain.attention_call_s(shape, shape.decode_context_tokens) == pytest.approx(
+        at_mean * 1e-6)
+
+
+def test_fast_forward_equals_stepping_with_a_skew_fit(skewed_profile, measured_profile):
+    # the decode cohort tracks its longest context for the fit: the same as stepping
+    fast = simulate(_scenario(skewed_profile, True))
+    step = simulate(_scenario(skewed_profile, False))
+    cols = ["request_id", "first_token_s", "finish_s", "preemptions"]
+    pd.testing.assert_frame_equal(fast.requests[cols].sort_values("request_id").reset_index(drop=True),
+                                  step.requests[cols].sort_values("request_id").reset_index(drop=True),
+                                  check_exact=True)
+    # ... and the fit mattered: the same tables without it give other times
+    unskewed = simulate(_scenario(measured_profile, True))
+    assert fast.summary["tpot_s"]["mean"] > unskewed.summary["tpot_s"]["mean"]

@@ -160,8 +160,11 @@ def test_batch_shape_from_requests_aggregates():
 def test_batch_shape_decode():
     s = BatchShape.decode([99, 9, 0])
     assert s == BatchShape(num_tokens=3, num_seqs_emitting=3, num_decode=3,
-                           decode_context_tokens=100 + 10 + 1)
+                           decode_context_tokens=100 + 10 + 1, decode_max_context=100)
     assert s == BatchShape.from_requests([1, 1, 1], [99, 9, 0], 3)
+    # a cohort's decodes count in the sums and the longest context
+    assert BatchShape.from_requests([1, 7], [9, 0], 1, more_decodes=2, more_decodes_computed=300,
+                                    more_decodes_max_computed=250).decode_max_context == 251
 
 
 # -- operator lists -------------------------------------------------------------------------------

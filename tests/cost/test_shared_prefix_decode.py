@@ -60,7 +60,7 @@ def test_zero_is_the_old_shape_exactly():
     shape = BatchShape.from_requests(new, computed, 4)
     assert shape == BatchShape.from_requests(new, computed, 4, 0)
     assert shape.decode_shared_kv_tokens == 0
-    assert BatchShape.decode([5, 6]) == BatchShape(2, 2, 2, 13)
+    assert BatchShape.decode([5, 6]) == BatchShape(2, 2, 2, 13, decode_max_context=7)
 
 
 @pytest.mark.parametrize("device", ["round", "a100-80g-sxm"])
