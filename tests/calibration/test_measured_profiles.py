@@ -291,7 +291,7 @@ def test_measured_moe_model_in_a_data_parallel_expert_parallel_group(tmp_path):
 # -- unequal decode contexts (the skew fit) ------------------------------------------------------
 @pytest.fixture
 def skewed_profile(tmp_path):
-    gpu = write_current(tmp_path / "src", skew=True)
+    gpu = write_current(tmp_path / "skewed-src", skew=True)
     out = tmp_path / "skewed.yaml"
     import_llmservingsim(gpu, out, base="rtx-4090")
     return out
