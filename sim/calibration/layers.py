@@ -116,11 +116,15 @@ class Curve:
 
 class Grid:
     """Multilinear interpolation over a rectilinear grid of measured values (``axes``: the
-    sorted distinct values per dimension). Cells with no measurement hold ``fill``'s estimate.
-    Past an axis's last value the last cell is extended (linear extrapolation); below its first
-    value the first value is used."""
+    sorted distinct values per dimension). ``model`` is a fit of time to the work a point does
+    (positive, vectorised over rows of points): cells with no measurement that lie between
+    measured ones along an axis are interpolated along it, the rest take the model's estimate;
+    past an axis's last value the time at the grid's edge is scaled by the model (as the kernel
+    predictor scales its edge measurements by the fitted roofline), below its first value the
+    first value is used."""
 
-    def __init__(self, points: np.ndarray, times: np.ndarray, fill):
+    def __init__(self, points: np.ndarray, times: np.ndarray, model):
+        self.model = model
         self.axes = [np.unique(points[:, d]) for d in range(points.shape[1])]
         shape = tuple(len(a) for a in self.axes)
         values = np.full(shape, np.nan)
@@ -135,34 +139,52 @@ class Grid:
         if not np.isfinite(values).all():
             mesh = np.stack(np.meshgrid(*self.axes, indexing="ij"), axis=-1).reshape(-1, len(shape))
             missing = ~np.isfinite(values.reshape(-1))
-            values.reshape(-1)[missing] = fill(mesh[missing])
+            values.reshape(-1)[missing] = model(mesh[missing])
         self.values = values
+        self._rows = values.tolist()        # nested lists: cheaper to index than the array
         self._axes = [[float(v) for v in a] for a in self.axes]
 
     def __call__(self, *point: float) -> float:
+        edge = [min(x, axis[-1]) for x, axis in zip(point, self._axes)]
+        if edge != list(point):       # past the grid: its edge, scaled by the work model
+            inside = self._interpolate(edge)
+            ratio = self.model(np.array([point, edge], dtype=float))
+            return inside * float(ratio[0] / ratio[1])
+        return self._interpolate(point)
+
+    def _interpolate(self, point) -> float:
+        # (the simulator's hot path for measured attention: Python floats and nested lists)
         lows, weights = [], []
         for x, axis in zip(point, self._axes):
             if len(axis) == 1:
                 lows.append(0)
                 weights.append(0.0)
                 continue
-            i = min(max(bisect_right(axis, x) - 1, 0), len(axis) - 2)
+            i = bisect_right(axis, x) - 1
+            i = 0 if i < 0 else (len(axis) - 2 if i > len(axis) - 2 else i)
             w = (x - axis[i]) / (axis[i + 1] - axis[i])
             lows.append(i)
             weights.append(w if w > 0.0 else 0.0)
+        if len(lows) == 2:
+            (i, j), (u, v) = lows, weights
+            rows = self._rows
+            a, b = rows[i], rows[i + 1] if len(rows) > 1 else rows[i]
+            j1 = j + 1 if len(a) > 1 else j
+            return (1.0 - u) * ((1.0 - v) * a[j] + v * a[j1]) \
+                + u * ((1.0 - v) * b[j] + v * b[j1])
         total = 0.0
-        values = self.values
+        values = self._rows
         for corner in range(1 << len(lows)):
-            factor, idx = 1.0, []
+            factor, cell = 1.0, values
             for d, (i, w) in enumerate(zip(lows, weights)):
                 if corner >> d & 1:
                     factor *= w
-                    idx.append(i + 1 if len(self._axes[d]) > 1 else i)
+                    cell = cell[i + 1 if len(self._axes[d]) > 1 else i]
                 else:
                     factor *= 1.0 - w
-                    idx.append(i)
+                    cell = cell[i]
             if factor != 0.0:
-                total += factor * values[tuple(idx)]
+                total += factor * cell
         return total
 
 
@@ -206,12 +228,16 @@ def _work_features(kind: str, pts: np.ndarray) -> np.ndarray:
     if kind == "prefill":
         c, kp = pts[:, 0], pts[:, 1]
         return np.column_stack([one, c, c * kp + c * c / 2])
+    if kind == "moe":       # routed token-expert pairs, expert weights read
+        tokens, experts = pts[:, 0], pts[:, 1]
+        return np.column_stack([one, tokens, experts])
     c, kp, n, kv = pts.T
     return np.column_stack([one, c, c * kp + c * c / 2, n, n * kv])
 
 
-def _linear_fill(kind: str, pts: np.ndarray, times: np.ndarray):
-    """A least-squares fit of time to work (relative error, times > 0), for unmeasured cells."""
+def _work_model(kind: str, pts: np.ndarray, times: np.ndarray):
+    """A least-squares fit of time to work (relative error, times > 0): for unmeasured cells and
+    beyond the grid."""
     X = _work_features(kind, pts)
     coef, *_ = np.linalg.lstsq(X / times[:, None], np.ones(len(times)), rcond=None)
     floor = float(times.min())
@@ -223,7 +249,7 @@ def _grid(kind: str, frame: pd.DataFrame, cols: list[str]) -> Grid | None:
         return None
     pts = frame[cols].to_numpy(dtype=float)
     times = frame["time_us"].to_numpy(dtype=float) * 1e-6
-    return Grid(pts, times, _linear_fill(kind, pts, times))
+    return Grid(pts, times, _work_model(kind, pts, times))
 
 
 # -- one model's tables ----------------------------------------------------------------------------
@@ -249,10 +275,7 @@ class LayerTables:
         skew = frames.get("skew_alpha")
         self.skew = None if skew is None or skew.empty else SkewFit(skew)
         moe = frames.get("moe")
-        self.moe = None if moe is None or moe.empty else Grid(
-            moe[["tokens", "activated_experts"]].to_numpy(float),
-            moe["time_us"].to_numpy(float) * 1e-6,
-            lambda p: np.full(len(p), float(moe["time_us"].median()) * 1e-6))
+        self.moe = None if moe is None else _grid("moe", moe, ["tokens", "activated_experts"])
 
     @property
     def has_mlp(self) -> bool:
