@@ -11,6 +11,9 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,7 +26,9 @@ from sim.scheduling import SCHEDULERS
 from sim.cluster.router import ROUTERS
 
 EXAMPLES = int(os.environ.get("LLMSIM_FUZZ_EXAMPLES", "40"))
-pytestmark = pytest.mark.fuzz
+# (the measured profile covers some models and TP degrees: the others fall back, with a warning)
+pytestmark = [pytest.mark.fuzz,
+              pytest.mark.filterwarnings("ignore::sim.calibration.predictor.CalibrationWarning")]
 
 BASE = {
     "model": "llama-3.1-8b",
@@ -44,6 +49,26 @@ HARDWARE = ["h100-sxm", "a100-80g-sxm", "h200-sxm", "mi300x", "l40s", "duplex-h1
             "gpu2x-h100"]
 
 
+def _measured_profile() -> str:
+    """A profile with synthetic measured vLLM tables (Llama-3.1-8B at TP 1 and 2 with a skew fit,
+    Qwen3-30B-A3B's MoE block at TP 1), written once per test session."""
+    sys.path.insert(0, str(Path(__file__).parent / "calibration"))
+    from synthetic_vllm_tables import write_current
+
+    from sim.calibration.llmservingsim import import_llmservingsim
+
+    root = Path(tempfile.mkdtemp(prefix="llmsim-fuzz-"))
+    for tp in (1, 2):
+        write_current(root, tp=tp, skew=True)
+    write_current(root, model="Qwen/Qwen3-30B-A3B", moe=True)
+    out = root / "measured.yaml"
+    import_llmservingsim(root / "perf" / "SYNTH", out, base="h100-sxm")
+    return str(out)
+
+
+HARDWARE.append(_measured_profile())
+
+
 @st.composite
 def valid_scenarios(draw) -> dict:
     data = copy.deepcopy(BASE)
@@ -60,7 +85,8 @@ def valid_scenarios(draw) -> dict:
     data["model"] = draw(st.sampled_from(MODELS))
     data["hardware"] = draw(st.sampled_from(HARDWARE))
     data["cluster"] = {"replicas": draw(st.integers(1, 3)),
-                       "router": draw(st.sampled_from(sorted(ROUTERS)))}
+                       "router": draw(st.sampled_from(sorted(ROUTERS))),
+                       "expert_parallel": draw(st.booleans())}
     if data["model"] == "mixtral-8x7b" or draw(st.booleans()):
         data["cluster"]["tensor_parallel"] = draw(st.sampled_from([2, 4]))
     data["workload"]["arrivals"] = draw(st.sampled_from(ARRIVALS))
