@@ -41,6 +41,7 @@ DATASHEETS = {"rtx4090": "rtx-4090", "rtxpro6000": "rtx-pro-6000", "rtxa6000": "
 # what each ablation switches off, as --set overrides of the replay scenario
 ABLATIONS = {
     "all effects": [],
+    "no measured tables": ["hardware.measured=null"],
     "no CUDA graphs": ["engine.cuda_graphs=false"],
     "no CPU step overhead": ["engine.cpu_overhead=false"],
     "no async scheduling": ["engine.async_scheduling=false"],
