@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,23 @@ from sim.scheduling import SCHEDULERS
 from sim.scheduling.base import EngineConfig
 from sim.workload.workload import WorkloadConfig
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+# Example scenarios ship in the package (the repository's scenarios/ is a link to them); a
+# scenario argument that is not a file may name one of them (``llmsim run quickstart``).
+SCENARIO_DIR = Path(str(resources.files("sim") / "data" / "scenarios")).resolve()
+DEFAULT_SCENARIO = SCENARIO_DIR / "quickstart.yaml"
+
+
+def shipped_scenarios() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def scenario_path(path: str | Path) -> Path:
+    """``path`` itself, or the shipped scenario it names (``quickstart``, ``quickstart.yaml``)."""
+    path = Path(path)
+    if path.is_file() or len(path.parts) != 1:
+        return path
+    shipped = SCENARIO_DIR / (path.name if path.suffix in (".yaml", ".yml") else f"{path}.yaml")
+    return shipped if shipped.is_file() else path
 
 
 @dataclass(frozen=True)
@@ -117,9 +134,10 @@ class Scenario:
     # -- construction --------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "Scenario":
-        path = Path(path)
+        path = scenario_path(path)
         if not path.is_file():
-            raise ScenarioError(str(path), None, "an existing scenario file",
+            raise ScenarioError(str(path), None, "an existing scenario file, or a shipped "
+                                "scenario's name (" + ", ".join(shipped_scenarios()) + ")",
                                 hint="file not found")
         try:
             data = yaml.safe_load(path.read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,16 @@ from sim.errors import HardwareError, ScenarioError, did_you_mean
 from sim.hardware.device import DeviceSpec, Efficiency
 from sim.hardware.duplex import DuplexSection, DuplexSpec
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
+# The shipped profiles live in the package (the repository's top-level hardware_profiles/ is a
+# link to them); a ./hardware_profiles folder where llmsim runs adds profiles or overrides them.
+PROFILE_DIR = Path(str(resources.files("sim") / "data" / "hardware_profiles")).resolve()
+USER_PROFILE_DIR = Path("hardware_profiles")
+
+
+def _profile_dirs() -> list[Path]:
+    """Where a profile name is looked up: the user's folder (if any) first, then the package's."""
+    user = USER_PROFILE_DIR.resolve()
+    return [user, PROFILE_DIR] if user.is_dir() and user != PROFILE_DIR else [PROFILE_DIR]
 
 # The `kind:` a profile may declare -> the spec class it becomes. Data for one device is a YAML;
 # a new *kind* of device (e.g. a PIM) is one class plus one line here.
@@ -193,8 +203,8 @@ class ProfileFile:
 
 
 def list_devices() -> list[str]:
-    """Names of the profiles shipped in PROFILE_DIR, sorted."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    """Names of the profiles shipped in PROFILE_DIR or in ./hardware_profiles, sorted."""
+    return sorted({p.stem for folder in _profile_dirs() for p in folder.glob("*.yaml")})
 
 
 def load_device(name_or_path: str, overrides: dict | None = None,
@@ -221,9 +231,10 @@ def _resolve(name_or_path: str, base_dir: Path | None) -> Path:
     looks_like_path = any(sep in name_or_path for sep in ("/", "\\")) or \
         name_or_path.endswith((".yaml", ".yml"))
     if not looks_like_path:
-        candidate = PROFILE_DIR / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate.resolve()
+        for folder in _profile_dirs():
+            candidate = folder / f"{name_or_path}.yaml"
+            if candidate.is_file():
+                return candidate.resolve()
     path = Path(name_or_path).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
@@ -260,7 +271,7 @@ def _read_yaml(path: str, mtime_ns: int) -> dict:
 def _load_cached(path: str, mtime_ns: int) -> DeviceSpec:
     data = _read_yaml(path, mtime_ns)
     profile = parse(ProfileFile, data, path=_shown(path))
-    if Path(path).parent == PROFILE_DIR.resolve() and profile.name != Path(path).stem:
+    if Path(path).parent in _profile_dirs() and profile.name != Path(path).stem:
         # A copied profile whose name was not updated would silently report the wrong device.
         raise ScenarioError(_shown(path), "name", f"'{Path(path).stem}' (the file name)",
                             profile.name)

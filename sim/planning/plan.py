@@ -41,7 +41,7 @@ from sim.planning.runs import RunTask, execute, run_key
 from sim.planning.stats import Estimate, mean_ci
 from sim.planning.store import ResultsStore
 from sim.planning.sweep import base_scenario, load_yaml
-from sim.scenario import Scenario, apply_overrides
+from sim.scenario import Scenario, apply_overrides, scenario_path
 
 PLAN_JSON = "plan.json"
 RECOMMENDED_DIR = "recommended"
@@ -79,7 +79,7 @@ def load_plan(path: str | Path) -> Plan:
     """Parse a plan file and check every candidate's scenario before anything runs."""
     from sim.cluster import resolve
 
-    path = Path(path)
+    path = scenario_path(path)          # a file, or a shipped example's name
     config = parse(PlanConfig, load_yaml(path, "plan"), path=str(path))
     data, base_dir, label = base_scenario(config.scenario, path)
     data = apply_overrides(data, config.set, label) if config.set else data

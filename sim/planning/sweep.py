@@ -36,7 +36,7 @@ from sim.errors import ScenarioError
 from sim.planning.backends import Backend
 from sim.planning.runs import RunTask, run_key
 from sim.planning.store import ResultsStore
-from sim.scenario import Scenario, apply_overrides
+from sim.scenario import Scenario, apply_overrides, scenario_path
 
 RESULTS = "results.parquet"
 META = "sweep.json"
@@ -103,7 +103,7 @@ def base_scenario(value: str | dict, owner: Path, field_name: str = "scenario"
 
 def load_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
     """Parse a sweep file and build (and check) every run."""
-    path = Path(path)
+    path = scenario_path(path)          # a file, or a shipped example's name
     config = parse(SweepConfig, load_yaml(path, "sweep"), path=str(path))
     data, base_dir, label = base_scenario(config.scenario, path)
     data = apply_overrides(data, config.set, label) if config.set else data
