@@ -80,11 +80,17 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 # -- run ---------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
     from sim.cluster import simulate
+    from sim.metrics.result import prepare_output_dir, prepare_output_file, safe_name
     from sim.scenario import Scenario
 
     overrides = args.overrides + (["simulation.check_invariants=true"]
                                   if args.check_invariants else [])
     scenario = Scenario.from_yaml(args.scenario, overrides)
+    # output paths are checked before the run: a result is never lost to an unwritable path
+    if getattr(args, "trace_events", None):
+        prepare_output_file(args.trace_events)
+    out = prepare_output_dir(Path(args.out) if args.out else Path("runs") / safe_name(
+        scenario.name))
     show = not args.no_progress and not args.json and sys.stderr.isatty()
     if show:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -95,7 +101,6 @@ def cmd_run(args) -> int:
                 task, completed=done, total=total))
     else:
         result = simulate(scenario)
-    out = Path(args.out) if args.out else Path("runs") / scenario.name
     result.save(out)
     if getattr(args, "trace_events", None):
         from sim.planning.trace_events import write_trace_events
@@ -266,6 +271,7 @@ def _add_trace(sub) -> None:
     conv.add_argument("output", help="OUT.csv or OUT.jsonl")
     conv.add_argument("--to", default="generic", choices=["generic"])
     conv.add_argument("--format", help=f"input format, one of {formats} (default: from the header)")
+    conv.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     conv.set_defaults(func=cmd_trace_convert)
 
 
@@ -333,8 +339,16 @@ def cmd_trace_stats(args) -> int:
 
 
 def cmd_trace_convert(args) -> int:
+    from sim.errors import OutputError
+    from sim.metrics.result import prepare_output_file
     from sim.workload.formats.generic import write_generic
 
+    out = Path(args.output)
+    if out.exists() and out.resolve() == Path(args.input).resolve():
+        raise OutputError(f"{out}: is the input trace; write the converted trace elsewhere")
+    if out.exists() and not args.force:
+        raise OutputError(f"{out}: exists; pass --force to replace it")
+    prepare_output_file(out)
     columns, name = _load_trace_cli(args.input, args.format)
     if not columns.has_timestamps:
         err_console.print(f"[yellow]warning:[/] {args.input} has no timestamps: arrival_s is "
@@ -444,6 +458,9 @@ def cmd_compare(args) -> int:
     from sim.compare.console import comparison_table
     from sim.workload.traces import TraceWarning
 
+    if args.out:
+        from sim.metrics.result import prepare_output_dir
+        prepare_output_dir(args.out)        # before the run, not after it
     show = not args.no_progress and not args.json and sys.stderr.isatty()
     # warnings (what was left out or approximated) are printed on success only: bad input
     # gives its one error line and nothing else

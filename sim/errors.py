@@ -45,6 +45,11 @@ class HardwareError(LlmsimError):
     """A hardware profile is unknown or malformed."""
 
 
+class OutputError(LlmsimError):
+    """An output path cannot be written (a file where a folder is needed, no permission, ...);
+    raised before a simulation runs, so that its result is never lost to it."""
+
+
 class CapacityError(LlmsimError):
     """The configuration cannot serve at all (e.g. the weights do not fit in device memory)."""
 

@@ -140,7 +140,7 @@ class Scenario:
                                 "scenario's name (" + ", ".join(shipped_scenarios()) + ")",
                                 hint="file not found")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(read_text(path))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark else "?"
@@ -201,6 +201,19 @@ class Scenario:
         if self.failures:     # only when set, so scenarios without failures keep their echo
             out["failures"] = [_drop_none(dataclasses.asdict(f)) for f in self.failures]
         return out
+
+
+def read_text(path: Path) -> str:
+    """A YAML input's text, or a one-line error naming the file: not UTF-8 (with the offset of
+    the first bad byte), unreadable."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(path), None, "a UTF-8 text file",
+                            hint=f"byte {exc.start} is not UTF-8") from None
+    except OSError as exc:
+        raise ScenarioError(str(path), None, "a readable file",
+                            hint=str(exc.strerror or exc)) from None
 
 
 def _drop_none(value):

@@ -62,6 +62,10 @@ def resolve(scenario: Scenario) -> Deployment:
     if model.num_heads % tp:
         raise ScenarioError(path, "cluster.tensor_parallel",
                             f"a divisor of {model.name}'s {model.num_heads} attention heads", tp)
+    if cfg.max_model_len is not None and cfg.max_model_len > model.max_context_tokens:
+        raise ScenarioError(path, "scheduler.max_model_len",
+                            f"at most {model.name}'s context length ({model.max_context_tokens})",
+                            cfg.max_model_len)
     max_model_len = cfg.max_model_len or model.max_context_tokens
     if cfg.activation_reserve_gib is not None:
         reserve = cfg.activation_reserve_gib * GIB

@@ -251,6 +251,9 @@ def _read_yaml(path: str, mtime_ns: int) -> dict:
     """The raw mapping of a profile file. Callers must not mutate it (it is shared)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(_shown(path), None, "a UTF-8 text file",
+                            hint=f"byte {exc.start} is not UTF-8") from None
     except OSError as exc:
         raise HardwareError(f"cannot read hardware profile {path}: {exc.strerror or exc}") from None
     try:

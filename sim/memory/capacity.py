@@ -51,13 +51,16 @@ def kv_cache_blocks(model: ModelSpec, device: DeviceSpec, tp: int, block_size: i
     free = usable - weights - reserve_bytes
     block_bytes = block_size * kv_bytes_per_token_per_device(model, tp)
     if free < block_bytes:
-        need_tp = tp
-        while need_tp < 64 and (usable - weight_bytes_per_device(model, need_tp) - reserve_bytes
-                                < 0.1 * usable):
-            need_tp *= 2
+        # the smallest degree that validation accepts (a power of two dividing the heads) and
+        # that leaves a tenth of the memory for the KV cache
+        fits = [t for t in (2 ** i for i in range(1, 11)) if t > tp and model.num_heads % t == 0
+                and usable - weight_bytes_per_device(model, t, expert_shards) - reserve_bytes
+                >= 0.1 * usable]
+        hint = f"try cluster.tensor_parallel: {fits[0]} or a larger device" if fits else \
+            "no tensor-parallel degree fits it: try a larger device"
         raise CapacityError(
             f"{model.name} does not fit on {device.name} with tensor_parallel={tp}: weights "
             f"{weights / 1e9:.1f} GB + activation reserve {reserve_bytes / 1e9:.1f} GB > usable "
             f"{usable / 1e9:.1f} GB ({gpu_memory_utilization:g} x {device.hbm_bytes / 1e9:.1f} GB); "
-            f"try cluster.tensor_parallel: {max(need_tp, tp * 2)} or a larger device")
+            f"{hint}")
     return int(free // block_bytes)

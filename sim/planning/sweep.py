@@ -36,7 +36,7 @@ from sim.errors import ScenarioError
 from sim.planning.backends import Backend
 from sim.planning.runs import RunTask, run_key
 from sim.planning.store import ResultsStore
-from sim.scenario import Scenario, apply_overrides, scenario_path
+from sim.scenario import Scenario, apply_overrides, read_text, scenario_path
 
 RESULTS = "results.parquet"
 META = "sweep.json"
@@ -77,7 +77,7 @@ def load_yaml(path: str | Path, what: str) -> dict:
     if not path.is_file():
         raise ScenarioError(str(path), None, f"an existing {what} file", hint="file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ScenarioError(str(path), f"line {mark.line + 1}" if mark else None, "valid YAML",

@@ -1,0 +1,114 @@
+"""Hostile input and unwritable outputs: one-line errors (exit 2), checked before a simulation
+runs, and saves that never leave a folder mixing two runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.cli import main
+from sim.errors import OutputError
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "scenarios" / "quickstart.yaml")
+SMALL = ["--set", "workload.num_requests=30", "--no-progress"]
+
+
+def one_line_error(capsys, words: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert words in err, err
+
+
+@pytest.mark.parametrize("kind", ["scenario", "profile", "sweep"])
+def test_files_that_are_not_utf8(tmp_path, capsys, kind):
+    bad = tmp_path / f"{kind}.yaml"
+    if kind == "scenario":
+        bad.write_bytes(Path(QUICKSTART).read_bytes() + b"\n# \xff\xfe\n")
+        args = ["run", str(bad), *SMALL]
+    elif kind == "profile":
+        bad.write_bytes((ROOT / "hardware_profiles" / "h100-sxm.yaml").read_bytes() + b"\xff")
+        args = ["hardware", "show", str(bad)]
+    else:
+        bad.write_bytes(b"scenario: quickstart.yaml\n\xff\n")
+        args = ["sweep", str(bad), "-o", str(tmp_path / "sweep")]
+    assert main(args) == 2
+    one_line_error(capsys, "UTF-8")
+
+
+@pytest.mark.parametrize("where", ["file", "below a file"])
+def test_an_unwritable_output_folder_fails_before_the_run(tmp_path, capsys, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    out = blocker if where == "file" else blocker / "run"
+    assert main(["run", QUICKSTART, "-o", str(out), *SMALL]) == 2
+    one_line_error(capsys, str(blocker))
+    assert blocker.read_text() == "not a folder"
+
+
+def test_trace_events_naming_a_folder_fails_before_the_run(tmp_path, capsys):
+    folder = tmp_path / "events"
+    folder.mkdir()
+    out = tmp_path / "out"
+    assert main(["run", QUICKSTART, "-o", str(out), "--trace-events", str(folder), *SMALL]) == 2
+    one_line_error(capsys, "is a folder")
+    assert not out.exists()
+
+
+def test_a_failed_save_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    from sim import Scenario, simulate
+
+    result = simulate(Scenario.from_yaml(QUICKSTART, ["workload.num_requests=20"]))
+    out = tmp_path / "run"
+    result.save(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    other = simulate(Scenario.from_yaml(QUICKSTART, ["workload.num_requests=25"]))
+    with pytest.raises(OutputError, match="No space left"):
+        other.save(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before   # no staging left either
+
+
+def test_scenario_names_stay_below_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", QUICKSTART, "--set", "name=../../outside", "--json", *SMALL]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "summary.json").is_file() and ".." not in run.name
+    assert not (tmp_path.parent / "outside").exists()
+
+
+def test_trace_convert_never_overwrites_its_input_nor_silently_another_file(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("arrival_s,prompt_tokens,output_tokens\n0.0,10,5\n1.0,20,6\n")
+    original = src.read_text()
+    assert main(["trace", "convert", str(src), str(src)]) == 2
+    one_line_error(capsys, "is the input trace")
+    out = tmp_path / "out.csv"
+    out.write_text("keep me")
+    assert main(["trace", "convert", str(src), str(out)]) == 2
+    one_line_error(capsys, "--force")
+    assert out.read_text() == "keep me" and src.read_text() == original
+    assert main(["trace", "convert", str(src), str(out), "--force"]) == 0
+    assert "prompt_tokens" in out.read_text()
+
+
+def test_max_model_len_beyond_the_models_context(capsys):
+    assert main(["run", QUICKSTART, "--set", "scheduler.max_model_len=10000000", *SMALL]) == 2
+    one_line_error(capsys, "scheduler.max_model_len")
+
+
+def test_the_does_not_fit_hint_names_a_degree_validation_accepts(capsys):
+    # llama-2-13b has 40 heads: 16 would not divide them
+    assert main(["validate", QUICKSTART, "--set", "model=llama-2-13b", "--set",
+                 "hardware=l4"]) == 2
+    err = capsys.readouterr().err
+    degree = int(err.split("tensor_parallel: ")[1].split()[0])
+    assert 40 % degree == 0
+    assert main(["validate", QUICKSTART, "--set", "model=llama-2-13b", "--set", "hardware=l4",
+                 "--set", f"cluster.tensor_parallel={degree}"]) == 0
