@@ -50,6 +50,10 @@ class OutputError(LlmsimError):
     raised before a simulation runs, so that its result is never lost to it."""
 
 
+class ResultError(LlmsimError):
+    """A result file (summary.json, a Parquet table, plan.json, ...) is missing or damaged."""
+
+
 class CapacityError(LlmsimError):
     """The configuration cannot serve at all (e.g. the weights do not fit in device memory)."""
 

@@ -112,3 +112,39 @@ def test_the_does_not_fit_hint_names_a_degree_validation_accepts(capsys):
     assert 40 % degree == 0
     assert main(["validate", QUICKSTART, "--set", "model=llama-2-13b", "--set", "hardware=l4",
                  "--set", f"cluster.tensor_parallel={degree}"]) == 0
+
+
+def test_token_counts_beyond_any_context_are_refused(tmp_path, capsys):
+    trace = tmp_path / "big.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,99999999999999999999999,5\n")
+    assert main(["trace", "stats", str(trace)]) == 2
+    one_line_error(capsys, "line 2: column 'prompt_tokens'")
+
+
+def test_trace_stats_of_a_trace_spanning_ages_costs_its_rows(tmp_path, capsys):
+    trace = tmp_path / "long.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1e15,10,5\n1e15,10,5\n")
+    assert main(["trace", "stats", str(trace), "--json", "--plot", str(tmp_path / "p.png")]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["peak_rate_per_min"] == 2
+
+
+@pytest.mark.parametrize("damage", ["summary.json", "requests.parquet", "scenario.yaml"])
+def test_report_on_a_damaged_result_folder(tmp_path, capsys, damage):
+    out = tmp_path / "run"
+    assert main(["run", QUICKSTART, "-o", str(out), "--json", *SMALL]) == 0
+    capsys.readouterr()
+    (out / damage).write_bytes(b"\xff\x00 not what it should be {")
+    assert main(["report", str(out)]) == 2
+    one_line_error(capsys, damage)
+
+
+def test_sweep_on_a_damaged_results_file(tmp_path, capsys):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"scenario: {QUICKSTART}\nset: [workload.num_requests=20]\n"
+                     "grid: {cluster.replicas: [1, 2]}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.parquet").write_text("not parquet")
+    assert main(["sweep", str(sweep), "-o", str(out), "--workers", "1", "--no-progress"]) == 2
+    one_line_error(capsys, "results.parquet")

@@ -84,7 +84,7 @@ def test_unsorted_trace_warns_with_count(tmp_path, capsys):
     ("t.csv", "arrival_s,prompt_tokens,output_tokens\n0,1,1\n1,x,1\n", [],
      "line 3: column 'prompt_tokens'"),
     ("t.csv", "arrival_s,prompt_tokens,output_tokens\n0,1,1\n1,-4,1\n", [],
-     "line 3: column 'prompt_tokens': expected an integer >= 1, got -4"),
+     "line 3: column 'prompt_tokens': expected an integer >= 1 (at most 1,000,000,000), got -4"),
     ("t.csv", "a,b\n1,2\n", [], "cannot tell the trace format"),
     ("t.csv", "arrival_s,prompt_tokens,output_tokens\n0,1,1\n", ["--format", "azur"],
      "did you mean 'azure'"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from sim.errors import OutputError
+from sim.errors import OutputError, ResultError
 
 
 def prepare_output_dir(path: str | Path) -> Path:
@@ -43,6 +43,49 @@ def prepare_output_file(path: str | Path) -> Path:
         raise OutputError(f"{path}: is a folder; expected a file name")
     prepare_output_dir(path.parent if str(path.parent) else Path("."))
     return path
+
+
+def _damaged(path: Path, exc: BaseException) -> ResultError:
+    reason = " ".join(str(getattr(exc, "strerror", None) or exc).split())[:160]
+    return ResultError(f"{path}: cannot read this result file ({type(exc).__name__}: {reason}); "
+                       "was it written by llmsim, and completely?")
+
+
+def read_json(path: str | Path) -> dict:
+    """A result's JSON object (summary.json, plan.json, ...), or a one-line ResultError."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _damaged(path, exc) from None
+    if not isinstance(data, dict):
+        raise ResultError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """A result table, read in one ``open`` (a sweep may be replacing it), or a ResultError."""
+    import io
+
+    import pyarrow
+
+    path = Path(path)
+    try:
+        return pd.read_parquet(io.BytesIO(path.read_bytes()))
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise _damaged(path, exc) from None
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A result's YAML echo (scenario.yaml), or a ResultError."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise _damaged(path, exc) from None
+    if not isinstance(data, dict):
+        raise ResultError(f"{path}: expected a mapping, got {type(data).__name__}")
+    return data
 
 
 def safe_name(name: str) -> str:

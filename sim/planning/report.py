@@ -21,15 +21,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from sim.errors import LlmsimError
+from sim.errors import LlmsimError, ResultError
+from sim.metrics.result import prepare_output_dir, read_json, read_parquet, read_yaml
 from sim.planning import plots
 from sim.planning.plan import PLAN_JSON, RECOMMENDED_DIR
 from sim.planning.stats import mean_ci
@@ -65,7 +64,7 @@ def write_report(directory: str | Path, out_dir: str | Path | None = None) -> tu
     directory = Path(directory)
     if not directory.is_dir():
         raise LlmsimError(f"{directory}: no such folder")
-    out = Path(out_dir) if out_dir else directory
+    out = prepare_output_dir(Path(out_dir) if out_dir else directory)
     kind = detect_kind(directory)
     title, sections = BUILDERS[kind](directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,11 +88,11 @@ def _run_sections(d: Path) -> tuple[str, list[Section]]:
     from sim.metrics.summary import slo_met
     from sim.scenario import Scenario
 
-    summary = json.loads((d / "summary.json").read_text())
-    requests = pd.read_parquet(d / "requests.parquet")
-    iterations = pd.read_parquet(d / "iterations.parquet")
+    summary = read_json(d / "summary.json")
+    requests = read_parquet(d / "requests.parquet")
+    iterations = read_parquet(d / "iterations.parquet")
     echo = d / "scenario.yaml"
-    scenario = yaml.safe_load(echo.read_text()) if echo.is_file() else {}
+    scenario = read_yaml(echo) if echo.is_file() else {}
     name = scenario.get("name", d.name)
     slo = Scenario.from_dict(scenario).slo if scenario else None
     sections = [Section("Summary", _run_facts(summary), _latency_table(summary))]
@@ -134,7 +133,7 @@ def _latency_table(s: dict) -> pd.DataFrame:
 # -- sweep -------------------------------------------------------------------------------------
 def _sweep_sections(d: Path) -> tuple[str, list[Section]]:
     frame = read_results(d / RESULTS)         # a sweep may still be writing it
-    meta = json.loads((d / META).read_text()) if (d / META).is_file() else {}
+    meta = read_json(d / META) if (d / META).is_file() else {}
     params = [p for p in meta.get("params", []) if p in frame.columns]
     rate = next((p for p in params if p.endswith("rate_rps")), None)
     config_params = [p for p in params if p not in (rate, "seed")]
@@ -184,9 +183,9 @@ def _sweep_sections(d: Path) -> tuple[str, list[Section]]:
             if (d / "runs" / r["key"] / "requests.parquet").is_file()][:plots.MAX_LINES]
     if kept:
         sections += _run_plots(
-            {lab: pd.read_parquet(p / "requests.parquet") for lab, p in kept},
-            {lab: pd.read_parquet(p / "iterations.parquet") for lab, p in kept},
-            {lab: json.loads((p / "summary.json").read_text()).get("kv_blocks_per_replica", 1)
+            {lab: read_parquet(p / "requests.parquet") for lab, p in kept},
+            {lab: read_parquet(p / "iterations.parquet") for lab, p in kept},
+            {lab: read_json(p / "summary.json").get("kv_blocks_per_replica", 1)
              for lab, p in kept})
     return f"Sweep: {meta.get('name', d.name)}", sections
 
@@ -200,7 +199,10 @@ def _short_names(params: list[str]) -> dict[str, str]:
 
 # -- plan --------------------------------------------------------------------------------------
 def _plan_sections(d: Path) -> tuple[str, list[Section]]:
-    plan = json.loads((d / PLAN_JSON).read_text())
+    plan = read_json(d / PLAN_JSON)
+    missing = [k for k in ("name", "candidates") if k not in plan]
+    if missing:
+        raise ResultError(f"{d / PLAN_JSON}: no '{missing[0]}': not a plan llmsim wrote")
     rec = plan.get("recommendation")
     cands = plan["candidates"]
     ok = [c for c in cands if c["feasible"]]
@@ -243,9 +245,9 @@ def _plan_sections(d: Path) -> tuple[str, list[Section]]:
     run = d / RECOMMENDED_DIR
     if (run / "requests.parquet").is_file():
         label = f"{best} x{rec['replicas']}"
-        summary = json.loads((run / "summary.json").read_text())
-        sections += _run_plots({label: pd.read_parquet(run / "requests.parquet")},
-                               {label: pd.read_parquet(run / "iterations.parquet")},
+        summary = read_json(run / "summary.json")
+        sections += _run_plots({label: read_parquet(run / "requests.parquet")},
+                               {label: read_parquet(run / "iterations.parquet")},
                                {label: summary.get("kv_blocks_per_replica", 1)})
     return f"Plan: {plan['name']}", sections
 

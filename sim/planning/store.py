@@ -12,7 +12,6 @@ order in which runs finished (nor on the backend).
 from __future__ import annotations
 
 import fcntl
-import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +23,11 @@ from sim.planning.runs import LEAD_COLUMNS
 
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read a results file that a running sweep may be replacing: in one ``open`` (pyarrow opens
-    a path more than once, and could read the footer of one version and the pages of the next)."""
-    return pd.read_parquet(io.BytesIO(Path(path).read_bytes()))
+    a path more than once, and could read the footer of one version and the pages of the next).
+    A damaged file is a one-line ResultError."""
+    from sim.metrics.result import read_parquet
+
+    return read_parquet(path)
 
 
 class ResultsStore:

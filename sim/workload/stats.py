@@ -32,11 +32,13 @@ def _lengths_summary(values: np.ndarray) -> dict:
     return out
 
 
-def rate_per_minute(arrival_s: np.ndarray) -> np.ndarray:
-    """Requests in each minute since the first arrival (the last minute may be partial)."""
+def rate_per_minute(arrival_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(minutes since the first arrival that saw requests, requests in each): sparse, so a trace
+    spanning years costs its rows, not one counter per minute."""
     if len(arrival_s) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.bincount(((arrival_s - arrival_s[0]) // 60.0).astype(np.int64))
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    minutes = ((arrival_s - arrival_s[0]) // 60.0).astype(np.int64)
+    return np.unique(minutes, return_counts=True)
 
 
 def seen_blocks(ids: IdLists) -> int:
@@ -80,7 +82,7 @@ def trace_stats(columns: TraceColumns, block_tokens: int | None = None) -> dict:
     block = block_tokens or columns.prefix_block_tokens or 16
     timed = columns.has_timestamps      # else: no duration or rates (ShareGPT)
     duration = float(a[-1] - a[0]) if len(a) and timed else None
-    per_minute = rate_per_minute(a)
+    _, per_minute = rate_per_minute(a)
     fit = fit_arrivals(a) if timed else None
     return {
         "requests": len(columns),
@@ -110,8 +112,12 @@ def plot_stats(columns: TraceColumns, out: Path, title: str = "") -> None:
 
     fig, (rate_ax, prompt_ax, output_ax) = plt.subplots(1, 3, figsize=(15, 4))
     if columns.has_timestamps:
-        per_minute = rate_per_minute(columns.arrival_s)
-        rate_ax.step(np.arange(len(per_minute)), per_minute, where="post")
+        minutes, per_minute = rate_per_minute(columns.arrival_s)
+        if len(minutes) and minutes[-1] < 1_000_000:    # dense: minutes without requests at 0
+            dense = np.zeros(minutes[-1] + 1, dtype=np.int64)
+            dense[minutes] = per_minute
+            minutes, per_minute = np.arange(len(dense)), dense
+        rate_ax.step(minutes, per_minute, where="post")
         rate_ax.set_xlabel("minute since first arrival")
         rate_ax.set_ylabel("requests per minute")
     else:

@@ -105,8 +105,10 @@ def bad_value(path: Path, line: int, column: str, expected: str, got: object) ->
 
 
 COUNT, TIME, COUNT_OR_ZERO = "count", "time", "count_or_zero"
-_EXPECTED = {COUNT: "an integer >= 1", TIME: "a number >= 0 (seconds)",
-             COUNT_OR_ZERO: "an integer >= 0"}
+# token counts above this are input errors, not requests (and beyond int64 they would wrap)
+MAX_COUNT = 10**9
+_EXPECTED = {COUNT: f"an integer >= 1 (at most {MAX_COUNT:,})", TIME: "a number >= 0 (seconds)",
+             COUNT_OR_ZERO: f"an integer >= 0 (at most {MAX_COUNT:,})"}
 
 
 def numeric_column(path: Path, series: pd.Series, column: str, kind: str,
@@ -115,7 +117,7 @@ def numeric_column(path: Path, series: pd.Series, column: str, kind: str,
     if series.dtype.kind in "iu" and kind != TIME:
         values = series.to_numpy()
         low = 1 if kind == COUNT else 0
-        bad = values < low
+        bad = (values < low) | (values > MAX_COUNT)
         if bad.any():
             row = int(np.argmax(bad))
             raise bad_value(path, line_of(row), column, _EXPECTED[kind], series.iloc[row])
@@ -125,7 +127,7 @@ def numeric_column(path: Path, series: pd.Series, column: str, kind: str,
         bad = ~(values >= 0) | ~np.isfinite(values)
     else:
         low = 1 if kind == COUNT else 0
-        bad = ~(values >= low) | (values != np.floor(values)) | ~np.isfinite(values)
+        bad = ~(values >= low) | (values != np.floor(values)) | ~(values <= MAX_COUNT)
     if series.dtype == bool:
         bad[:] = True
     elif series.dtype == object:    # JSON true/false are not numbers, though to_numeric takes them

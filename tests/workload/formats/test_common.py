@@ -26,7 +26,7 @@ def test_numeric_column_kinds(tmp_path):
     path = tmp_path / "t.csv"
     assert numeric_column(path, pd.Series([1.0, 2.0]), "c", COUNT, lambda r: r).dtype == np.int64
     assert numeric_column(path, pd.Series([0, 1]), "t", TIME, lambda r: r).tolist() == [0.0, 1.0]
-    with pytest.raises(TraceError, match=r"line 12: column 'c': expected an integer >= 1, got 0"):
+    with pytest.raises(TraceError, match=r"line 12: column 'c': expected an integer >= 1 \(at most 1,000,000,000\), got 0"):
         numeric_column(path, pd.Series([3, 0]), "c", COUNT, lambda r: r + 11)
     with pytest.raises(TraceError, match=r"line 1: column 't': expected a number >= 0 \(seconds\), "
                                          r"got an empty value"):

@@ -21,5 +21,5 @@ def test_zero_decode_tokens_is_a_bad_value(tmp_path):
     path = tmp_path / "vidur.csv"
     path.write_text(TEXT + "1.0,7,0,7\n")
     with pytest.raises(TraceError, match=r"line 4: column 'num_decode_tokens': expected an "
-                                         r"integer >= 1, got 0"):
+                                         r"integer >= 1 \(at most 1,000,000,000\), got 0"):
         load_trace(TraceConfig(str(path), format="vidur"))
