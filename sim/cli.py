@@ -376,6 +376,8 @@ def _add_planning(sub) -> None:
 
     sweep = sub.add_parser("sweep", help="run a base scenario over a grid of overrides")
     sweep.add_argument("sweep", help="sweep YAML (scenario + grid/zip of dotted keys)")
+    sweep.add_argument("--force", action="store_true",
+                       help="add to a folder that holds another sweep's results")
     backend_args(sweep)
     sweep.set_defaults(func=cmd_sweep)
     plan = sub.add_parser("plan", help="find the cheapest configuration that meets SLOs")
@@ -398,7 +400,7 @@ def cmd_sweep(args) -> int:
     try:
         with RunsProgress(err_console, not args.no_progress) as progress:
             outcome = run_sweep(sweep, args.out, backend, progress=lambda done, total, task, row:
-                                progress.update(sweep.name, done, total))
+                                progress.update(sweep.name, done, total), force=args.force)
     finally:
         backend.close()
     console.print(f"{sweep.name}: {outcome.total} runs, {outcome.ran} ran now, "

@@ -148,3 +148,19 @@ def test_sweep_on_a_damaged_results_file(tmp_path, capsys):
     (out / "results.parquet").write_text("not parquet")
     assert main(["sweep", str(sweep), "-o", str(out), "--workers", "1", "--no-progress"]) == 2
     one_line_error(capsys, "results.parquet")
+
+
+def test_a_different_sweep_into_a_sweep_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text(f"name: first\nscenario: {QUICKSTART}\nset: [workload.num_requests=20]\n"
+                     "grid: {cluster.replicas: [1, 2]}\n")
+    second.write_text(f"name: second\nscenario: {QUICKSTART}\nset: [workload.num_requests=20]\n"
+                      "grid: {scheduler.max_num_seqs: [8, 16]}\n")
+    args = ["-o", str(out), "--workers", "1", "--no-progress"]
+    assert main(["sweep", str(first), *args]) == 0
+    assert main(["sweep", str(first), *args]) == 0          # the same sweep resumes
+    capsys.readouterr()
+    assert main(["sweep", str(second), *args]) == 2
+    one_line_error(capsys, "another sweep")
+    assert main(["sweep", str(second), *args, "--force"]) == 0

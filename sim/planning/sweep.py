@@ -147,9 +147,20 @@ class SweepOutcome:
 
 
 def run_sweep(sweep: Sweep, out_dir: str | Path, backend: Backend,
-              progress: Progress | None = None) -> SweepOutcome:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+              progress: Progress | None = None, force: bool = False) -> SweepOutcome:
+    """Run the sweep's runs not yet in ``out_dir`` (a sweep resumes where it stopped). A folder
+    holding another sweep's results (another name or other swept keys) is refused unless
+    ``force``: the two would mix in one results file."""
+    from sim.errors import OutputError
+    from sim.metrics.result import prepare_output_dir, read_json
+
+    out = prepare_output_dir(out_dir)
+    if (out / META).is_file() and not force:
+        meta = read_json(out / META)
+        if (meta.get("name"), meta.get("params")) != (sweep.name, sweep.params):
+            raise OutputError(f"{out}: holds the results of another sweep ({meta.get('name')!r} "
+                              f"over {', '.join(map(str, meta.get('params') or [])) or '-'}); "
+                              "choose another folder, or pass --force to add to it")
     store = ResultsStore(out / RESULTS, lead=tuple(sweep.params))
     _write_meta(out, sweep)
     done = store.keys
