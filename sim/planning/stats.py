@@ -1,22 +1,24 @@
-"""Mean and 95% confidence interval over repeated seeds (Student's t; no SciPy needed)."""
+"""Mean and 95% confidence interval over repeated seeds (Student's t, exact quantiles)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# two-sided 95% quantiles of Student's t, t(0.975, df), df = 1..30; 1.96 beyond
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
-
+@functools.lru_cache(maxsize=None)
 def t975(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom, t(0.975, df):
+    exact for every df (a table that stops at 30 and then uses 1.96 makes intervals up to ~4%
+    too narrow)."""
     if df < 1:
         return math.nan
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
 
 
 @dataclass(frozen=True)

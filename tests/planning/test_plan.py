@@ -40,11 +40,15 @@ def write_plan(tmp_path: Path, **changes) -> Path:
 
 def test_mean_ci_by_hand():
     est = mean_ci([1, 2, 3, 4, 5])
-    half = 2.776 * math.sqrt(2.5) / math.sqrt(5)
+    half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)      # t(0.975, 4) = 2.7764451
     assert est.mean == 3 and est.n == 5
     assert est.low == pytest.approx(3 - half) and est.high == pytest.approx(3 + half)
     assert mean_ci([7.0]).low == 7.0 and math.isnan(mean_ci([]).mean)
-    assert t975(4) == 2.776 and t975(100) == 1.96
+    # exact quantiles (published tables: 2.776 at 4, 2.042 at 30, 1.984 at 100)
+    assert t975(4) == pytest.approx(2.7764, abs=1e-4)
+    assert t975(30) == pytest.approx(2.0423, abs=1e-4)
+    assert t975(100) == pytest.approx(1.9840, abs=1e-4)
+    assert t975(31) < t975(30) and t975(10_000) == pytest.approx(1.96, abs=1e-3)
 
 
 def test_percentile_keys_and_checks():
