@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import types
 import typing
 from typing import Any, TypeVar
@@ -34,6 +35,15 @@ def require(condition: bool, field: str, expected: str, got: object) -> None:
     """Raise ConfigValueError unless ``condition``: the one-liner every Config check uses."""
     if not condition:
         raise ConfigValueError(field, expected, got)
+
+
+def require_choice(value: object, choices, field: str) -> None:
+    """``value`` must be one of ``choices`` (a registry's names): else the list and the closest
+    name, as every registry lookup answers."""
+    if value not in choices:
+        names = list(choices)
+        raise ConfigValueError(field, f"one of {', '.join(map(str, names))} "
+                                      f"({did_you_mean(str(value), map(str, names))})", value)
 
 
 # Lax pydantic (so 8 fills a float field) plus _reject_coercions (so "8" and true do not fill a
@@ -85,6 +95,12 @@ def parse(cls: type[T], data: Any, *, path: str | None = None, field: str = "") 
             raise ScenarioError(path, _join(field, loc), "a value (required)") from None
         if err["type"] == "extra_forbidden":
             raise ScenarioError(path, _join(field, loc), None, hint="unknown key") from None
+        if err["type"] == "literal_error":      # a fixed set of names: say which was meant
+            names = re.findall(r"'([^']*)'", (err.get("ctx") or {}).get("expected", ""))
+            if names:
+                raise ScenarioError(path, _join(field, loc), "one of " + ", ".join(names),
+                                    err.get("input"),
+                                    hint=did_you_mean(str(err.get("input")), names)) from None
         expected = _expected_type(cls, err["loc"]) or err["msg"].lower()
         raise ScenarioError(path, _join(field, loc), expected, err.get("input")) from None
 

@@ -18,7 +18,7 @@ import yaml
 
 from sim.cluster.failures import FailureConfig
 from sim.cluster.router import ROUTERS
-from sim.config import parse, require
+from sim.config import parse, require, require_choice
 from sim.cost.engine import EngineTerms
 from sim.errors import LlmsimError, ScenarioError, did_you_mean, unknown_name_error
 from sim.scheduling import SCHEDULERS
@@ -60,7 +60,7 @@ class ClusterConfig:
         require(0 < self.tensor_parallel <= 1024 and
                 self.tensor_parallel & (self.tensor_parallel - 1) == 0,
                 "tensor_parallel", "a power of two in [1, 1024]", self.tensor_parallel)
-        require(self.router in ROUTERS, "router", f"one of {', '.join(ROUTERS)}", self.router)
+        require_choice(self.router, ROUTERS, "router")
 
 
 @dataclass(frozen=True)

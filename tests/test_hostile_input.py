@@ -164,3 +164,14 @@ def test_a_different_sweep_into_a_sweep_folder_is_refused(tmp_path, capsys):
     assert main(["sweep", str(second), *args]) == 2
     one_line_error(capsys, "another sweep")
     assert main(["sweep", str(second), *args, "--force"]) == 0
+
+
+@pytest.mark.parametrize("setting, meant", [
+    ("cluster.router=least-outstandin", "least-outstanding"),
+    ("workload.arrivals.kind=poison", "poisson"),
+    ("scheduler.name=fcf", "fcfs"),
+    ("engine.cudagraph_mode=ful", "full"),
+])
+def test_every_registry_says_which_name_was_meant(capsys, setting, meant):
+    assert main(["validate", QUICKSTART, "--set", setting]) == 2
+    one_line_error(capsys, f"did you mean '{meant}'?")

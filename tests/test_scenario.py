@@ -50,7 +50,7 @@ def test_quickstart_parses_with_defaults_filled():
     ("scheduler.max_num_seqs=2.5", "scheduler.max_num_seqs", "expected an integer"),
     ("scheduler.prefix_caching=3", "scheduler.prefix_caching", "true or false"),
     ("scheduler.gpu_memory_utilization=1.5", "scheduler.gpu_memory_utilization", "(0, 1]"),
-    ("scheduler.preemption_mode=drop", "scheduler.preemption_mode", "'recompute', 'swap'"),
+    ("scheduler.preemption_mode=drop", "scheduler.preemption_mode", "one of recompute, swap"),
     ("scheduler.name=fifo", "scheduler.name", "did you mean 'fcfs'"),
     ("workload.arrivals.rate_rps=0", "workload.arrivals.rate_rps", "> 0"),
     ("workload.arrivals.rate_rps=-3", "workload.arrivals.rate_rps", "> 0"),
