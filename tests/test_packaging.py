@@ -76,3 +76,16 @@ def test_a_user_profile_folder_adds_and_overrides(tmp_path, monkeypatch):
     assert "my-gpu" in list_devices() and "a100-80g-sxm" in list_devices()
     assert load_device("h100-sxm").price_usd_per_hour == 1.23       # the user's copy wins
     assert load_device("my-gpu").name == "my-gpu"
+
+
+def test_importing_llmsim_leaves_matplotlibs_backend_alone(tmp_path):
+    code = ("import matplotlib; matplotlib.use('svg'); "
+            "import sim.planning.plots, sim.planning.report, sim.compare.plots, sim.workload.stats; "
+            "from sim.workload.stats import plot_stats; from sim.workload.columns import TraceColumns; "
+            "import numpy as np; "
+            "plot_stats(TraceColumns(arrival_s=np.arange(5.0), prompt_tokens=np.arange(1, 6), "
+            f"output_tokens=np.arange(1, 6)), r'{tmp_path / 'stats.png'}'); "
+            "print(matplotlib.get_backend())")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "svg" and (tmp_path / "stats.png").is_file()

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")          # written to files, without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from sim.planning.plots import latency_cdf  # noqa: E402
+from sim.planning.plots import latency_cdf, subplots
 
 
 def cdf_figure(real: pd.DataFrame, sim: pd.DataFrame, title: str) -> Figure:
@@ -24,7 +20,7 @@ def cdf_figure(real: pd.DataFrame, sim: pd.DataFrame, title: str) -> Figure:
 def throughput_figure(series: pd.DataFrame, bin_s: float, title: str) -> Figure:
     """Output tokens/s per ``bin_s`` bin, real and simulated, against time since the first
     arrival."""
-    fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
+    fig, ax = subplots(figsize=(10, 3.8), layout="constrained")
     for column, label in (("real", "real"), ("sim", "simulated")):
         ax.step(series["t_s"], series[column], where="post", lw=1.0, label=label)
     ax.set_xlabel("time since the first arrival (s)")
@@ -38,4 +34,3 @@ def throughput_figure(series: pd.DataFrame, bin_s: float, title: str) -> Figure:
 
 def save_figure(fig: Figure, path) -> None:
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -9,17 +9,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")          # reports are written without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib import rcParams
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 MAX_LINES = 12
 _LATENCIES = (("ttft_s", "TTFT (s)"), ("tpot_s", "TPOT (s)"), ("e2e_s", "E2E latency (s)"))
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, layout=None, **kwargs):
+    """``pyplot.subplots`` without pyplot: a Figure of its own (no global backend switch, no
+    figure manager to close), saved with ``savefig`` or shown by Jupyter as it is."""
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _style(ax, xlabel: str, ylabel: str, title: str | None = None) -> None:
@@ -50,7 +54,7 @@ def _limited(items: Mapping) -> tuple[list, str]:
 def latency_cdf(requests: Mapping[str, pd.DataFrame]) -> Figure:
     """CDFs of TTFT, TPOT and E2E over completed requests, one line per label."""
     labels, note = _limited(requests)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     for k, (ax, (col, name)) in enumerate(zip(axes, _LATENCIES)):
         for label in labels:
             df = requests[label]
@@ -73,8 +77,8 @@ def latency_cdf(requests: Mapping[str, pd.DataFrame]) -> Figure:
 def over_time(series: Mapping[str, pd.DataFrame], kv_blocks: Mapping[str, int]) -> Figure:
     """KV cache usage (%) and batch size over simulated time, per replica, per label."""
     labels, note = _limited(series)
-    fig, (ax_kv, ax_bs) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, layout="constrained")
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, (ax_kv, ax_bs) = subplots(2, 1, figsize=(12, 6), sharex=True, layout="constrained")
+    colors = rcParams["axes.prop_cycle"].by_key()["color"]
     for i, label in enumerate(labels):
         it = series[label]
         color = colors[i % len(colors)]
@@ -97,7 +101,7 @@ def over_time(series: Mapping[str, pd.DataFrame], kv_blocks: Mapping[str, int]) 
 
 def throughput_goodput_vs_rate(frame: pd.DataFrame, rate: str, group: str | None) -> Figure:
     """Output tokens/s and goodput (req/s meeting the SLO) against the offered rate."""
-    fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+    fig, (ax_t, ax_g) = subplots(1, 2, figsize=(12, 4), layout="constrained")
     groups = [(None, frame)] if group is None else list(frame.groupby(group, sort=False))
     shown, note = _limited(dict(groups))
     for name, df in groups:
@@ -120,7 +124,7 @@ def throughput_goodput_vs_rate(frame: pd.DataFrame, rate: str, group: str | None
 
 def attainment_vs_rate(frame: pd.DataFrame, rate: str, group: str | None,
                        target: float | None = None) -> Figure:
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    fig, ax = subplots(figsize=(7, 4), layout="constrained")
     groups = [(None, frame)] if group is None else list(frame.groupby(group, sort=False))
     for name, df in groups[:MAX_LINES]:
         df = df.groupby(rate, sort=True).mean(numeric_only=True).reset_index()
@@ -138,7 +142,7 @@ def attainment_vs_rate(frame: pd.DataFrame, rate: str, group: str | None,
 def attainment_over_time(requests: pd.DataFrame, window_s: float | None = None,
                          met: np.ndarray | None = None) -> Figure:
     """SLO attainment of the requests arriving in each time window (a run's report)."""
-    fig, ax = plt.subplots(figsize=(10, 3.5), layout="constrained")
+    fig, ax = subplots(figsize=(10, 3.5), layout="constrained")
     ended = requests["state"].isin(["completed", "rejected"]).to_numpy()
     t = requests["arrival_s"].to_numpy()
     span = float(t.max() - t.min()) if len(t) else 0.0
@@ -159,7 +163,7 @@ def bars_with_ci(labels: Sequence[str], estimates: Sequence[Mapping], xlabel: st
     on the y axis); ``highlight`` marks one label (the recommendation) in green."""
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(8, _bars_height(len(labels))), layout="constrained")
+        fig, ax = subplots(figsize=(8, _bars_height(len(labels))), layout="constrained")
     means = np.array([e.get("mean", math.nan) for e in estimates], dtype=float)
     lows = np.array([e.get("low", math.nan) for e in estimates], dtype=float)
     highs = np.array([e.get("high", math.nan) for e in estimates], dtype=float)
@@ -178,7 +182,7 @@ def _bars_height(n: int) -> float:
 
 
 def _two_bar_panels(labels, left, right, highlight) -> Figure:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, _bars_height(len(labels))), sharey=True,
+    fig, (a, b) = subplots(1, 2, figsize=(13, _bars_height(len(labels))), sharey=True,
                                layout="constrained")
     bars_with_ci(labels, left[0], left[1], left[2], highlight, ax=a)
     bars_with_ci(labels, right[0], right[1], right[2], highlight, ax=b)
@@ -195,7 +199,7 @@ def cost_per_config(labels: Sequence[str], usd_per_hour: Sequence[Mapping],
 def pareto_front(points: pd.DataFrame, x: str, y: str, label: str, xlabel: str,
                  ylabel: str) -> Figure:
     """Scatter of configurations; the front (no other is both cheaper and faster) joined."""
-    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    fig, ax = subplots(figsize=(8, 5), layout="constrained")
     pts = points.dropna(subset=[x, y])
     front = pareto_mask(pts[x].to_numpy(), pts[y].to_numpy())
     ax.scatter(pts.loc[~front, x], pts.loc[~front, y], color="tab:blue", alpha=0.6,

@@ -74,7 +74,6 @@ def write_report(directory: str | Path, out_dir: str | Path | None = None) -> tu
         if s.figure is not None:
             buf = io.BytesIO()
             s.figure.savefig(buf, format="png", dpi=110)
-            plots.plt.close(s.figure)
             images[s.plot_id] = buf.getvalue()
             (out / FILES_DIR / f"{s.plot_id}.png").write_bytes(images[s.plot_id])
     html_path, md_path = out / "report.html", out / "report.md"

@@ -106,11 +106,10 @@ def trace_stats(columns: TraceColumns, block_tokens: int | None = None) -> dict:
 
 def plot_stats(columns: TraceColumns, out: Path, title: str = "") -> None:
     """Rate over time (requests per minute) and histograms of prompt and output lengths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, (rate_ax, prompt_ax, output_ax) = plt.subplots(1, 3, figsize=(15, 4))
+    fig = Figure(figsize=(15, 4))      # no pyplot: no global backend switch
+    rate_ax, prompt_ax, output_ax = fig.subplots(1, 3)
     if columns.has_timestamps:
         minutes, per_minute = rate_per_minute(columns.arrival_s)
         if len(minutes) and minutes[-1] < 1_000_000:    # dense: minutes without requests at 0
@@ -138,4 +137,3 @@ def plot_stats(columns: TraceColumns, out: Path, title: str = "") -> None:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    plt.close(fig)
