@@ -18,10 +18,12 @@ request is preempted, so that it can resume from them, as vLLM (which hashes eve
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.scheduling.view import RequestView as Request   # the KV state lives on views
+if TYPE_CHECKING:   # (scheduling builds on memory, not the other way round)
+    from sim.scheduling.view import RequestView as Request   # the KV state lives on views
 
 
 _GOLDEN = np.int64(-7046029254386353131)    # 0x9E3779B97F4A7C15 as int64: spreads block indices
