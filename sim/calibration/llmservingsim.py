@@ -146,19 +146,25 @@ def _bound(label: str, shown: str, column: str) -> float:
     return value
 
 
+def _read_source_csv(path: Path, need: tuple[str, ...]) -> pd.DataFrame:
+    """A source table with the columns ``need``, or a one-line error naming the file."""
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ScenarioError(str(path), None, "a CSV table",
+                            hint=" ".join(str(exc).split())[:160]) from None
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise ScenarioError(str(path), missing[0], f"columns {', '.join(need)}",
+                            f"columns {', '.join(map(str, raw.columns))[:200]}")
+    return raw
+
+
 def _read_skew_fit(path: Path) -> pd.DataFrame:
     """LLMServingSim's skew_fit.csv (bucket labels) -> the project's skew table (bounds)."""
     shown = str(path)
-    try:
-        raw = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ScenarioError(shown, None, "a CSV table",
-                            hint=" ".join(str(exc).split())[:160]) from None
-    need = ("pc", "n_label", "skew_rate_label", "kv_big_label", "kp_label", "alpha")
-    missing = [c for c in need if c not in raw.columns]
-    if missing:
-        raise ScenarioError(shown, missing[0], f"columns {', '.join(need)}",
-                            f"columns {', '.join(map(str, raw.columns))}")
+    raw = _read_source_csv(path, ("pc", "n_label", "skew_rate_label", "kv_big_label",
+                                  "kp_label", "alpha"))
     frame = pd.DataFrame({
         "pc": raw["pc"],
         "n_max": [_bound(v, shown, "n_label") for v in raw["n_label"]],
@@ -172,16 +178,8 @@ def _read_skew_fit(path: Path) -> pd.DataFrame:
 
 def _read_v0(folder: Path) -> Found:
     shown = str(folder / "layers.csv")
-    try:
-        raw = pd.read_csv(folder / "layers.csv")
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ScenarioError(shown, None, "a CSV table",
-                            hint=" ".join(str(exc).split())[:160]) from None
     cols = ("layer_name", "input", "kv_cache", "latency(ns)")
-    missing = [c for c in cols if c not in raw.columns]
-    if missing:
-        raise ScenarioError(shown, missing[0], f"columns {', '.join(cols)}",
-                            f"columns {', '.join(map(str, raw.columns))}")
+    raw = _read_source_csv(folder / "layers.csv", cols)
     raw = raw.assign(time_us=pd.to_numeric(raw["latency(ns)"], errors="coerce") / 1e3,
                      tokens=pd.to_numeric(raw["input"], errors="coerce"),
                      kv=pd.to_numeric(raw["kv_cache"], errors="coerce"))
@@ -222,18 +220,9 @@ def _read_v0(folder: Path) -> Found:
 
 def _read_v0_attention(path: Path) -> pd.DataFrame:
     """Vidur-style attention rows (ms) -> the project's attention rows (us)."""
-    shown = str(path)
-    try:
-        raw = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ScenarioError(shown, None, "a CSV table",
-                            hint=" ".join(str(exc).split())[:160]) from None
-    need = ("is_prefill", "batch_size", "prefill_chunk_size", "kv_cache_size",
-            "time_stats.attn_prefill.median", "time_stats.attn_decode.median")
-    missing = [c for c in need if c not in raw.columns]
-    if missing:
-        raise ScenarioError(shown, missing[0], f"columns {', '.join(need)}",
-                            f"columns {', '.join(map(str, raw.columns))[:200]}")
+    raw = _read_source_csv(path, ("is_prefill", "batch_size", "prefill_chunk_size",
+                                  "kv_cache_size", "time_stats.attn_prefill.median",
+                                  "time_stats.attn_decode.median"))
     prefill = raw["is_prefill"].astype(str).str.lower().isin(("true", "1"))
     pf, dc = raw[prefill], raw[~prefill]
     return pd.concat([

@@ -203,13 +203,18 @@ def _scenario(profile, fast_forward: bool) -> Scenario:
         "simulation": {"fast_forward": fast_forward}})
 
 
+def assert_same_requests(a, b) -> None:
+    """The same requests at the same times, to the last bit."""
+    cols = ["request_id", "first_token_s", "finish_s", "preemptions"]
+    pd.testing.assert_frame_equal(a.requests[cols].sort_values("request_id").reset_index(drop=True),
+                                  b.requests[cols].sort_values("request_id").reset_index(drop=True),
+                                  check_exact=True)
+
+
 def test_fast_forward_equals_stepping_with_measured_tables(measured_profile):
     fast = simulate(_scenario(measured_profile, True))
     step = simulate(_scenario(measured_profile, False))
-    cols = ["request_id", "first_token_s", "finish_s", "preemptions"]
-    pd.testing.assert_frame_equal(fast.requests[cols].sort_values("request_id").reset_index(drop=True),
-                                  step.requests[cols].sort_values("request_id").reset_index(drop=True),
-                                  check_exact=True)
+    assert_same_requests(fast, step)
     assert fast.summary["requests_completed"] == 150
     assert fast.iterations["num_iterations"].max() > 1     # runs were fast-forwarded
 
@@ -329,10 +334,7 @@ def test_fast_forward_equals_stepping_with_a_skew_fit(skewed_profile, measured_p
     # the decode cohort tracks its longest context for the fit: the same as stepping
     fast = simulate(_scenario(skewed_profile, True))
     step = simulate(_scenario(skewed_profile, False))
-    cols = ["request_id", "first_token_s", "finish_s", "preemptions"]
-    pd.testing.assert_frame_equal(fast.requests[cols].sort_values("request_id").reset_index(drop=True),
-                                  step.requests[cols].sort_values("request_id").reset_index(drop=True),
-                                  check_exact=True)
+    assert_same_requests(fast, step)
     # ... and the fit mattered: the same tables without it give other times
     unskewed = simulate(_scenario(measured_profile, True))
     assert fast.summary["tpot_s"]["mean"] > unskewed.summary["tpot_s"]["mean"]
