@@ -94,17 +94,12 @@ class EngineTerms:
             value = getattr(self, name)
             require(value >= 0, name, "a number >= 0", value)
 
-    @classmethod
-    def off(cls) -> "EngineTerms":
-        """Every term off: the forward pass's GPU time alone (the bare cost model)."""
-        return cls(cuda_graphs=False, eager_launch_us=0.0, cpu_overhead=False)
-
 
 class EngineTiming:
     """:class:`EngineTerms` resolved for one deployment: what the cost model asks per step."""
 
     def __init__(self, terms: EngineTerms, max_num_seqs: int, max_num_batched_tokens: int,
-                 eager_kernels: int, num_layers: int):
+                 eager_kernels: int = 0, num_layers: int = 0):
         self.terms = terms
         graphs = terms.cuda_graphs and terms.cudagraph_mode != "none"
         sizes = terms.cuda_graph_sizes or default_capture_sizes(max_num_seqs,
@@ -114,10 +109,7 @@ class EngineTiming:
         self.full_decode = graphs and mode in ("full", "full_decode_only", "full_and_piecewise")
         self.piecewise = graphs and mode in ("piecewise", "full_and_piecewise")
         self.full_mixed = graphs and mode == "full"
-        launch_s = terms.eager_launch_us * 1e-6
-        # kernels launched from Python: all of them (eager), or attention's between pieces
-        self.eager_launch_s = launch_s * eager_kernels
-        self.piecewise_launch_s = launch_s * 2 * num_layers     # attention + the next piece
+        self.count_kernels(eager_kernels, num_layers)
         self.step_cpu_s = terms.step_cpu_us * 1e-6 if terms.cpu_overhead else 0.0
         self.request_cpu_s = terms.request_cpu_us * 1e-6 if terms.cpu_overhead else 0.0
         self._async = terms.async_scheduling
@@ -125,6 +117,13 @@ class EngineTiming:
         self._largest = self.sizes[-1] if self.sizes else -1
         self._padded = [self.sizes[bisect_left(self.sizes, t)] if self.sizes else t
                         for t in range(self._largest + 1)]
+
+    def count_kernels(self, eager_kernels: int, num_layers: int) -> None:
+        """The kernels of one forward pass (the cost model that uses this timing knows them)."""
+        launch_s = self.terms.eager_launch_us * 1e-6
+        # kernels launched from Python: all of them (eager), or attention's between pieces
+        self.eager_launch_s = launch_s * eager_kernels
+        self.piecewise_launch_s = launch_s * 2 * num_layers     # attention + the next piece
 
     def padded_tokens(self, num_tokens: int, decode_only: bool) -> tuple[int, float]:
         """(tokens the token-dependent layers run at, CPU launch seconds of the forward)."""

@@ -34,10 +34,7 @@ def make_cost_model(model: ModelSpec, device: DeviceSpec, tp: int = 1,
     kind = COST_MODELS[device.kind]
     timing = None
     if engine is not None and kind is CostModel:
-        probe = CostModel(model, device, tp, dtype)
-        kernels = sum(op.count for op in probe.token_ops(1, 1)) + model.num_layers
-        timing = EngineTiming(engine, max_num_seqs, max_batched_tokens, kernels,
-                              model.num_layers)
+        timing = EngineTiming(engine, max_num_seqs, max_batched_tokens)
     measured = device.measured
     if measured is not None and kind is CostModel:
         dtype_name = {1: "fp8", 2: dtype, 4: "fp32"}.get(model.dtype_bytes, dtype)

@@ -144,6 +144,9 @@ class CostModel:
             self._predictor, fits = cost_model_predictor(device, model, dtype)
         # attributes, not a dict lookup: _attention_part is on the hot path
         self._prefill_fit, self._decode_fit = fits.get(ATTN_PREFILL), fits.get(ATTN_DECODE)
+        if engine is not None:   # its eager launches: every kernel of a forward pass
+            engine.count_kernels(sum(op.count for op in self.token_ops(1, 1))
+                                 + model.num_layers, model.num_layers)
 
     # -- roofline ----------------------------------------------------------------------------
     def op_time_s(self, flops, nbytes):

@@ -115,11 +115,7 @@ class ProfiledCostModel(CostModel):
         return hit
 
     def _attention_part(self, shape: BatchShape, decode_context_tokens, work: bool = True):
-        if isinstance(decode_context_tokens, np.ndarray):   # a decode run: step by step
-            parts = [self._attention_part(shape, float(c), work) for c in decode_context_tokens]
-            cols = list(zip(*parts))
-            return (np.array(cols[0]), None if not work else np.array(cols[1]),
-                    None if not work else np.array(cols[2]))
+        # (scalars only: decode runs are costed step by step, see decode_run_energy_sum)
         seconds, flops, nbytes = super()._attention_part(shape, decode_context_tokens)
         if not (shape.num_prefill or shape.num_decode):
             return seconds, flops, nbytes
