@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
+import yaml
 
-from sim.errors import ScenarioError, did_you_mean
+from sim.errors import LlmsimError, ScenarioError, did_you_mean
 
 T = TypeVar("T")
 
@@ -29,6 +32,40 @@ class ConfigValueError(ValueError):
     def __init__(self, field: str, expected: str, got: object):
         super().__init__(f"{field}: expected {expected}, got {got!r}")
         self.field, self.expected, self.got = field, expected, got
+
+
+def read_text(path: str | Path, shown: str | None = None) -> str:
+    """A YAML input's text, or a one-line ScenarioError naming the file (``shown``, else the
+    path): not UTF-8 (with the offset of the first bad byte), unreadable."""
+    shown = shown or str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(shown, None, "a UTF-8 text file",
+                            hint=f"byte {exc.start} is not UTF-8") from None
+    except OSError as exc:
+        raise ScenarioError(shown, None, "a readable file",
+                            hint=str(exc.strerror or exc)) from None
+
+
+def read_mapping(path: str | Path, error: type[LlmsimError]) -> dict:
+    """A JSON (or, by suffix, YAML) file holding one mapping, or a one-line ``error`` naming the
+    file and, for bad JSON, the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(data, dict):
+        kind = "mapping" if path.suffix in (".yaml", ".yml") else "JSON object"
+        raise error(f"{path}: expected a {kind} at the top level, got {type(data).__name__}")
+    return data
 
 
 def require(condition: bool, field: str, expected: str, got: object) -> None:

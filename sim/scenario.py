@@ -18,7 +18,7 @@ import yaml
 
 from sim.cluster.failures import FailureConfig
 from sim.cluster.router import ROUTERS
-from sim.config import parse, require, require_choice
+from sim.config import parse, read_text, require, require_choice
 from sim.cost.engine import EngineTerms
 from sim.errors import LlmsimError, ScenarioError, did_you_mean, unknown_name_error
 from sim.scheduling import SCHEDULERS
@@ -201,19 +201,6 @@ class Scenario:
         if self.failures:     # only when set, so scenarios without failures keep their echo
             out["failures"] = [_drop_none(dataclasses.asdict(f)) for f in self.failures]
         return out
-
-
-def read_text(path: Path) -> str:
-    """A YAML input's text, or a one-line error naming the file: not UTF-8 (with the offset of
-    the first bad byte), unreadable."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(str(path), None, "a UTF-8 text file",
-                            hint=f"byte {exc.start} is not UTF-8") from None
-    except OSError as exc:
-        raise ScenarioError(str(path), None, "a readable file",
-                            hint=str(exc.strerror or exc)) from None
 
 
 def _drop_none(value):

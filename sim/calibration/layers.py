@@ -49,15 +49,25 @@ PER_SEQUENCE = ("lm_head", "sampler")
 DENSE_LAYERS = PER_LAYER + MLP_LAYERS + ONCE
 
 
-def read_table(kind: str, path: Path, shown: str | None = None) -> pd.DataFrame:
-    """One table, checked: the columns its kind needs, numbers where numbers go, times > 0."""
+def read_csv_table(path: Path, need: tuple[str, ...], shown: str | None = None) -> pd.DataFrame:
+    """A CSV table with (at least) the columns ``need``, or a one-line error naming the file."""
     shown = shown or str(path)
     try:
         frame = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ScenarioError(shown, None, f"a CSV table with columns {', '.join(TABLE_COLUMNS[kind])}",
+        raise ScenarioError(shown, None, f"a CSV table with columns {', '.join(need)}",
                             hint=f"cannot read it: {' '.join(str(exc).split())[:200]}") from None
-    return check_table(kind, frame, shown)
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise ScenarioError(shown, missing[0], f"columns {', '.join(need)}",
+                            f"columns {', '.join(map(str, frame.columns))[:200]}")
+    return frame
+
+
+def read_table(kind: str, path: Path, shown: str | None = None) -> pd.DataFrame:
+    """One table, checked: the columns its kind needs, numbers where numbers go, times > 0."""
+    shown = shown or str(path)
+    return check_table(kind, read_csv_table(path, TABLE_COLUMNS[kind], shown), shown)
 
 
 def check_table(kind: str, frame: pd.DataFrame, shown: str) -> pd.DataFrame:

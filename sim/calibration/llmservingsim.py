@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.calibration.layers import LayerTables, check_table
+from sim.calibration.layers import LayerTables, check_table, read_csv_table, read_table
 from sim.calibration.schema import MEASURED_TABLES
 from sim.errors import HardwareError, ScenarioError
 
@@ -106,7 +106,6 @@ def _read_current(folder: Path) -> Found:
     for kind in MEASURED_TABLES:
         path = folder / f"{kind}.csv"
         if path.is_file():
-            from sim.calibration.layers import read_table
             frames[kind] = read_table(kind, path)
         elif kind in ("dense", "attention", "per_sequence"):
             raise ScenarioError(str(folder), None, f"{kind}.csv beside dense.csv",
@@ -146,24 +145,10 @@ def _bound(label: str, shown: str, column: str) -> float:
     return value
 
 
-def _read_source_csv(path: Path, need: tuple[str, ...]) -> pd.DataFrame:
-    """A source table with the columns ``need``, or a one-line error naming the file."""
-    try:
-        raw = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ScenarioError(str(path), None, "a CSV table",
-                            hint=" ".join(str(exc).split())[:160]) from None
-    missing = [c for c in need if c not in raw.columns]
-    if missing:
-        raise ScenarioError(str(path), missing[0], f"columns {', '.join(need)}",
-                            f"columns {', '.join(map(str, raw.columns))[:200]}")
-    return raw
-
-
 def _read_skew_fit(path: Path) -> pd.DataFrame:
     """LLMServingSim's skew_fit.csv (bucket labels) -> the project's skew table (bounds)."""
     shown = str(path)
-    raw = _read_source_csv(path, ("pc", "n_label", "skew_rate_label", "kv_big_label",
+    raw = read_csv_table(path, ("pc", "n_label", "skew_rate_label", "kv_big_label",
                                   "kp_label", "alpha"))
     frame = pd.DataFrame({
         "pc": raw["pc"],
@@ -179,7 +164,7 @@ def _read_skew_fit(path: Path) -> pd.DataFrame:
 def _read_v0(folder: Path) -> Found:
     shown = str(folder / "layers.csv")
     cols = ("layer_name", "input", "kv_cache", "latency(ns)")
-    raw = _read_source_csv(folder / "layers.csv", cols)
+    raw = read_csv_table(folder / "layers.csv", cols)
     raw = raw.assign(time_us=pd.to_numeric(raw["latency(ns)"], errors="coerce") / 1e3,
                      tokens=pd.to_numeric(raw["input"], errors="coerce"),
                      kv=pd.to_numeric(raw["kv_cache"], errors="coerce"))
@@ -220,7 +205,7 @@ def _read_v0(folder: Path) -> Found:
 
 def _read_v0_attention(path: Path) -> pd.DataFrame:
     """Vidur-style attention rows (ms) -> the project's attention rows (us)."""
-    raw = _read_source_csv(path, ("is_prefill", "batch_size", "prefill_chunk_size",
+    raw = read_csv_table(path, ("is_prefill", "batch_size", "prefill_chunk_size",
                                   "kv_cache_size", "time_stats.attn_prefill.median",
                                   "time_stats.attn_decode.median"))
     prefill = raw["is_prefill"].astype(str).str.lower().isin(("true", "1"))

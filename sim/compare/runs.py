@@ -8,7 +8,6 @@ that starts at the first kept arrival, so the rest of the comparison does not ca
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.config import read_mapping
 from sim.errors import TraceError
 from sim.workload.traces import TraceWarning
 
@@ -82,19 +82,7 @@ def load_run(path: str | Path) -> RealRun:
 
 def read_json_object(path: Path) -> dict:
     """A JSON file whose top level is an object, or a one-line TraceError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TraceError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") \
-            from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TraceError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise TraceError(f"{path}: expected a JSON object at the top level, got "
-                         f"{type(data).__name__}")
-    return data
+    return read_mapping(path, TraceError)
 
 
 def latency_frame(arrival_s: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray,

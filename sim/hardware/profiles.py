@@ -17,7 +17,7 @@ import yaml
 
 from sim.calibration.schema import (CalibrationSection, MeasuredSection, measured_stamps,
                                    table_stamps)
-from sim.config import parse, require
+from sim.config import parse, read_text, require
 from sim.errors import HardwareError, ScenarioError, did_you_mean
 from sim.hardware.device import DeviceSpec, Efficiency
 from sim.hardware.duplex import DuplexSection, DuplexSpec
@@ -249,13 +249,7 @@ def _resolve(name_or_path: str, base_dir: Path | None) -> Path:
 @functools.lru_cache(maxsize=None)
 def _read_yaml(path: str, mtime_ns: int) -> dict:
     """The raw mapping of a profile file. Callers must not mutate it (it is shared)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(_shown(path), None, "a UTF-8 text file",
-                            hint=f"byte {exc.start} is not UTF-8") from None
-    except OSError as exc:
-        raise HardwareError(f"cannot read hardware profile {path}: {exc.strerror or exc}") from None
+    text = read_text(path, _shown(path))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

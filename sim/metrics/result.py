@@ -51,18 +51,6 @@ def _damaged(path: Path, exc: BaseException) -> ResultError:
                        "was it written by llmsim, and completely?")
 
 
-def read_json(path: str | Path) -> dict:
-    """A result's JSON object (summary.json, plan.json, ...), or a one-line ResultError."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _damaged(path, exc) from None
-    if not isinstance(data, dict):
-        raise ResultError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def read_parquet(path: str | Path) -> pd.DataFrame:
     """A result table, read in one ``open`` (a sweep may be replacing it), or a ResultError."""
     import io
@@ -74,18 +62,6 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(path.read_bytes()))
     except (OSError, ValueError, pyarrow.ArrowException) as exc:
         raise _damaged(path, exc) from None
-
-
-def read_yaml(path: str | Path) -> dict:
-    """A result's YAML echo (scenario.yaml), or a ResultError."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise _damaged(path, exc) from None
-    if not isinstance(data, dict):
-        raise ResultError(f"{path}: expected a mapping, got {type(data).__name__}")
-    return data
 
 
 def safe_name(name: str) -> str:

@@ -28,7 +28,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim.errors import LlmsimError, ResultError
-from sim.metrics.result import prepare_output_dir, read_json, read_parquet, read_yaml
+from sim.config import read_mapping
+from sim.metrics.result import prepare_output_dir, read_parquet
 from sim.planning import plots
 from sim.planning.plan import PLAN_JSON, RECOMMENDED_DIR
 from sim.planning.stats import mean_ci
@@ -87,11 +88,11 @@ def _run_sections(d: Path) -> tuple[str, list[Section]]:
     from sim.metrics.summary import slo_met
     from sim.scenario import Scenario
 
-    summary = read_json(d / "summary.json")
+    summary = read_mapping(d / "summary.json", ResultError)
     requests = read_parquet(d / "requests.parquet")
     iterations = read_parquet(d / "iterations.parquet")
     echo = d / "scenario.yaml"
-    scenario = read_yaml(echo) if echo.is_file() else {}
+    scenario = read_mapping(echo, ResultError) if echo.is_file() else {}
     name = scenario.get("name", d.name)
     slo = Scenario.from_dict(scenario).slo if scenario else None
     sections = [Section("Summary", _run_facts(summary), _latency_table(summary))]
@@ -132,7 +133,7 @@ def _latency_table(s: dict) -> pd.DataFrame:
 # -- sweep -------------------------------------------------------------------------------------
 def _sweep_sections(d: Path) -> tuple[str, list[Section]]:
     frame = read_results(d / RESULTS)         # a sweep may still be writing it
-    meta = read_json(d / META) if (d / META).is_file() else {}
+    meta = read_mapping(d / META, ResultError) if (d / META).is_file() else {}
     params = [p for p in meta.get("params", []) if p in frame.columns]
     rate = next((p for p in params if p.endswith("rate_rps")), None)
     config_params = [p for p in params if p not in (rate, "seed")]
@@ -184,7 +185,7 @@ def _sweep_sections(d: Path) -> tuple[str, list[Section]]:
         sections += _run_plots(
             {lab: read_parquet(p / "requests.parquet") for lab, p in kept},
             {lab: read_parquet(p / "iterations.parquet") for lab, p in kept},
-            {lab: read_json(p / "summary.json").get("kv_blocks_per_replica", 1)
+            {lab: read_mapping(p / "summary.json", ResultError).get("kv_blocks_per_replica", 1)
              for lab, p in kept})
     return f"Sweep: {meta.get('name', d.name)}", sections
 
@@ -198,7 +199,7 @@ def _short_names(params: list[str]) -> dict[str, str]:
 
 # -- plan --------------------------------------------------------------------------------------
 def _plan_sections(d: Path) -> tuple[str, list[Section]]:
-    plan = read_json(d / PLAN_JSON)
+    plan = read_mapping(d / PLAN_JSON, ResultError)
     missing = [k for k in ("name", "candidates") if k not in plan]
     if missing:
         raise ResultError(f"{d / PLAN_JSON}: no '{missing[0]}': not a plan llmsim wrote")
@@ -244,7 +245,7 @@ def _plan_sections(d: Path) -> tuple[str, list[Section]]:
     run = d / RECOMMENDED_DIR
     if (run / "requests.parquet").is_file():
         label = f"{best} x{rec['replicas']}"
-        summary = read_json(run / "summary.json")
+        summary = read_mapping(run / "summary.json", ResultError)
         sections += _run_plots({label: read_parquet(run / "requests.parquet")},
                                {label: read_parquet(run / "iterations.parquet")},
                                {label: summary.get("kv_blocks_per_replica", 1)})

@@ -36,7 +36,8 @@ from sim.errors import ScenarioError
 from sim.planning.backends import Backend
 from sim.planning.runs import RunTask, run_key
 from sim.planning.store import ResultsStore
-from sim.scenario import Scenario, apply_overrides, read_text, scenario_path
+from sim.config import read_mapping, read_text
+from sim.scenario import Scenario, apply_overrides, scenario_path
 
 RESULTS = "results.parquet"
 META = "sweep.json"
@@ -151,12 +152,12 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, backend: Backend,
     """Run the sweep's runs not yet in ``out_dir`` (a sweep resumes where it stopped). A folder
     holding another sweep's results (another name or other swept keys) is refused unless
     ``force``: the two would mix in one results file."""
-    from sim.errors import OutputError
-    from sim.metrics.result import prepare_output_dir, read_json
+    from sim.errors import OutputError, ResultError
+    from sim.metrics.result import prepare_output_dir
 
     out = prepare_output_dir(out_dir)
     if (out / META).is_file() and not force:
-        meta = read_json(out / META)
+        meta = read_mapping(out / META, ResultError)
         if (meta.get("name"), meta.get("params")) != (sweep.name, sweep.params):
             raise OutputError(f"{out}: holds the results of another sweep ({meta.get('name')!r} "
                               f"over {', '.join(map(str, meta.get('params') or [])) or '-'}); "
