@@ -97,16 +97,28 @@ def fit_curve(flops: np.ndarray, nbytes: np.ndarray, times_s: np.ndarray, peak_f
     fixed cost kept.
     """
     flops, nbytes, t = (np.asarray(a, dtype=float) for a in (flops, nbytes, times_s))
-    compute_bound = flops / (peak_flops * start_compute) > nbytes / (bandwidth * start_memory)
-    best: tuple[float, KindCurve] | None = None
-    for _ in range(max_rounds):
+
+    def fit_lines(compute_bound: np.ndarray):
         comp = _fit_line(flops[compute_bound], t[compute_bound])
         mem = _fit_line(nbytes[~compute_bound], t[~compute_bound])
         a_c, b_c = comp if comp else (1.0 / peak_flops, 0.0)
         a_m, b_m = mem if mem else (1.0 / bandwidth, 0.0)
-        pred_c, pred_m = a_c * flops + b_c, a_m * nbytes + b_m
-        curve = _curve(a_c, b_c, a_m, b_m, peak_flops, bandwidth)
-        err = _rel_error(np.maximum(pred_c, pred_m), t)
+        return (a_c * flops + b_c, a_m * nbytes + b_m,
+                _curve(a_c, b_c, a_m, b_m, peak_flops, bandwidth))
+
+    start = flops / (peak_flops * start_compute) > nbytes / (bandwidth * start_memory)
+    return alternate_fit(start, fit_lines, lambda pred: _rel_error(pred, t), max_rounds)
+
+
+def alternate_fit(compute_bound: np.ndarray, fit_lines, error, max_rounds: int = 30) -> KindCurve:
+    """Which line binds each measurement, by alternating: fit both lines on their rows
+    (``fit_lines(compute_bound) -> (compute prediction, memory prediction, curve)``), reassign
+    every row to the line that binds, until nothing moves; the curve whose roofline (the larger
+    prediction) has the lowest ``error``."""
+    best: tuple[float, KindCurve] | None = None
+    for _ in range(max_rounds):
+        pred_c, pred_m, curve = fit_lines(compute_bound)
+        err = error(np.maximum(pred_c, pred_m))
         if best is None or err < best[0]:
             best = (err, curve)
         moved = pred_c > pred_m

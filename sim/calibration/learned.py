@@ -42,7 +42,7 @@ import yaml
 
 from sim.calibration import tables as tbl
 from sim.calibration.data import CalibrationData
-from sim.calibration.fit import KindCurve
+from sim.calibration.fit import KindCurve, alternate_fit
 from sim.calibration.schema import CurvesSection
 from sim.config import ConfigValueError, parse
 from sim.cost.ops import ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM
@@ -142,27 +142,21 @@ def fit_kind(frame: pd.DataFrame, start_compute: float = FIXED["compute"],
     w = gpu_weights(frame["gpu"].to_numpy())
     # time * peak = (flops + half) / fraction: a line in flops, one for every GPU
     yc, ym = t * peak, t * bw
-    compute_bound = f / (peak * start_compute) > b / (bw * start_memory)
-    best: tuple[float, KindCurve] | None = None
-    for _ in range(max_rounds):
-        sel = compute_bound
+
+    def fit_lines(sel: np.ndarray):
         comp = _fit_line(f[sel], yc[sel], w[sel])
         mem = _fit_line(b[~sel], ym[~sel], w[~sel])
         a_c, h_c = comp if comp else (1.0, 0.0)
         a_m, h_m = mem if mem else (1.0, 0.0)
-        pred_c, pred_m = (a_c * f + h_c) / peak, (a_m * b + h_m) / bw
-        err = float(np.sum(w * np.abs(np.maximum(pred_c, pred_m) / t - 1.0)) / w.sum())
         fc, fm = min(1.0 / a_c, 1.0), min(1.0 / a_m, 1.0)
         # intercept = half / fraction (FLOP or byte equivalents): kept whatever the clamp did
-        curve = KindCurve(fc, h_c * fc, fm, h_m * fm)
-        if best is None or err < best[0]:
-            best = (err, curve)
-        moved = pred_c > pred_m
-        if (moved == compute_bound).all():
-            break
-        compute_bound = moved
-    assert best is not None
-    return best[1]
+        return (a_c * f + h_c) / peak, (a_m * b + h_m) / bw, KindCurve(fc, h_c * fc, fm, h_m * fm)
+
+    def error(pred: np.ndarray) -> float:
+        return float(np.sum(w * np.abs(pred / t - 1.0)) / w.sum())
+
+    start = f / (peak * start_compute) > b / (bw * start_memory)
+    return alternate_fit(start, fit_lines, error, max_rounds)
 
 
 def fit_curves(frame: pd.DataFrame) -> dict[str, KindCurve]:
