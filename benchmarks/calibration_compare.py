@@ -16,8 +16,9 @@ import warnings
 
 import numpy as np
 
-from sim.calibration import tables as tbl
 from sim.cost.model import BatchShape, CostModel
+from sim.cost.roofline import Rates, op_seconds
+from sim.cost.table_costs import row_costs
 from sim.hardware import load_device
 from sim.models import CATALOG
 
@@ -29,7 +30,8 @@ def op_ratios(profile: str, datasheet: str) -> None:
     cal, ds = load_device(profile), load_device(datasheet, FIXED)
     data = cal.calibration
     eff = ds.efficiency
-    peak, bw = ds.peak_flops("bf16") * eff.compute, ds.hbm_bandwidth * eff.memory
+    rates = Rates.datasheet(ds.peak_flops("bf16"), ds.hbm_bandwidth, eff.compute, eff.memory,
+                            eff.kernel_launch_s)
     print(f"measured / datasheet roofline ({datasheet}: compute {eff.compute}, memory "
           f"{eff.memory}, launch {eff.kernel_launch_s * 1e6:g} us)")
     print(f"{'op':14s} {'rows':>6s} {'p10':>6s} {'median':>7s} {'p90':>6s}")
@@ -39,8 +41,8 @@ def op_ratios(profile: str, datasheet: str) -> None:
     for name, frame in groups:
         kind = "gemm" if name == "gemm" else ("attention" if name.startswith("attn")
                                               else "elementwise")
-        flops, nbytes = tbl.row_costs(kind, frame, data.dtype_bytes)
-        roofline = np.maximum(flops / peak, nbytes / bw) + eff.kernel_launch_s
+        flops, nbytes = row_costs(kind, frame, data.dtype_bytes)
+        roofline = op_seconds(flops, nbytes, rates)
         r = frame["time_s"].to_numpy() / roofline
         print(f"{name:14s} {len(frame):6d} {np.percentile(r, 10):6.2f} {np.median(r):7.2f} "
               f"{np.percentile(r, 90):6.2f}")

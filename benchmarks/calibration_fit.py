@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from calibration_compare import FIXED, iteration_table   # benchmarks/ is on sys.path when run
-from sim.calibration import tables as tbl
 from sim.calibration.build import Peaks, fit_curves
 from sim.calibration.vidur import import_vidur
+from sim.cost.roofline import Rates, op_seconds
+from sim.cost.table_costs import row_costs
 from sim.hardware import load_device
+from sim.hardware.calibration import tables as tbl
 
 DATASHEET = "a100-80g-sxm"
 
@@ -39,15 +41,15 @@ def curve_only_mape(tables: tbl.Tables, peaks: Peaks, dt: int, seed: int = 0) ->
     out = {}
     for kind in ("gemm", "elementwise"):
         frame = test.get(kind)
-        flops, nbytes = tbl.row_costs(kind, frame, dt)
+        flops, nbytes = row_costs(kind, frame, dt)
         # elementwise ops on their own curve, as the predictor's fallback uses them
         names = frame["op"].to_numpy() if kind == "elementwise" else np.full(len(frame), "")
         pred = np.empty(len(frame))
         for name in np.unique(names):
             sel = names == name
             curve = curves.get(f"{kind}:{name}", curves[kind])
-            hf, rf, hb, rb = curve.coefficients(peaks.flops, peaks.bandwidth)
-            pred[sel] = np.maximum((flops[sel] + hf) / rf, (nbytes[sel] + hb) / rb)
+            pred[sel] = op_seconds(flops[sel], nbytes[sel],
+                                   Rates.of_curve(curve, peaks.flops, peaks.bandwidth))
         out[kind] = float(np.mean(np.abs(pred / frame["time_s"].to_numpy() - 1)))
     return out
 

@@ -23,7 +23,7 @@ Reads (never copies) the measured tables under ``SHARED/calibration``:
   not bias the fit.
 
 Each measured op becomes (kind, FLOPs, bytes, time) by the cost model's formulas
-(:mod:`sim.cost.ops` via :func:`sim.calibration.tables.row_costs`), with the model's shapes from
+(:mod:`sim.cost.ops` via :func:`sim.cost.table_costs.row_costs`), with the model's shapes from
 the catalog. Then :mod:`sim.calibration.learned` fits one curve per kind on all GPUs against
 each GPU's datasheet numbers, prints the leave-one-GPU-out errors as a Markdown table, and
 writes the curves (all GPUs), the table and the sources to the YAML.
@@ -43,7 +43,9 @@ import yaml
 from sim.calibration import learned
 from sim.calibration.vidur import find_profiles, read_mlp_csv
 from sim.cost.ops import LayerDims
+from sim.cost.roofline import Rates, op_seconds
 from sim.hardware import load_device
+from sim.hardware.calibration.learned import LEARNED_DTYPE, LEARNED_PATH
 from sim.models import get_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,8 +231,9 @@ def read_lss_v0(root: Path, sheets: dict[str, Datasheet], notes: list[str]) -> l
                               {k: ("gemm", None, v) for k, v in V0_GEMMS.items()})["gemm"]
             rows = _rows(gpu, sheet, "gemm", gemm)
             floor_s = float(rows["time_s"].min())
-            ideal = np.maximum(rows["flops"] / rows["peak_flops"], rows["bytes"] / rows["bandwidth"])
-            keep = (ideal >= V0_GPU_BOUND * floor_s).to_numpy()
+            ideal = op_seconds(rows["flops"].to_numpy(), rows["bytes"].to_numpy(),
+                               Rates(rows["peak_flops"].to_numpy(), rows["bandwidth"].to_numpy()))
+            keep = ideal >= V0_GPU_BOUND * floor_s
             out.append(rows[keep])
             others = int((~frame["layer_name"].isin(list(V0_GEMMS))).sum())
             notes.append(f"{where}/layers.csv: {int(keep.sum())} of {len(rows)} GEMM rows kept "
@@ -294,7 +297,7 @@ def write_yaml(out: Path, curves: dict, selected: dict[str, bool], logo: pd.Data
     rows = frame.groupby(["gpu", "kind"]).size()
     used = learned.used_curves(curves, selected)
     data = {
-        "dtype": learned.LEARNED_DTYPE,
+        "dtype": LEARNED_DTYPE,
         "curves": learned.curves_yaml(used),
         "not_used": {"why": "held-out GPUs are predicted worse than by the fixed roofline "
                             "(see holdout); these kinds keep the fixed roofline",
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared",
                     help="folder holding calibration/ (default: ../shared beside the repo)")
-    ap.add_argument("--out", type=Path, default=learned.LEARNED_PATH)
+    ap.add_argument("--out", type=Path, default=LEARNED_PATH)
     args = ap.parse_args(argv)
     started = time.perf_counter()
     frame, notes = read_all(args.shared)

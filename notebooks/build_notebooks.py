@@ -1,19 +1,30 @@
-"""Write the notebooks of this folder from the cells below (outputs are not kept in git).
+"""Write the notebooks of this folder from the cells below, and run them so that they are
+committed with their outputs (a reader sees tables and plots without running anything).
 
-    python notebooks/build_notebooks.py      # after editing a cell here
+    python notebooks/build_notebooks.py --execute   # after editing a cell here; commit the result
+    python notebooks/build_notebooks.py             # cells only: a quick look, not to commit
 
 Each notebook reads results through the Python API (``sim.simulate``, ``sim.planning``) and
-pandas, and stays small enough for the test suite to execute it (tests/test_notebooks.py).
+pandas, and stays small enough for the test suite to execute it (tests/test_notebooks.py, which
+also checks that the committed notebooks carry outputs and match the cells here). Outputs are
+kept deterministic: no timings in the notebook's metadata, no interpreter version, and the
+cells print nothing that differs between machines or runs (wall times, paths of this machine);
+:func:`volatile_text` finds what would.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import re
+import tempfile
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+FIGURE_DPI = 72          # inline PNGs: readable on GitHub, a few tens of kB each
 
 
 class Md(str):
@@ -188,20 +199,95 @@ plots""",
 }
 
 
-def build() -> list[Path]:
+def notebook(name: str) -> nbformat.NotebookNode:
+    """The notebook ``name`` from its cells here, without outputs."""
+    nb = new_notebook(cells=[new_markdown_cell(c) if isinstance(c, Md) else new_code_cell(c)
+                             for c in NOTEBOOKS[name]])
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"             # not random: a rebuild changes only what changed
+    nb.metadata = _metadata()
+    return nb
+
+
+def _metadata() -> dict:
+    return {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}}
+
+
+async def execute(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Run ``nb`` top to bottom in a fresh kernel started in this folder; its outputs replace the
+    old ones. What would change from run to run is left out: nbclient's per-cell timings and
+    the kernel's version details (the metadata stays the builder's)."""
+    import nbclient
+
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", record_timing=False,
+        resources={"metadata": {"path": str(HERE)}})
+    async with client.async_setup_kernel():
+        # the figures' size in pixels, before any cell draws one
+        await _run_quietly(client, "import matplotlib\n"
+                                   f"matplotlib.rcParams['figure.dpi'] = {FIGURE_DPI}")
+        for index, cell in enumerate(client.nb.cells):
+            await client.async_execute_cell(cell, index)
+    nb.metadata = _metadata()
+    return nb
+
+
+async def _run_quietly(client, code: str) -> None:
+    """Run ``code`` in the client's kernel as a cell that is not kept in the notebook."""
+    cell = new_code_cell(code)
+    client.nb.cells.insert(0, cell)
+    try:
+        await client.async_execute_cell(cell, 0, store_history=False)
+    finally:
+        client.nb.cells.pop(0)
+
+
+_PATH = re.compile(r"(?<![\w.<])/(?:home|root|tmp|var|Users|work)/")
+
+
+def volatile_text(nb: nbformat.NotebookNode) -> list[str]:
+    """Text in the outputs that would differ between machines or runs: absolute paths, wall
+    times, tracebacks. Empty for a notebook fit to commit."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items()
+                                             if k.startswith("text/")]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else text
+                if _PATH.search(text) or tempfile.gettempdir() in text or "wall_time" in text:
+                    found.append(f"cell {i}: {text.strip()[:120]}")
+            if out.output_type == "error":
+                found.append(f"cell {i}: {out.ename}: {out.evalue}")
+    return found
+
+
+def build(run: bool = False) -> list[Path]:
+    """Write every notebook (with ``run``: executed, all at once, each in its own kernel)."""
+    nbs = {name: notebook(name) for name in NOTEBOOKS}
+    if run:
+        async def run_all():
+            return await asyncio.gather(*(execute(nb) for nb in nbs.values()))
+        asyncio.run(run_all())
+        problems = [f"{name}: {p}" for name, nb in nbs.items() for p in volatile_text(nb)]
+        if problems:
+            raise SystemExit("outputs not fit to commit:\n" + "\n".join(problems))
     paths = []
-    for name, cells in NOTEBOOKS.items():
-        nb = new_notebook(cells=[new_markdown_cell(c) if isinstance(c, Md) else new_code_cell(c)
-                                 for c in cells])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                     "language": "python"}
-        nb.metadata["language_info"] = {"name": "python"}
+    for name, nb in nbs.items():
         path = HERE / f"{name}.ipynb"
         nbformat.write(nb, path)
         paths.append(path)
     return paths
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--execute", action="store_true",
+                        help="run every notebook and keep its outputs (needs llmsim[notebooks])")
+    for path in build(run=parser.parse_args(argv).execute):
+        print(path.relative_to(HERE.parent))
+
+
 if __name__ == "__main__":
-    for p in build():
-        print(p)
+    main()

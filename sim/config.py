@@ -74,15 +74,6 @@ def require(condition: bool, field: str, expected: str, got: object) -> None:
         raise ConfigValueError(field, expected, got)
 
 
-def require_choice(value: object, choices, field: str) -> None:
-    """``value`` must be one of ``choices`` (a registry's names): else the list and the closest
-    name, as every registry lookup answers."""
-    if value not in choices:
-        names = list(choices)
-        raise ConfigValueError(field, f"one of {', '.join(map(str, names))} "
-                                      f"({did_you_mean(str(value), map(str, names))})", value)
-
-
 # Lax pydantic (so 8 fills a float field) plus _reject_coercions (so "8" and true do not fill a
 # number field): pydantic's strict mode would also refuse a dict for a dataclass.
 _CLOSED = pydantic.ConfigDict(extra="forbid")

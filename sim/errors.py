@@ -58,20 +58,23 @@ class CapacityError(LlmsimError):
     """The configuration cannot serve at all (e.g. the weights do not fit in device memory)."""
 
 
+def closest_name(name: str, choices: Iterable[str]) -> str | None:
+    """`did you mean 'x'?` for the closest choice, or None when none is close."""
+    close = difflib.get_close_matches(str(name), sorted(choices), n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """`did you mean 'x'?` for the closest choice, else the list of valid choices."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return "valid: " + ", ".join(choices)
+    return closest_name(name, choices) or "valid: " + ", ".join(choices)
 
 
 def unknown_name_error(kind: str, name: str, choices: Iterable[str], path: str | None = None,
                        field: str | None = None) -> ScenarioError:
     choices = sorted(choices)
     return ScenarioError(path, field, f"a known {kind} (one of {', '.join(choices)})", name,
-                         hint=did_you_mean(name, choices))
+                         hint=closest_name(name, choices))
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -18,9 +18,9 @@ import yaml
 
 from sim.cluster.failures import FailureConfig
 from sim.cluster.router import ROUTERS
-from sim.config import parse, read_text, require, require_choice
+from sim.config import parse, read_text, require
 from sim.cost.engine import EngineTerms
-from sim.errors import LlmsimError, ScenarioError, did_you_mean, unknown_name_error
+from sim.errors import LlmsimError, ScenarioError, did_you_mean
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.base import EngineConfig
 from sim.workload.workload import WorkloadConfig
@@ -60,7 +60,7 @@ class ClusterConfig:
         require(0 < self.tensor_parallel <= 1024 and
                 self.tensor_parallel & (self.tensor_parallel - 1) == 0,
                 "tensor_parallel", "a power of two in [1, 1024]", self.tensor_parallel)
-        require_choice(self.router, ROUTERS, "router")
+        ROUTERS.require(self.router, "router")
 
 
 @dataclass(frozen=True)
@@ -247,10 +247,8 @@ def _parse_scheduler(value: Any, path: str | None) -> EngineConfig:
         value = {}
     if not isinstance(value, dict):
         raise ScenarioError(path, "scheduler", "a mapping like {name: fcfs, ...}", value)
-    name = value.get("name", "fcfs")
-    if not isinstance(name, str) or name not in SCHEDULERS:
-        raise unknown_name_error("scheduler", name, SCHEDULERS, path, "scheduler.name")
-    return parse(SCHEDULERS[name].Config, value, path=path, field="scheduler")
+    scheduler = SCHEDULERS.lookup(value.get("name", "fcfs"), path, "scheduler.name")
+    return parse(scheduler.Config, value, path=path, field="scheduler")
 
 
 def apply_overrides(data: dict, overrides: list[str], path: str | None = None) -> dict:

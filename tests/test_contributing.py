@@ -63,7 +63,7 @@ class HalfSpeedAttention(CostModel):
 
 
 def test_a_new_device_kind(monkeypatch, tmp_path):
-    from sim.cost.duplex import COST_MODELS
+    from sim.cost.factory import COST_MODELS
     from sim.hardware.profiles import DEVICE_KINDS
 
     monkeypatch.setitem(DEVICE_KINDS, "halfattn", DeviceSpec)          # the two lines

@@ -28,7 +28,7 @@ from sim.cluster.router import ROUTERS
 EXAMPLES = int(os.environ.get("LLMSIM_FUZZ_EXAMPLES", "40"))
 # (the measured profile covers some models and TP degrees: the others fall back, with a warning)
 pytestmark = [pytest.mark.fuzz,
-              pytest.mark.filterwarnings("ignore::sim.calibration.predictor.CalibrationWarning")]
+              pytest.mark.filterwarnings("ignore::sim.cost.predictor.CalibrationWarning")]
 
 BASE = {
     "model": "llama-3.1-8b",

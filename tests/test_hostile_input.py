@@ -140,6 +140,7 @@ def test_report_on_a_damaged_result_folder(tmp_path, capsys, damage):
 
 
 def test_sweep_on_a_damaged_results_file(tmp_path, capsys):
+    """The combined file alone (as a sweep folder was before runs had files of their own)."""
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(f"scenario: {QUICKSTART}\nset: [workload.num_requests=20]\n"
                      "grid: {cluster.replicas: [1, 2]}\n")
@@ -148,6 +149,21 @@ def test_sweep_on_a_damaged_results_file(tmp_path, capsys):
     (out / "results.parquet").write_text("not parquet")
     assert main(["sweep", str(sweep), "-o", str(out), "--workers", "1", "--no-progress"]) == 2
     one_line_error(capsys, "results.parquet")
+
+
+def test_sweep_and_report_on_a_damaged_run_file(tmp_path, capsys):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"scenario: {QUICKSTART}\nset: [workload.num_requests=20]\n"
+                     "grid: {cluster.replicas: [1, 2]}\n")
+    out = tmp_path / "out"
+    args = ["sweep", str(sweep), "-o", str(out), "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    damaged = sorted((out / "results").glob("*.parquet"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:-20])          # cut short
+    capsys.readouterr()
+    for command in (args, ["report", str(out)]):
+        assert main(command) == 2
+        one_line_error(capsys, f"results/{damaged.name}")
 
 
 def test_a_different_sweep_into_a_sweep_folder_is_refused(tmp_path, capsys):

@@ -24,9 +24,9 @@ from typing import Callable
 
 import pandas as pd
 
-from sim.calibration import tables as tbl
 from sim.calibration.plan import Plan
-from sim.calibration.schema import DTYPE_BYTES
+from sim.hardware.calibration import tables as tbl
+from sim.hardware.calibration.schema import DTYPE_BYTES
 
 Log = Callable[[str], None]
 _TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from sim.calibration import tables as tbl
-from sim.calibration.fit import KindCurve, fit_curve
-from sim.calibration.predictor import Predictor
-from sim.calibration.schema import DTYPE_BYTES
+from sim.calibration.fit import fit_curve
+from sim.cost.predictor import Predictor
+from sim.cost.table_costs import row_costs
 from sim.hardware import PROFILE_DIR, DeviceSpec, list_devices, load_device
+from sim.hardware.calibration import tables as tbl
+from sim.hardware.calibration.curves import KindCurve, curves_yaml
+from sim.hardware.calibration.schema import DTYPE_BYTES
 
 HOLDOUT_FRACTION = 0.2
 
@@ -53,7 +55,7 @@ def fit_curves(tables: tbl.Tables, peaks: Peaks, dtype_bytes: int) -> dict[str, 
         if len(frame) == 0:
             continue
         table_kind = "attention" if kind.startswith("attn") else kind.split(":")[0]
-        flops, nbytes = tbl.row_costs(table_kind, frame, dtype_bytes)
+        flops, nbytes = row_costs(table_kind, frame, dtype_bytes)
         curves[kind] = fit_curve(flops, nbytes, frame["time_s"].to_numpy(), peaks.flops,
                                  peaks.bandwidth)
     return curves
@@ -94,7 +96,7 @@ def holdout_mape(tables: tbl.Tables, peaks: Peaks, dtype_bytes: int,
               g["time_s"].to_numpy(), op)
     for op, g in test.attention.groupby("op"):
         if p.has_curve(op):
-            flops, nbytes = tbl.row_costs("attention", g, dtype_bytes)
+            flops, nbytes = row_costs("attention", g, dtype_bytes)
             score(op, p.fitted_s(op, flops, nbytes), g["time_s"].to_numpy())
     for (devices,), g in test.allreduce.groupby(["devices"]):
         score("allreduce", p.allreduce_s(g["bytes"].to_numpy(), int(devices)),
@@ -135,9 +137,7 @@ def write_profile(out: Path, base: dict, tables: tbl.Tables, *, dtype: str, sour
         "environment": {k: str(v) for k, v in environment.items()},
         "tables": {k: (f"{out.stem}/{written[k].name}" if k in written else None)
                    for k in tbl.SCHEMAS},
-        "curves": {**{k: c.to_yaml() for k, c in curves.items() if ":" not in k},
-                   "elementwise_ops": {k.split(":", 1)[1]: c.to_yaml()
-                                       for k, c in curves.items() if ":" in k}},
+        "curves": curves_yaml(curves),
         "mape": {k: round(v, 5) for k, v in mape.items()},
         "mape_by_op": {k: round(v, 5) for k, v in mape_by_op.items()},
         "holdout_fraction": fraction,

@@ -8,63 +8,17 @@ kernels reach a larger fraction of peak the larger they are. A curve per op kind
 is the same as ``time = (s + half) / (peak * fraction)``: a straight line in ``s`` whose intercept
 ``half / (peak * fraction)`` is the fixed cost of a tiny kernel. Fitting it is linear least
 squares (on relative error, since times span five decades); the op's time is the larger of its
-compute line and its memory line, as in a roofline. Which line binds each measurement is
-decided by alternating: assign, fit both lines, reassign, until nothing moves.
+compute line and its memory line, as in a roofline (:func:`sim.cost.roofline.op_seconds` with
+:meth:`~sim.cost.roofline.Rates.of_curve`). Which line binds each measurement is decided by
+alternating: assign, fit both lines, reassign, until nothing moves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from sim.calibration.schema import CurveSection
-
-
-@dataclass(frozen=True)
-class KindCurve:
-    """One op kind's fitted curve: see the module doc. Fractions are of the profile's peaks."""
-
-    compute_fraction: float = 1.0
-    compute_half_flops: float = 0.0
-    memory_fraction: float = 1.0
-    memory_half_bytes: float = 0.0
-
-    @classmethod
-    def of(cls, section: CurveSection) -> "KindCurve":
-        return cls(section.compute_fraction, section.compute_half_flops, section.memory_fraction,
-                   section.memory_half_bytes)
-
-    def to_yaml(self) -> dict[str, float]:
-        return {"compute_fraction": _round(self.compute_fraction),
-                "compute_half_flops": _round(self.compute_half_flops),
-                "memory_fraction": _round(self.memory_fraction),
-                "memory_half_bytes": _round(self.memory_half_bytes)}
-
-    def coefficients(self, peak_flops: float,
-                     bandwidth: float) -> tuple[float, float, float, float]:
-        """``(half_flops, flop_rate, half_bytes, byte_rate)`` for :func:`curve_time_s`."""
-        return (self.compute_half_flops, peak_flops * self.compute_fraction,
-                self.memory_half_bytes, bandwidth * self.memory_fraction)
-
-
-def curve_time_s(flops, nbytes, coeffs: tuple[float, float, float, float]):
-    """Time of ops on a fitted curve; ``flops``/``nbytes`` are floats or numpy arrays.
-
-    Only ``+``, ``/`` and a max, which are exactly rounded IEEE operations on Python floats and
-    numpy float64 alike: the cost model's scalar and vectorised decode paths stay bit-identical.
-    """
-    half_f, rate_f, half_b, rate_b = coeffs
-    t_f = (flops + half_f) / rate_f
-    t_b = (nbytes + half_b) / rate_b
-    if isinstance(t_f, np.ndarray) or isinstance(t_b, np.ndarray):
-        return np.maximum(t_f, t_b)
-    return t_f if t_f > t_b else t_b
-
-
-def _round(x: float) -> float:
-    """Six significant digits: enough for a fit, short in YAML."""
-    return float(f"{x:.6g}")
+from sim.cost.roofline import Rates, is_compute_bound, slower
+from sim.hardware.calibration.curves import KindCurve
 
 
 def _fit_line(x: np.ndarray, t: np.ndarray) -> tuple[float, float] | None:
@@ -106,7 +60,8 @@ def fit_curve(flops: np.ndarray, nbytes: np.ndarray, times_s: np.ndarray, peak_f
         return (a_c * flops + b_c, a_m * nbytes + b_m,
                 _curve(a_c, b_c, a_m, b_m, peak_flops, bandwidth))
 
-    start = flops / (peak_flops * start_compute) > nbytes / (bandwidth * start_memory)
+    start = is_compute_bound(flops, nbytes, Rates.datasheet(peak_flops, bandwidth, start_compute,
+                                                            start_memory))
     return alternate_fit(start, fit_lines, lambda pred: _rel_error(pred, t), max_rounds)
 
 
@@ -118,7 +73,7 @@ def alternate_fit(compute_bound: np.ndarray, fit_lines, error, max_rounds: int =
     best: tuple[float, KindCurve] | None = None
     for _ in range(max_rounds):
         pred_c, pred_m, curve = fit_lines(compute_bound)
-        err = error(np.maximum(pred_c, pred_m))
+        err = error(slower(pred_c, pred_m))
         if best is None or err < best[0]:
             best = (err, curve)
         moved = pred_c > pred_m

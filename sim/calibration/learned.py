@@ -5,7 +5,7 @@ peaks (``efficiency: {compute: 0.70, memory: 0.85, kernel_launch_us: 2}``). Meas
 of several GPUs (Vidur's A100 and A40 tables, LLMServingSim's RTX 4090, H100 and A6000 tables;
 ``benchmarks/learn_efficiency.py`` reads them) show how far below the datasheet each op kind
 runs, and how that grows with size. One curve per op kind, in the form of
-:mod:`sim.calibration.fit`,
+:mod:`sim.calibration.fit` (costed by :func:`sim.cost.roofline.op_seconds`),
 
     time = max((flops + half_flops) / (peak * compute_fraction),
                (bytes + half_bytes) / (bandwidth * memory_fraction)),
@@ -14,7 +14,8 @@ is fitted to all GPUs at once, each row against its own GPU's datasheet ``peak``
 ``bandwidth``: the fractions and half-sizes are then what transfers to a GPU known only by
 those two numbers. ``sim/hardware/learned_efficiency.yaml`` holds the result; a datasheet
 profile (``efficiency: {model: learned}``, the default) carries it as a calibration without
-tables (:func:`learned_calibration`), which the predictor costs on the curves alone.
+tables (:func:`sim.hardware.calibration.learned.learned_calibration`), which the predictor costs
+on the curves alone.
 
 The fit (:func:`fit_kind`) is :func:`sim.calibration.fit.fit_curve`'s, generalised to rows of
 several devices: the compute line is a line in ``flops`` of ``time * peak`` (of ``time *
@@ -32,26 +33,19 @@ without a curve.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import yaml
 
-from sim.calibration import tables as tbl
-from sim.calibration.data import CalibrationData
-from sim.calibration.fit import KindCurve, alternate_fit
-from sim.calibration.schema import CurvesSection
-from sim.config import ConfigValueError, parse
-from sim.cost.ops import ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM
-from sim.errors import HardwareError, ScenarioError
+from sim.calibration.fit import alternate_fit
+from sim.cost.roofline import Rates, is_compute_bound, op_seconds
+from sim.cost.table_costs import row_costs
+from sim.hardware.calibration.curves import KindCurve
+from sim.hardware.calibration.curves import curves_yaml as section_yaml
+from sim.hardware.calibration.op_kinds import ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM
 
-LEARNED_PATH = Path(__file__).resolve().parents[1] / "hardware" / "learned_efficiency.yaml"
-LEARNED_DTYPE = "bf16"       # 2-byte elements; a model of another element size keeps the roofline
 # Op kinds of a measurement: "gemm", "attn_prefill", "attn_decode", "elementwise:<op>" (op of
-# tables.ELEMENTWISE_OPS). The pooled "elementwise" curve is fitted on every elementwise row.
+# sim.hardware.calibration.tables.ELEMENTWISE_OPS). The pooled "elementwise" curve is fitted on
+# every elementwise row.
 REPORT_KINDS = (GEMM, "elementwise:rmsnorm", "elementwise:rotary", "elementwise:silu_mul",
                 "elementwise:add", "elementwise:embedding", ATTN_PREFILL, ATTN_DECODE)
 COLUMNS = ("gpu", "kind", "flops", "bytes", "time_s", "peak_flops", "bandwidth")
@@ -72,9 +66,10 @@ def measurements(gpu: str, kind, flops, nbytes, time_s, peak_flops: float,
 
 def table_measurements(gpu: str, table_kind: str, frame: pd.DataFrame, peak_flops: float,
                        bandwidth: float, dtype_bytes: int = 2) -> pd.DataFrame:
-    """A table of :mod:`sim.calibration.tables` (``gemm``, ``elementwise`` or ``attention``
-    rows, not normalised) as measurements, FLOPs and bytes by the cost model's formulas."""
-    flops, nbytes = tbl.row_costs(table_kind, frame, dtype_bytes)
+    """A table of :mod:`sim.hardware.calibration.tables` (``gemm``, ``elementwise`` or
+    ``attention`` rows, not normalised) as measurements, FLOPs and bytes by the cost model's
+    formulas."""
+    flops, nbytes = row_costs(table_kind, frame, dtype_bytes)
     if table_kind == "elementwise":
         kind = ELEMENTWISE + ":" + frame["op"].astype(str).to_numpy(dtype=object)
     elif table_kind == "attention":
@@ -155,7 +150,7 @@ def fit_kind(frame: pd.DataFrame, start_compute: float = FIXED["compute"],
     def error(pred: np.ndarray) -> float:
         return float(np.sum(w * np.abs(pred / t - 1.0)) / w.sum())
 
-    start = f / (peak * start_compute) > b / (bw * start_memory)
+    start = is_compute_bound(f, b, Rates.datasheet(peak, bw, start_compute, start_memory))
     return alternate_fit(start, fit_lines, error, max_rounds)
 
 
@@ -189,21 +184,20 @@ def predict_s(frame: pd.DataFrame, curves: dict[str, KindCurve]) -> np.ndarray:
             continue
         sel = kinds == kind
         g = frame[sel]
-        peak, bw = g["peak_flops"].to_numpy(dtype=float), g["bandwidth"].to_numpy(dtype=float)
-        t_c = (g["flops"].to_numpy() + curve.compute_half_flops) / (peak * curve.compute_fraction)
-        t_m = (g["bytes"].to_numpy() + curve.memory_half_bytes) / (bw * curve.memory_fraction)
-        out[sel] = np.maximum(t_c, t_m)
+        rates = Rates.of_curve(curve, g["peak_flops"].to_numpy(dtype=float),
+                               g["bandwidth"].to_numpy(dtype=float))
+        out[sel] = op_seconds(g["flops"].to_numpy(), g["bytes"].to_numpy(), rates)
     return out
 
 
 def fixed_roofline_s(frame: pd.DataFrame, compute: float = FIXED["compute"],
                      memory: float = FIXED["memory"],
                      launch_s: float = FIXED["kernel_launch_s"]) -> np.ndarray:
-    """The fixed-efficiency roofline of each row (``CostModel.op_time_s`` of a datasheet
-    profile with ``efficiency: {model: fixed}``)."""
-    return np.maximum(frame["flops"].to_numpy() / (frame["peak_flops"].to_numpy() * compute),
-                      frame["bytes"].to_numpy() / (frame["bandwidth"].to_numpy() * memory)) \
-        + launch_s
+    """The fixed-efficiency roofline of each row (what a datasheet profile with ``efficiency:
+    {model: fixed}`` costs it at)."""
+    rates = Rates.datasheet(frame["peak_flops"].to_numpy(), frame["bandwidth"].to_numpy(),
+                            compute, memory, launch_s)
+    return op_seconds(frame["flops"].to_numpy(), frame["bytes"].to_numpy(), rates)
 
 
 # -- leave one GPU out ------------------------------------------------------------------------
@@ -283,45 +277,7 @@ def markdown_table(logo: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# -- at run time ------------------------------------------------------------------------------
+# -- the curves file ---------------------------------------------------------------------------
 def curves_yaml(curves: dict[str, KindCurve]) -> dict:
-    """``curves`` as a ``calibration.curves`` mapping (:class:`CurvesSection`)."""
-    out: dict = {k: c.to_yaml() for k, c in sorted(curves.items()) if ":" not in k}
-    out["elementwise_ops"] = {k.split(":", 1)[1]: c.to_yaml()
-                              for k, c in sorted(curves.items()) if ":" in k}
-    return out
-
-
-def read_curves(path: Path = LEARNED_PATH) -> dict[str, KindCurve]:
-    """The ``curves:`` of a learned-efficiency YAML, validated as a profile's curves are."""
-    shown = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HardwareError(f"cannot read learned efficiency curves {shown}: "
-                            f"{exc.strerror or exc}") from None
-    if not isinstance(data, dict) or "curves" not in data:
-        raise ScenarioError(shown, "curves", "a mapping of op kinds to curves", data)
-    section = parse(CurvesSection, data["curves"], path=shown, field="curves")
-    try:
-        section.check("curves")
-    except ConfigValueError as exc:
-        raise ScenarioError(shown, exc.field, exc.expected, exc.got) from None
-    curves = {k: KindCurve.of(getattr(section, k)) for k in ("gemm", ELEMENTWISE, ATTN_PREFILL,
-                                                             ATTN_DECODE)
-              if getattr(section, k) is not None}
-    curves.update({f"{ELEMENTWISE}:{op}": KindCurve.of(c)
-                   for op, c in section.elementwise_ops.items()})
-    return curves
-
-
-@functools.lru_cache(maxsize=4)
-def learned_calibration(path: str = str(LEARNED_PATH)) -> CalibrationData:
-    """The learned curves as a calibration without tables: every GEMM, elementwise and
-    attention op of a datasheet profile is costed on its kind's curve (shared by all profiles;
-    the curves are fractions of each profile's own datasheet numbers)."""
-    curves = read_curves(Path(path))
-    digest = hashlib.sha256(repr(("learned", LEARNED_DTYPE, sorted(curves.items()))).encode())
-    return CalibrationData(source_path=str(path), dtype=LEARNED_DTYPE, tables=tbl.Tables.of(),
-                           curves=curves, source="learned efficiency curves",
-                           digest="learned-" + digest.hexdigest()[:16])
+    """``curves`` as a ``curves:`` mapping, kinds in sorted order (a stable file)."""
+    return section_yaml(dict(sorted(curves.items())))

@@ -4,7 +4,7 @@ Two layouts, found anywhere below the folder given (a GPU folder or any folder u
 
 - current: ``<GPU>/<org>/<model>/<dtype>/meta.yaml`` and ``tp<N>/{dense, attention,
   per_sequence[, moe, skew, skew_fit]}.csv``: already the project's layout
-  (:mod:`sim.calibration.layers`); checked and copied, but for the skew fit, whose bucket
+  (:mod:`sim.hardware.calibration.layers`); checked and copied, but for the skew fit, whose bucket
   labels (``n<=128``, ``kvB<=16k``, ``sr<=15%``) become bounds (``skew_alpha.csv``), and which
   is left out when ``meta.yaml`` says it is disabled.
 - older (v0): ``<GPU>/<org>/<model>/tp<N>/layers.csv`` (``layer_name, input, kv_cache, tp_size,
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.calibration.layers import LayerTables, check_table, read_csv_table, read_table
-from sim.calibration.schema import MEASURED_TABLES
 from sim.errors import HardwareError, ScenarioError
+from sim.hardware.calibration.layers import LayerTables, check_table, read_csv_table, read_table
+from sim.hardware.calibration.schema import MEASURED_TABLES
 
 HOLDOUT_FRACTION = 0.2
 _TP_DIR = re.compile(r"^tp(\d+)$")

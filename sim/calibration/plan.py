@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sim.cost.ops import LayerDims
+from sim.cost.ops import LayerDims, mlp_gemm_shapes
 from sim.models.spec import ModelSpec
 
 # Token counts (GEMM m, elementwise rows): log-spaced 1..16k, two or three points per octave
@@ -53,18 +53,19 @@ def model_shapes(model: ModelSpec, tp: int) -> tuple[list[tuple[int, int, int]],
     """(GEMM (k, n, max m), elementwise (op, width), (heads, kv_heads, head_dim)) of one shard."""
     d = LayerDims.of(model, tp)
     big = max(FULL_TOKENS)
-    up = (2 if d.gated else 1)
+
+    def mlp(width: int) -> list[tuple[int, int, int]]:
+        return [(k, n, big) for k, n in mlp_gemm_shapes(d.hidden, width, d.gated)]
+
     gemm = [(d.hidden, d.q_width + 2 * d.kv_width, big), (d.q_width, d.hidden, big),
             (d.hidden, d.vocab, LM_HEAD_MAX_TOKENS)]
     if model.num_dense_layers:
-        gemm += [(d.hidden, up * d.mlp_width, big), (d.mlp_width, d.hidden, big)]
+        gemm += mlp(d.mlp_width)
     if model.num_moe_layers:
         # experts see tokens * top_k / experts each: their m stays small
-        gemm += [(d.hidden, up * d.expert_width, big), (d.expert_width, d.hidden, big),
-                 (d.hidden, model.num_experts, big)]
+        gemm += mlp(d.expert_width) + [(d.hidden, model.num_experts, big)]
         if d.shared_expert_width:
-            gemm += [(d.hidden, up * d.shared_expert_width, big), (d.shared_expert_width,
-                                                                   d.hidden, big)]
+            gemm += mlp(d.shared_expert_width)
     act = "silu_mul" if d.gated else "gelu"
     widths = {d.mlp_width, d.expert_width, d.shared_expert_width} - {0}
     elem = [("rmsnorm", d.hidden), ("add", d.hidden), ("embedding", d.hidden),

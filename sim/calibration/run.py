@@ -19,11 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from sim.calibration import tables as tbl
 from sim.calibration.build import Built, read_base, write_profile
 from sim.calibration.plan import DEFAULT_MODELS, QUICK_MODELS, Plan, make_plan
-from sim.calibration.schema import DTYPE_BYTES
+from sim.cost.table_costs import row_costs
 from sim.errors import HardwareError
+from sim.hardware.calibration import tables as tbl
+from sim.hardware.calibration.schema import DTYPE_BYTES
 from sim.models import get_model
 
 # Substrings of torch.cuda.get_device_name() -> shipped profile (first match wins).
@@ -41,6 +42,13 @@ def calibrate(device: str, out: str | Path, *, dtype: str = "bf16",
     torch's CPU threads; on ``cpu`` the default is 1, because with several threads a busy
     machine quantises times to scheduler ticks (an OpenMP barrier waits for a descheduled
     thread) and the profile is then noise. One core is a steady, self-consistent device."""
+    # the arguments first: a typo is reported whether or not torch is installed
+    if device not in ("cuda", "cpu"):
+        raise HardwareError(f"--device {device}: expected cuda or cpu")
+    if dtype not in DTYPE_BYTES or dtype == "fp8":
+        raise HardwareError(f"--dtype {dtype}: expected bf16, fp16 or fp32")
+    for name in models or ():
+        get_model(name)
     try:
         import torch
     except ImportError:
@@ -63,12 +71,8 @@ def _calibrate(device: str, out: Path, dtype: str, models: list[str] | None, qui
                base: str | None, plan: Plan | None, log: Callable[[str], None]) -> Built:
     import torch
 
-    if device not in ("cuda", "cpu"):
-        raise HardwareError(f"--device {device}: expected cuda or cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise HardwareError("--device cuda: torch sees no CUDA device (try --device cpu)")
-    if dtype not in DTYPE_BYTES or dtype == "fp8":
-        raise HardwareError(f"--dtype {dtype}: expected bf16, fp16 or fp32")
     if models is None:
         models = [] if device == "cpu" else list(QUICK_MODELS if quick else DEFAULT_MODELS)
     specs = [get_model(name) for name in models]
@@ -137,10 +141,11 @@ def cpu_base(tables: tbl.Tables, name: str, env: dict[str, str], dtype: str) -> 
     """A profile mapping for a CPU: measured peaks, labelled assumptions for the rest."""
     g, e = tables.gemm, tables.elementwise
     dt = DTYPE_BYTES[dtype]
-    peak = max(float(np.max(2.0 * g.m * g.k * g.n / g.time_s)) if len(g) else 1e11, 1e9)
+    flops, _ = row_costs("gemm", g, dt)
+    peak = max(float(np.max(flops / g.time_s.to_numpy())) if len(g) else 1e11, 1e9)
     copies = e[e.op == "copy"]
-    bandwidth = float(np.max(2.0 * copies.tokens * copies.width * dt / copies.time_s)) \
-        if len(copies) else 1e10
+    _, nbytes = row_costs("elementwise", copies, dt)
+    bandwidth = float(np.max(nbytes / copies.time_s.to_numpy())) if len(copies) else 1e10
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") \
         else 16 * 2**30
     tflops = float(f"{peak / 1e12:.4g}")

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.calibration import tables as tbl
 from sim.calibration.build import Built, read_base, write_profile
 from sim.errors import HardwareError, ScenarioError
+from sim.hardware.calibration import tables as tbl
 
 SHAPE_COLUMNS = ("n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_mlp",
                  "num_tokens", "num_tensor_parallel_workers")

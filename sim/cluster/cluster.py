@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -21,15 +21,18 @@ from sim.errors import CapacityError, LlmsimError, ScenarioError
 from sim.hardware import DeviceSpec, load_device
 from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
                         kv_cache_blocks)
+from sim.memory.blocks import peak_blocks
 from sim.memory.capacity import GIB
 from sim.metrics.records import Recorder
 from sim.metrics.result import Result
 from sim.metrics.summary import slo_met, summarize
 from sim.models import ModelSpec, get_model
-from sim.scenario import Scenario
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.engine import Engine
 from sim.workload import Request, RequestStatus, Workload, build_workload
+
+if TYPE_CHECKING:    # the scenario module sits above the cluster: it validates the cluster's sections
+    from sim.scenario import Scenario
 
 Progress = Callable[[int, int], None]
 
@@ -109,9 +112,9 @@ def rejection_reason(req: Request, dep: Deployment, scenario: Scenario) -> str:
     total = req.prompt_tokens + req.output_tokens
     if total > dep.max_model_len:
         return f"prompt + output tokens ({total}) exceed max_model_len ({dep.max_model_len})"
-    peak_blocks = -(-(total - 1) // dep.block_size)
-    if peak_blocks > dep.kv_blocks:
-        return (f"needs {peak_blocks} KV blocks at its peak, a replica has {dep.kv_blocks}")
+    peak = peak_blocks(req.prompt_tokens, req.output_tokens, dep.block_size)
+    if peak > dep.kv_blocks:
+        return (f"needs {peak} KV blocks at its peak, a replica has {dep.kv_blocks}")
     cfg = scenario.scheduler
     if not cfg.chunked_prefill:
         # whole prompts only, and a request preempted by recomputation is prefilled again with
@@ -125,8 +128,8 @@ def rejection_reason(req: Request, dep: Deployment, scenario: Scenario) -> str:
             return (f"prompt + output tokens ({total}) exceed max_batched_tokens "
                     f"({cfg.max_batched_tokens}) with chunked_prefill off")
         watermark = int(getattr(cfg, "watermark", 0.0) * dep.kv_blocks)
-        if watermark and peak_blocks > dep.kv_blocks - watermark:
-            return (f"needs {peak_blocks} KV blocks at its peak, a replica admits at most "
+        if watermark and peak > dep.kv_blocks - watermark:
+            return (f"needs {peak} KV blocks at its peak, a replica admits at most "
                     f"{dep.kv_blocks - watermark} with chunked_prefill off (watermark)")
     return ""
 

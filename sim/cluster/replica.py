@@ -275,7 +275,7 @@ class Replica:
         assert len(waiting_ids) == len(sched.waiting), "a request is twice in waiting"
         assert not running_ids & waiting_ids, "a request is both waiting and running"
         assert len(sched.running) <= sched.config.max_num_seqs
-        assert sched.scheduler.budget_tokens(plan) <= sched.config.max_batched_tokens
+        assert plan.batched_tokens <= sched.config.max_batched_tokens
         sched.kv.check(sched.scheduler.kv_holders())
         bs = sched.kv.block_size
         for req, q in zip(plan.requests, plan.num_new_tokens):

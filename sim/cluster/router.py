@@ -7,6 +7,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from sim.registry import Registry
 from sim.workload.request import Request
 
 
@@ -65,9 +66,9 @@ class LeastKvLoadRouter(Router):
                                             r.num_outstanding))
 
 
-ROUTERS: dict[str, type[Router]] = {
+ROUTERS: Registry[type[Router]] = Registry("router", {
     "round-robin": RoundRobinRouter,
     "random": RandomRouter,
     "least-outstanding": LeastOutstandingRouter,
     "least-kv-load": LeastKvLoadRouter,
-}
+})

@@ -31,10 +31,11 @@ import numpy as np
 from sim.cost.energy import EnergyPath
 from sim.cost.model import BatchShape, CostModel, IterationCost
 from sim.cost.moe_routing import ExpertRouter
-from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, MOE_EXPERT, Op, activation_cost,
-                          attn_prefill_cost, gemm_bytes, gemm_flops)
+from sim.cost.ops import (ALLREDUCE, ALLTOALL, ATTN_DECODE, ATTN_PREFILL, MOE_EXPERT, Op,
+                          activation_cost, attn_prefill_cost, expert_gemm_costs, moe_experts_op)
 from sim.cost.parallel import ExpertLayout, Topology
 from sim.cost.placement import PIM, XPU, Processor, on_pim, pick
+from sim.cost.roofline import Rates
 from sim.hardware.bundles import BankBundles, overlap_seconds
 from sim.hardware.device import DeviceSpec
 from sim.hardware.duplex import DuplexSpec
@@ -74,20 +75,19 @@ class DuplexCostModel(CostModel):
         super().__init__(model, device, tp, dtype)
         spec = self.spec = DuplexSpec.from_device(device)
         eff, act = device.efficiency, spec.row_activation_pj_per_byte
-        self.xpu = Processor(XPU, device.peak_flops(dtype) * eff.compute,
-                             device.hbm_bandwidth * eff.memory, eff.kernel_launch_s,
-                             EnergyPath.of(device.energy_pj_per_flop,
-                                           device.energy_pj_per_hbm_byte, act))
+        # the xPU is the GPU model's processor: the same datasheet rates (CostModel.rates)
+        self.xpu = Processor(XPU, self.rates, EnergyPath.of(device.energy_pj_per_flop,
+                                                            device.energy_pj_per_hbm_byte, act))
         pim = spec.pim
         self.pim: Processor | None = None
         self.bundles: BankBundles | None = None
         if pim is not None:
-            pim_bytes_per_s = pim.bandwidth * pim.memory_efficiency
-            self.pim = Processor(PIM, pim.flops * pim.compute_efficiency, pim_bytes_per_s,
-                                 pim.kernel_launch_s,
-                                 EnergyPath.of(device.energy_pj_per_flop,
-                                               pim.energy_pj_per_hbm_byte, act))
-            self.bundles = BankBundles(spec.bank_bundles, pim_bytes_per_s / spec.bank_bundles)
+            pim_rates = Rates.datasheet(pim.flops, pim.bandwidth, pim.compute_efficiency,
+                                        pim.memory_efficiency, pim.kernel_launch_s)
+            self.pim = Processor(PIM, pim_rates, EnergyPath.of(device.energy_pj_per_flop,
+                                                               pim.energy_pj_per_hbm_byte, act))
+            self.bundles = BankBundles(spec.bank_bundles,
+                                       pim_rates.bytes_per_s / spec.bank_bundles)
         self.concurrent = pim is not None and pim.concurrent_with_xpu
         self.topology = Topology.of(
             tp, spec.devices_per_node, device.interconnect_bandwidth * eff.interconnect,
@@ -189,9 +189,7 @@ class DuplexCostModel(CostModel):
         c = np.sort(counts.reshape(R, lay.groups, lay.experts_per_group), axis=-1).astype(float)
         h, dt, gated = m.hidden_size, m.dtype_bytes, m.mlp_gated
         w = m.expert_intermediate_size // lay.split
-        up_n = 2 * w if gated else w
-        f_up, b_up = gemm_flops(c, h, up_n), gemm_bytes(c, h, up_n, dt)
-        f_dn, b_dn = gemm_flops(c, w, h), gemm_bytes(c, w, h, dt)
+        f_up, b_up, f_dn, b_dn = expert_gemm_costs(c, h, w, gated, dt)
         af, ab = activation_cost(1.0, w, gated, dt)      # per token
         live = c > 0                                      # an expert with no tokens is skipped
         f_e = np.where(live, f_up + f_dn, 0.0)
@@ -329,7 +327,7 @@ class DuplexCostModel(CostModel):
             placed.append(PlacedOp(op, where, float(table.seconds[row]) - layers * comm,
                                    float(table.joules[row]) - comm_j))
             if comm:
-                kind = ALLREDUCE if self.layout.mode == "tensor" else "alltoall"
+                kind = ALLREDUCE if self.layout.mode == "tensor" else ALLTOALL
                 placed.append(PlacedOp(Op(f"moe_{kind}", kind, 0.0, 0.0, count=layers), XPU,
                                        layers * comm, comm_j))
         return placed
@@ -340,14 +338,8 @@ class DuplexCostModel(CostModel):
         counts = self.router.table(T)[row].reshape(lay.groups, lay.experts_per_group)
         c = counts[int(np.argmax(counts.sum(axis=-1)))]
         c = c[c > 0].astype(float)
-        w = m.expert_intermediate_size // lay.split
-        up_n = 2 * w if m.mlp_gated else w
-        af, ab = activation_cost(c, w, m.mlp_gated, m.dtype_bytes)
-        flops = gemm_flops(c, m.hidden_size, up_n) + gemm_flops(c, w, m.hidden_size) + af
-        nbytes = gemm_bytes(c, m.hidden_size, up_n, m.dtype_bytes) + \
-            gemm_bytes(c, w, m.hidden_size, m.dtype_bytes) + ab
-        return Op("moe_experts", MOE_EXPERT, float(flops.sum()), float(nbytes.sum()),
-                  count=m.num_moe_layers)
+        return moe_experts_op(c, m.hidden_size, m.expert_intermediate_size // lay.split,
+                              m.mlp_gated, m.dtype_bytes, m.num_moe_layers)
 
     def iteration(self, shape: BatchShape) -> IterationCost:
         placed = self.placed_ops(shape)
@@ -371,6 +363,3 @@ class DuplexCostModel(CostModel):
                              bytes=sum(o.count * o.bytes for o in ops), energy_j=energy_j,
                              busy_s=busy, breakdown_s=breakdown, ops=ops)
 
-
-# The cost model each device kind gets (sim/cluster/cluster.py builds replicas with it).
-COST_MODELS: dict[str, type[CostModel]] = {"gpu": CostModel, "duplex": DuplexCostModel}

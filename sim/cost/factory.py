@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import warnings
 
-from sim.calibration.predictor import CalibrationWarning
-from sim.cost.duplex import COST_MODELS
+from sim.cost.duplex import DuplexCostModel
 from sim.cost.engine import EngineTerms, EngineTiming
 from sim.cost.model import CostModel
+from sim.cost.predictor import CalibrationWarning
 from sim.cost.profiled import ProfiledCostModel
 from sim.hardware.device import DeviceSpec
 from sim.models.catalog import HF_NAMES
 from sim.models.spec import ModelSpec
+from sim.registry import Registry
+
+# The cost model each device kind gets; a new device kind adds its line here
+COST_MODELS: Registry[type[CostModel]] = Registry("cost model", {"gpu": CostModel,
+                                                                  "duplex": DuplexCostModel})
 
 
 def model_names(model: ModelSpec) -> set[str]:
@@ -31,7 +36,7 @@ def make_cost_model(model: ModelSpec, device: DeviceSpec, tp: int = 1,
     """The cost model of ``model`` on ``tp`` devices; ``engine`` adds the serving engine's
     terms (sim/cost/engine.py). A profile with measured tables for other models or TP degrees
     falls back to the datasheet path with one warning."""
-    kind = COST_MODELS[device.kind]
+    kind = COST_MODELS.lookup(device.kind, field=f"hardware {device.name}: kind")
     timing = None
     if engine is not None and kind is CostModel:
         timing = EngineTiming(engine, max_num_seqs, max_batched_tokens)

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.calibration.fit import curve_time_s
 from sim.cost.engine import EngineTiming
 from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, MOE_EXPERT,
                           LayerDims, Op, activation_cost, attn_decode_cost, attn_prefill_cost,
-                          expert_token_counts, gemm_bytes, gemm_flops, norm_cost,
-                          residual_add_cost, ring_allreduce_time_s, rotary_cost)
+                          expert_gemm_costs, expert_token_counts, gemm_bytes, gemm_flops,
+                          mlp_gemm_shapes, moe_experts_op, norm_cost, residual_add_cost,
+                          ring_allreduce_time_s, rotary_cost)
+from sim.cost.predictor import cost_model_predictor
+from sim.cost.roofline import Rates, op_seconds
 from sim.hardware.device import DeviceSpec
 from sim.models.spec import ModelSpec
 
@@ -106,12 +108,13 @@ class IterationCost:
 class CostModel:
     """Roofline iteration cost of ``model`` on ``tp`` devices of ``device``.
 
-    Per op: ``time = max(flops / (peak * eff.compute), bytes / (bandwidth * eff.memory)) +
-    eff.kernel_launch_s``; all-reduces use the ring formula at ``eff.interconnect`` of the link;
-    each iteration adds ``eff.iteration_overhead_s``. A calibrated device (``device.calibration``,
-    :mod:`sim.calibration`) replaces an op's roofline by its measured time where the predictor
-    has one; attention then uses its kind's fitted efficiency curve, a closed form like the
-    roofline, so the decode fast path stays exact.
+    Per op: the cost core (:func:`sim.cost.roofline.op_seconds`) at the device's datasheet rates,
+    ``eff.compute`` and ``eff.memory`` of its peaks plus ``eff.kernel_launch_s`` per kernel;
+    all-reduces use the ring formula at ``eff.interconnect`` of the link; each iteration adds
+    ``eff.iteration_overhead_s``. A calibrated device (``device.calibration``) replaces an op's
+    roofline by its measured time where the predictor (:mod:`sim.cost.predictor`) has one;
+    attention then uses its kind's fitted efficiency curve, the same core function at the
+    curve's rates, so the decode fast path stays exact.
     """
 
     def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16",
@@ -122,8 +125,9 @@ class CostModel:
         self.engine = engine
         self.dims = LayerDims.of(model, tp)
         eff = device.efficiency
-        self._flops_per_s = device.peak_flops(dtype) * eff.compute
-        self._bytes_per_s = device.hbm_bandwidth * eff.memory
+        # the device's datasheet roofline: every op without a measurement is costed at it
+        self.rates = Rates.datasheet(device.peak_flops(dtype), device.hbm_bandwidth,
+                                     eff.compute, eff.memory, eff.kernel_launch_s)
         self._link_bytes_per_s = device.interconnect_bandwidth * eff.interconnect
         self._launch_s = eff.kernel_launch_s
         # an engine models the per-step CPU work itself (sim/cost/engine.py)
@@ -136,22 +140,23 @@ class CostModel:
         self._decode_coeffs = (4.0 * d.heads * d.head_dim,
                                (2.0 * d.q_width + 2.0 * d.kv_width) * d.dtype_bytes,
                                2.0 * d.kv_width * d.dtype_bytes)
-        # -- calibration (issue 6): measured tables first, the roofline above as fallback ------
+        # -- calibration: measured tables first, the roofline above as fallback -------------
         self._predictor = None
-        fits: dict[str, tuple[float, float, float, float]] = {}
+        fits: dict[str, Rates] = {}
         if device.calibration is not None:
-            from sim.calibration.predictor import cost_model_predictor
             self._predictor, fits = cost_model_predictor(device, model, dtype)
-        # attributes, not a dict lookup: _attention_part is on the hot path
-        self._prefill_fit, self._decode_fit = fits.get(ATTN_PREFILL), fits.get(ATTN_DECODE)
+        # attention's rates: its kind's fitted curve if calibrated, else the datasheet roofline
+        # (attributes, not a dict lookup: _attention_part is on the hot path)
+        self._prefill_rates = fits.get(ATTN_PREFILL, self.rates)
+        self._decode_rates = fits.get(ATTN_DECODE, self.rates)
         if engine is not None:   # its eager launches: every kernel of a forward pass
             engine.count_kernels(sum(op.count for op in self.token_ops(1, 1))
                                  + model.num_layers, model.num_layers)
 
     # -- roofline ----------------------------------------------------------------------------
     def op_time_s(self, flops, nbytes):
-        """Roofline time of one kernel (works elementwise on numpy arrays)."""
-        return np.maximum(flops / self._flops_per_s, nbytes / self._bytes_per_s) + self._launch_s
+        """Roofline time of one kernel at the datasheet rates (elementwise on numpy arrays)."""
+        return op_seconds(flops, nbytes, self.rates)
 
     def allreduce_time_s(self, num_tokens: int) -> float:
         msg = num_tokens * self.model.hidden_size * self.model.dtype_bytes
@@ -201,7 +206,7 @@ class CostModel:
 
     def _mlp_ops(self, name: str, T: int, width: int, count: int) -> list[Op]:
         d, dt = self.dims, self.dims.dtype_bytes
-        up_n = 2 * width if d.gated else width
+        (_, up_n), _ = mlp_gemm_shapes(d.hidden, width, d.gated)
         return [Op(f"{name}_up", GEMM, gemm_flops(T, d.hidden, up_n),
                    gemm_bytes(T, d.hidden, up_n, dt), count=count, shape=(T, d.hidden, up_n)),
                 Op(f"{name}_act", ELEMENTWISE, *activation_cost(T, width, d.gated, dt), count=count,
@@ -214,28 +219,20 @@ class CostModel:
 
     def _experts_op(self, T: int, count: int) -> Op:
         """Routed experts as one fused-MoE op; its time is the sum of per-expert rooflines."""
-        d, dt = self.dims, self.dims.dtype_bytes
+        d = self.dims
         t = self.expert_token_counts(T)
-        t = t[t > 0]
-        up_n = 2 * d.expert_width if d.gated else d.expert_width
-        act_flops, act_bytes = activation_cost(t, d.expert_width, d.gated, dt)
-        flops = gemm_flops(t, d.hidden, up_n) + gemm_flops(t, d.expert_width, d.hidden) + act_flops
-        nbytes = (gemm_bytes(t, d.hidden, up_n, dt) + gemm_bytes(t, d.expert_width, d.hidden, dt)
-                  + act_bytes)
-        return Op("moe_experts", MOE_EXPERT, float(flops.sum()), float(nbytes.sum()), count=count)
+        return moe_experts_op(t[t > 0], d.hidden, d.expert_width, d.gated, d.dtype_bytes, count)
 
     def _experts_time_s(self, T: int) -> float:
         d, dt = self.dims, self.dims.dtype_bytes
         t = self.expert_token_counts(T)
         t = t[t > 0]
-        up_n = 2 * d.expert_width if d.gated else d.expert_width
-        up = self.op_time_s(gemm_flops(t, d.hidden, up_n), gemm_bytes(t, d.hidden, up_n, dt))
-        down = self.op_time_s(gemm_flops(t, d.expert_width, d.hidden),
-                              gemm_bytes(t, d.expert_width, d.hidden, dt))
+        f_up, b_up, f_down, b_down = expert_gemm_costs(t, d.hidden, d.expert_width, d.gated, dt)
+        up, down = op_seconds(f_up, b_up, self.rates), op_seconds(f_down, b_down, self.rates)
         # a fused MoE kernel launches once for all experts: count the launch twice (up, down),
         # not per expert
         per_expert = up + down - 2 * self._launch_s
-        act = self.op_time_s(*activation_cost(int(t.sum()), d.expert_width, d.gated, dt))
+        act = op_seconds(*activation_cost(int(t.sum()), d.expert_width, d.gated, dt), self.rates)
         return float(per_expert.sum()) + 2 * self._launch_s + float(act)
 
     def attention_ops(self, shape: BatchShape) -> list[Op]:
@@ -256,7 +253,7 @@ class CostModel:
     def _op_seconds(self, op: Op, num_tokens: int) -> float:
         """One execution of ``op``: ring formula for all-reduces, per-expert rooflines for the
         fused MoE op, the plain roofline otherwise."""
-        if self._predictor is not None:      # calibration (issue 6): measured tables first
+        if self._predictor is not None:      # calibrated: measured tables first
             seconds = self._calibrated_seconds(op, num_tokens)
             if seconds is not None:
                 return seconds
@@ -264,10 +261,10 @@ class CostModel:
             return self.allreduce_time_s(num_tokens) + self._launch_s
         if op.kind == MOE_EXPERT:
             return self._experts_time_s(num_tokens)
-        return float(self.op_time_s(op.flops, op.bytes))
+        return float(op_seconds(op.flops, op.bytes, self.rates))
 
     def _calibrated_seconds(self, op: Op, num_tokens: int) -> float | None:
-        """The predictor's time for ``op`` (issue 6), ``None`` to use the roofline."""
+        """The predictor's time for ``op``, ``None`` to use the roofline."""
         d = self.dims
         if op.kind == MOE_EXPERT:
             counts = self.expert_token_counts(num_tokens)
@@ -325,10 +322,7 @@ class CostModel:
         if shape.num_prefill:
             pf_f, pf_b = attn_prefill_cost(shape.prefill_tokens, shape.prefill_attn_pairs,
                                            shape.prefill_kv_tokens, self.dims)
-            if self._prefill_fit is None:
-                pf_t = max(pf_f / self._flops_per_s, pf_b / self._bytes_per_s) + self._launch_s
-            else:   # calibrated (issue 6): the fitted curve, fixed kernel cost included
-                pf_t = curve_time_s(pf_f, pf_b, self._prefill_fit)
+            pf_t = op_seconds(pf_f, pf_b, self._prefill_rates)
         if not shape.num_decode:
             return L * pf_t, L * pf_f, L * pf_b
         # attn_decode_cost, linear in the context: flops = a*S, bytes = b_seq*n + b_key*S
@@ -338,14 +332,7 @@ class CostModel:
         keys_read = decode_context_tokens - shape.decode_shared_kv_tokens \
             if shape.decode_shared_kv_tokens else decode_context_tokens
         dec_b = b_seq * shape.num_decode + b_key * keys_read
-        if self._decode_fit is not None:   # calibrated (issue 6): same closed form, fitted rates
-            dec_t = curve_time_s(dec_f, dec_b, self._decode_fit)
-        else:
-            t_f, t_b = dec_f / self._flops_per_s, dec_b / self._bytes_per_s
-            if isinstance(t_f, np.ndarray):
-                dec_t = np.maximum(t_f, t_b) + self._launch_s
-            else:
-                dec_t = (t_f if t_f > t_b else t_b) + self._launch_s
+        dec_t = op_seconds(dec_f, dec_b, self._decode_rates)
         if not shape.num_prefill:   # the same numbers (x + 0.0 == x), three array ops fewer
             if not work:
                 return L * dec_t, None, None
@@ -430,7 +417,8 @@ class CostModel:
         The durations are :meth:`iteration_time`'s, bit for bit. Most runs are a few iterations
         (a request finishes or arrives every few), where numpy's cost per call dominates, so up to
         ``_SHORT_RUN`` iterations are costed with Python floats (the same IEEE operations, in
-        the same order as :meth:`_attention_part` and :meth:`_total`). The energy is summed in
+        the same order as :meth:`_attention_part` and :meth:`_total`, through the same
+        :func:`~sim.cost.roofline.op_seconds`). The energy is summed in
         closed form (FLOPs and bytes grow linearly with the context): the sum of the
         per-iteration energies up to rounding."""
         tokens, launch_s = self._graph_tokens(num_seqs, True)
@@ -439,15 +427,12 @@ class CostModel:
         a, b_seq, b_key = self._decode_coeffs
         L = self.model.num_layers
         engine = self.engine
-        if steps <= _SHORT_RUN and self._decode_fit is None:
-            seq_b, flops_per_s, bytes_per_s = b_seq * num_seqs, self._flops_per_s, \
-                self._bytes_per_s
-            launch, times, ctx = self._launch_s, [], first_context_tokens
+        if steps <= _SHORT_RUN:
+            seq_b, rates, times, ctx = b_seq * num_seqs, self._decode_rates, [], \
+                first_context_tokens
             for _ in range(steps):
-                t_f = a * ctx / flops_per_s
-                t_b = (seq_b + b_key * (ctx - shared_kv_tokens if shared_kv_tokens else ctx)) \
-                    / bytes_per_s
-                times.append(base_s + L * ((t_f if t_f > t_b else t_b) + launch))
+                keys = ctx - shared_kv_tokens if shared_kv_tokens else ctx
+                times.append(base_s + L * op_seconds(a * ctx, seq_b + b_key * keys, rates))
                 ctx += num_seqs
             if engine is not None:
                 times = [engine.step_s(t, launch_s, num_seqs) for t in times]

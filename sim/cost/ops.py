@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# the kind names live with the profile data that also names them (curves, tables per kind)
+from sim.hardware.calibration.op_kinds import (ALLREDUCE, ALLTOALL, ATTN_DECODE,  # noqa: F401
+                                               ATTN_PREFILL, ELEMENTWISE, GEMM, MOE_EXPERT,
+                                               OP_KINDS)
 from sim.models.spec import ModelSpec
-
-GEMM, ATTN_PREFILL, ATTN_DECODE, MOE_EXPERT, ELEMENTWISE, ALLREDUCE = (
-    "gemm", "attn_prefill", "attn_decode", "moe_expert", "elementwise", "allreduce")
-OP_KINDS = (GEMM, ATTN_PREFILL, ATTN_DECODE, MOE_EXPERT, ELEMENTWISE, ALLREDUCE, "alltoall")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Op:
     flops: float
     bytes: float
     count: int = 1       # executions per iteration (e.g. number of layers that run it)
-    # Size key for measured tables (issue 6): GEMM (m, k, n); elementwise and all-reduce
+    # Size key for measured tables: GEMM (m, k, n); elementwise and all-reduce
     # (tokens, width); () when unknown (the roofline then decides alone).
     shape: tuple = ()
 
@@ -118,6 +118,31 @@ def attn_decode_cost(num_seqs, context_tokens, dims: LayerDims) -> tuple:
     elems = 2.0 * num_seqs * dims.q_width + context_tokens * 2.0 * dims.kv_width \
         + num_seqs * 2.0 * dims.kv_width
     return flops, elems * dims.dtype_bytes
+
+
+def mlp_gemm_shapes(hidden: int, width: int, gated: bool) -> tuple:
+    """``((k, n) of the up projection, (k, n) of the down projection)`` of an MLP (dense, or one
+    expert) of intermediate ``width``: gate and up fused into one GEMM when ``gated``."""
+    return (hidden, 2 * width if gated else width), (width, hidden)
+
+
+def expert_gemm_costs(tokens, hidden: int, width: int, gated: bool, dtype_bytes: int) -> tuple:
+    """(up FLOPs, up bytes, down FLOPs, down bytes) of routed experts, ``tokens`` routed to each
+    (an array, one entry per expert); every expert reads its own weights."""
+    (up_k, up_n), (down_k, down_n) = mlp_gemm_shapes(hidden, width, gated)
+    return (gemm_flops(tokens, up_k, up_n), gemm_bytes(tokens, up_k, up_n, dtype_bytes),
+            gemm_flops(tokens, down_k, down_n), gemm_bytes(tokens, down_k, down_n, dtype_bytes))
+
+
+def moe_experts_op(tokens, hidden: int, width: int, gated: bool, dtype_bytes: int,
+                   count: int) -> Op:
+    """Routed experts as one fused-MoE op (per device, per layer; ``count`` layers): their
+    projections and activations summed over the experts, ``tokens`` routed to each (an array
+    of the experts that got tokens)."""
+    f_up, b_up, f_down, b_down = expert_gemm_costs(tokens, hidden, width, gated, dtype_bytes)
+    act_flops, act_bytes = activation_cost(tokens, width, gated, dtype_bytes)
+    return Op("moe_experts", MOE_EXPERT, float((f_up + f_down + act_flops).sum()),
+              float((b_up + b_down + act_bytes).sum()), count=count)
 
 
 def expert_token_counts(num_tokens: int, num_experts: int, top_k: int) -> np.ndarray:

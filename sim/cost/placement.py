@@ -1,6 +1,7 @@
 """Processors and placement: which of the xPU and the PIM runs an op, by arithmetic intensity.
 
-Each op knows its Op/B (FLOPs per DRAM byte). A processor's roofline turns from memory- to
+Each op knows its Op/B (FLOPs per DRAM byte). A processor is a set of rates for the one cost
+function (:func:`sim.cost.roofline.op_seconds`); its roofline turns from memory- to
 compute-bound at its ridge, peak FLOP/s / bandwidth: ~240 Op/B for an H100-class xPU at the
 profile's efficiencies, 8 for Logic-PIM, 1 for Bank-PIM. Ops well below the PIM's ridge (decode
 attention ~ GQA group size, an expert ~ the tokens routed to it) run faster on the PIM's wider
@@ -26,6 +27,7 @@ import numpy as np
 
 from sim.cost.energy import EnergyPath
 from sim.cost.ops import ATTN_DECODE, MOE_EXPERT
+from sim.cost.roofline import Rates, op_seconds
 from sim.hardware.duplex import PlacementSection
 
 XPU, PIM = "xpu", "pim"
@@ -33,25 +35,28 @@ XPU, PIM = "xpu", "pim"
 
 @dataclass(frozen=True)
 class Processor:
-    """One processor's achievable roofline and energy path."""
+    """One processor sharing the HBM: its rates (peak x efficiency, DRAM bandwidth x
+    efficiency, launch cost) and its energy path."""
 
     name: str
-    flops_per_s: float          # peak x compute efficiency
-    bytes_per_s: float          # DRAM bandwidth x memory efficiency
-    launch_s: float             # fixed cost per kernel
+    rates: Rates
     energy: EnergyPath
 
     def seconds(self, flops, nbytes):
         """Roofline time of one kernel (elementwise on numpy arrays)."""
-        return np.maximum(flops / self.flops_per_s, nbytes / self.bytes_per_s) + self.launch_s
+        return op_seconds(flops, nbytes, self.rates)
 
     def busy_seconds(self, flops, nbytes):
         """The roofline without the launch (parts of a fused kernel)."""
-        return np.maximum(flops / self.flops_per_s, nbytes / self.bytes_per_s)
+        return op_seconds(flops, nbytes, self.rates, launch=False)
+
+    @property
+    def launch_s(self) -> float:
+        return self.rates.launch_s
 
     @property
     def ridge_op_b(self) -> float:
-        return self.flops_per_s / self.bytes_per_s
+        return self.rates.ridge_op_b
 
 
 # A policy answers "on the PIM?" for one op kind: (kind, intensity, decode_only, t_xpu, t_pim,

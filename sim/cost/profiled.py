@@ -1,7 +1,7 @@
 """ProfiledCostModel: an iteration's GPU time from vLLM layer tables measured on the real GPU.
 
-Where :class:`~sim.cost.model.CostModel` derives each operator's time from FLOPs and bytes,
-this model reads it from tables timed inside vLLM (:mod:`sim.calibration.layers`):
+Where :class:`~sim.cost.model.CostModel` derives each operator's time from FLOPs and bytes, this
+model reads it from tables timed inside vLLM (:mod:`sim.hardware.calibration.layers`):
 
 - token-wise modules by the batch's token count, per decoder layer: two RMSNorm calls (vLLM
   fuses the residual add into them, so no separate add), the QKV projection (plus Qwen3's q/k
@@ -28,11 +28,11 @@ import warnings
 
 import numpy as np
 
-from sim.calibration.layers import LayerTables
-from sim.calibration.predictor import CalibrationWarning
 from sim.cost.engine import EngineTiming
 from sim.cost.model import BatchShape, CostModel, IterationCost
 from sim.cost.ops import ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, MOE_EXPERT, Op
+from sim.cost.predictor import CalibrationWarning
+from sim.hardware.calibration.layers import LayerTables
 from sim.hardware.device import DeviceSpec
 from sim.models.spec import ModelSpec
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:   # calibration (issue 6): only for the annotation; sim.calibration imports us
-    from sim.calibration.data import CalibrationData
-    from sim.calibration.layers import MeasuredLayers
+if TYPE_CHECKING:   # only for the annotations: loading a profile's tables needs pandas
+    from sim.hardware.calibration.data import CalibrationData
+    from sim.hardware.calibration.layers import MeasuredLayers
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ class DeviceSpec:
     efficiency: Efficiency = field(default_factory=Efficiency)
     description: str = field(default="", compare=False)
     sources: tuple[str, ...] = field(default=(), compare=False)
-    # Measured kernel tables and fitted efficiency curves (issue 6); None: the roofline above.
+    # Measured kernel tables and fitted efficiency curves; None: the roofline above.
     # Hashable and compared by a digest of its contents.
     calibration: CalibrationData | None = None
-    # vLLM layer tables measured on this GPU, per model and TP degree (sim.calibration.layers);
+    # vLLM layer tables measured on this GPU, per model and TP degree (calibration/layers.py);
     # a model they cover is costed from them (sim.cost.profiled). Compared by a digest.
     measured: MeasuredLayers | None = None
 

@@ -15,12 +15,13 @@ from typing import Any
 
 import yaml
 
-from sim.calibration.schema import (CalibrationSection, MeasuredSection, measured_stamps,
-                                   table_stamps)
+from sim.hardware.calibration.schema import (CalibrationSection, MeasuredSection,
+                                             measured_stamps, table_stamps)
 from sim.config import parse, read_text, require
 from sim.errors import HardwareError, ScenarioError, did_you_mean
 from sim.hardware.device import DeviceSpec, Efficiency
 from sim.hardware.duplex import DuplexSection, DuplexSpec
+from sim.registry import Registry
 
 # The shipped profiles live in the package (the repository's top-level hardware_profiles/ is a
 # link to them); a ./hardware_profiles folder where llmsim runs adds profiles or overrides them.
@@ -35,7 +36,8 @@ def _profile_dirs() -> list[Path]:
 
 # The `kind:` a profile may declare -> the spec class it becomes. Data for one device is a YAML;
 # a new *kind* of device (e.g. a PIM) is one class plus one line here.
-DEVICE_KINDS: dict[str, type] = {"gpu": DeviceSpec, "duplex": DuplexSpec}
+DEVICE_KINDS: Registry[type[DeviceSpec]] = Registry("device kind", {"gpu": DeviceSpec,
+                                                                  "duplex": DuplexSpec})
 
 _TERA, _GIGA, _GIB, _MICRO, _MILLI = 1e12, 1e9, 2**30, 1e-6, 1e-3
 
@@ -138,8 +140,8 @@ class EfficiencySection:
     ``model``: how a GPU profile without a ``calibration:`` section costs its ops. ``learned``
     (default): the op kinds that ``sim/hardware/learned_efficiency.yaml`` has curves for (GEMMs)
     on those curves, learned from measured GPUs as fractions of this profile's datasheet peak
-    and bandwidth (:mod:`sim.calibration.learned`); everything else as ``fixed``, which costs
-    every op at ``compute`` and ``memory`` of the peaks plus ``kernel_launch_us``. So under
+    and bandwidth (:mod:`sim.hardware.calibration.learned`); everything else as ``fixed``, which
+    costs every op at ``compute`` and ``memory`` of the peaks plus ``kernel_launch_us``. So under
     ``learned`` those three numbers still price the ops without a curve (elementwise, attention,
     fused MoE experts, all-reduce launches, models whose elements are not 2 bytes). Duplex-kind
     devices always use ``fixed``."""
@@ -182,21 +184,20 @@ class ProfileFile:
     efficiency: EfficiencySection = EfficiencySection()
     description: str = ""
     sources: tuple[str, ...] = ()
-    calibration: CalibrationSection | None = None    # measured tables (issue 6)
-    measured: MeasuredSection | None = None   # vLLM layer tables (sim.calibration.layers)
+    calibration: CalibrationSection | None = None    # measured kernel tables, fitted curves
+    measured: MeasuredSection | None = None   # vLLM layer tables (calibration/layers.py)
     duplex: DuplexSection | None = None   # kind duplex only: PIM, placement, routing, topology
 
     def __post_init__(self) -> None:
         require(bool(self.name), "name", "a non-empty string", self.name)
-        require(self.kind in DEVICE_KINDS, "kind", "one of " + ", ".join(sorted(DEVICE_KINDS)),
-                self.kind)
+        DEVICE_KINDS.require(self.kind, "kind")
         for section in _SECTIONS:
             getattr(self, section).check(section)
         if self.calibration is not None:
             self.calibration.check("calibration")
         if self.measured is not None:
             self.measured.check("measured")
-        if self.duplex is not None:     # issue 3
+        if self.duplex is not None:
             require(self.kind == "duplex", "duplex", "no duplex section (kind is not duplex)",
                     "a duplex section")
             self.duplex.check("duplex")
@@ -216,7 +217,7 @@ def load_device(name_or_path: str, overrides: dict | None = None,
     """
     path = _resolve(str(name_or_path), base_dir)
     stamp = path.stat().st_mtime_ns      # part of the cache key: an edited file is reread
-    # ... and so is one whose calibration tables changed (issue 6): their mtimes join the key
+    # ... and so is one whose calibration tables changed: their mtimes join the key
     raw = _read_yaml(str(path), stamp)
     stamp = (stamp, *table_stamps(path, raw), *measured_stamps(path, raw))
     if not overrides:
@@ -320,18 +321,18 @@ def _to_spec(p: ProfileFile, path: str) -> DeviceSpec:
         description=p.description,
         sources=tuple(p.sources),
     )
-    # -- calibration (issue 6): tables beside the YAML, read only when the section is there --
+    # -- calibration: tables beside the YAML, read only when the section is there ------------
     if p.calibration is not None:
-        from sim.calibration.data import load_calibration
+        from sim.hardware.calibration.data import load_calibration
         fields["calibration"] = load_calibration(p.calibration, path, _shown(path))
     elif e.model == "learned" and p.kind == "gpu":
         # no measurements: the curves learned from measured GPUs (Duplex devices keep their own
         # model, whose PIM and xPU share one fixed efficiency to keep comparisons neutral)
-        from sim.calibration.learned import learned_calibration
+        from sim.hardware.calibration.learned import learned_calibration
         fields["calibration"] = learned_calibration()
     if p.measured is not None and p.measured.entries:
-        from sim.calibration.layers import load_measured
+        from sim.hardware.calibration.layers import load_measured
         fields["measured"] = load_measured(p.measured, path, _shown(path))
-    if p.duplex is not None:     # issue 3: the PIM, placement, routing and topology fields
+    if p.duplex is not None:     # the PIM, placement, routing and topology fields
         fields.update(p.duplex.spec_fields())
     return DEVICE_KINDS[p.kind](**fields)

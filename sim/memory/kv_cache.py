@@ -13,17 +13,20 @@ chunks, as in the Mooncake trace) is keyed by the chain of ids up to the chunk t
 ``i``; so two prompts share block ``i`` exactly when they share everything up to its end. Prompts
 without ids have unique content, and their blocks are only made reusable (keyed by request) when the
 request is preempted, so that it can resume from them, as vLLM (which hashes every full block) does.
+
+A request is anything with the fields of :class:`~sim.memory.holders.KVRequest`; every change to
+its block counts is made here (allocation, bulk decode growth, pins, release).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:   # (scheduling builds on memory, not the other way round)
-    from sim.scheduling.view import RequestView as Request   # the KV state lives on views
+from sim.memory.blocks import DecodeGrowth, blocks_for_tokens
+from sim.memory.holders import KVHolder, KVRequest
 
 
 _GOLDEN = np.int64(-7046029254386353131)    # 0x9E3779B97F4A7C15 as int64: spreads block indices
@@ -37,6 +40,23 @@ class CachedBlock:
     def __init__(self, block_hash: object):
         self.hash = block_hash
         self.ref_cnt = 1
+
+
+class PrefixPin:
+    """One extra reference on a run of cached prefix blocks, held like a request holds blocks
+    (so :meth:`KVCache.free` releases it and :meth:`KVCache.check` counts it): while it lives,
+    LRU cannot evict them (SGLang's ``inc_lock_ref``)."""
+
+    __slots__ = ("kv_blocks", "kv_cached_blocks")
+
+    def __init__(self, blocks: list[CachedBlock]):
+        self.kv_blocks = len(blocks)
+        self.kv_cached_blocks = blocks
+
+    def is_shared_by(self, holder: KVHolder) -> bool:
+        """Whether ``holder``'s first blocks are these very blocks (not copies of their content)."""
+        blocks = self.kv_cached_blocks
+        return holder.kv_cached_blocks[:len(blocks)] == blocks   # no __eq__: by identity
 
 
 class _FreeRun:
@@ -84,10 +104,10 @@ class KVCache:
         return self.num_used / self.num_blocks
 
     def blocks_for(self, num_tokens: int) -> int:
-        return -(-num_tokens // self.block_size)
+        return blocks_for_tokens(num_tokens, self.block_size)
 
     # -- hashing -------------------------------------------------------------------------------
-    def prompt_block_hashes(self, request: Request) -> list:
+    def prompt_block_hashes(self, request: KVRequest) -> list:
         """Hashes of the request's full prompt blocks that carry shared-prefix ids.
 
         Block i ends in prefix chunk j = ((i+1)*bs - 1) // chunk; its key mixes the chain hash of
@@ -114,7 +134,7 @@ class KVCache:
         return hashes
 
     # -- prefix cache --------------------------------------------------------------------------
-    def get_computed_blocks(self, request: Request) -> list[CachedBlock]:
+    def get_computed_blocks(self, request: KVRequest) -> list[CachedBlock]:
         """Longest cached prefix of the request's tokens (whole blocks), leaving at least one
         token to compute, as vLLM does (the last prompt token must run to produce logits)."""
         if not self.prefix_caching:
@@ -131,19 +151,20 @@ class KVCache:
         return hit
 
     # -- allocation ----------------------------------------------------------------------------
-    def can_allocate(self, request: Request, num_new_tokens: int,
+    def can_allocate(self, request: KVRequest, num_new_tokens: int,
                      computed: list[CachedBlock] = ()) -> bool:
         total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
         needed = self.blocks_for(total) - request.kv_blocks - len(computed)
         evictable = sum(1 for b in computed if b.ref_cnt == 0)
         return needed + evictable <= self.num_free
 
-    def allocate(self, request: Request, num_new_tokens: int,
+    def allocate(self, request: KVRequest, num_new_tokens: int,
                  computed: list[CachedBlock] = ()) -> bool:
         """Give the request blocks for ``num_new_tokens`` more tokens (after taking ``computed``
         prefix blocks). Returns False, changing nothing, if the pool cannot provide them."""
         if not computed:       # the common case (decode, next chunk): no prefix bookkeeping
             total = request.num_computed_tokens + num_new_tokens
+            # blocks_for_tokens inlined: this runs for every running request at every iteration
             needed = -(-total // self.block_size) - request.kv_blocks
             if needed <= 0:
                 if total % self.block_size == 0 and self.prefix_caching and request.prefix_hashes:
@@ -164,12 +185,7 @@ class KVCache:
         if request.kv_blocks == 0:
             self._count_admission(request, len(computed))
         if computed:
-            for block in computed:
-                if block.ref_cnt == 0:
-                    del self._free_queue[block]
-                    self._evictable_cached -= 1
-                    self.num_free -= 1
-                block.ref_cnt += 1
+            self._reference(computed)
             request.kv_cached_blocks.extend(computed)
             request.kv_blocks += len(computed)
         total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
@@ -181,7 +197,7 @@ class KVCache:
             self._cache_full_blocks(request, total)
         return True
 
-    def _count_admission(self, request: Request, hit_blocks: int) -> None:
+    def _count_admission(self, request: KVRequest, hit_blocks: int) -> None:
         """Prefix-cache statistics of a prompt's first admission. Counted when its allocation
         succeeds, not at lookup: the head of the waiting queue is looked up again every iteration
         while it waits for memory, and must count once."""
@@ -190,12 +206,44 @@ class KVCache:
                                 request.prompt_tokens // self.block_size)
             self.hits += hit_blocks
 
+    # -- bulk decode growth --------------------------------------------------------------------
+    # Decode tokens fill no prompt block, so growing a decode needs no prefix bookkeeping: only
+    # anonymous blocks from the head of the free queue, which many decodes can take at once.
+    def grow_decodes(self, holders: Sequence[KVHolder], computed_tokens: Sequence[int],
+                     steps: int) -> None:
+        """Each holder, with ``computed_tokens`` tokens computed, gets the blocks that ``steps``
+        more tokens fill (what ``steps`` decode iterations would allocate one by one). Raises
+        ValueError, changing nothing, if the pool cannot give them."""
+        bs = self.block_size
+        grown = []
+        total = 0
+        for holder, computed in zip(holders, computed_tokens):
+            # blocks_for_tokens inlined: this runs for every listed decode of every decode run
+            need = -(-(computed + steps) // bs) - holder.kv_blocks
+            if need > 0:
+                grown.append((holder, need))
+                total += need
+        self.take_free_blocks(total)
+        for holder, need in grown:
+            holder.kv_blocks += need
+
+    def decode_growth(self, holders: Sequence[KVHolder],
+                      computed_tokens: Sequence[int]) -> DecodeGrowth:
+        """What :meth:`grow_decodes` would take for each number of steps, without taking it."""
+        return DecodeGrowth(self.block_size, computed_tokens, [h.kv_blocks for h in holders])
+
     def take_free_blocks(self, count: int) -> None:
-        """Take ``count`` anonymous blocks (bulk decode growth, already accounted to requests)."""
+        """Take ``count`` anonymous blocks for decodes tracked in bulk (a decode cohort, whose
+        members are credited with them later by :meth:`settle_decode`)."""
         if count:
             if count > self.num_free:
                 raise ValueError(f"cannot take {count} blocks, {self.num_free} free")
             self._pop_free(count)
+
+    def settle_decode(self, holder: KVHolder, num_tokens: int) -> None:
+        """Credit a decode tracked in bulk with the blocks its ``num_tokens`` tokens fill (its
+        cached prompt blocks among them): its growth was taken by take_free_blocks."""
+        holder.kv_blocks = blocks_for_tokens(num_tokens, self.block_size)
 
     def _pop_free(self, count: int) -> None:
         """Take ``count`` blocks from the head of the free queue, evicting cached ones."""
@@ -219,7 +267,7 @@ class KVCache:
                 self._evictable_cached -= 1
                 count -= 1
 
-    def _cache_full_blocks(self, request: Request, num_tokens: int) -> None:
+    def _cache_full_blocks(self, request: KVRequest, num_tokens: int) -> None:
         """Register hashes of the prompt blocks that are full once ``num_tokens`` are computed."""
         hashes = self.prompt_block_hashes(request)
         upto = min(len(hashes), num_tokens // self.block_size)
@@ -233,12 +281,33 @@ class KVCache:
             cached[h] = block
             blocks.append(block)
 
-    # -- release -------------------------------------------------------------------------------
-    def free(self, request: Request, keep_for_resume: bool = False) -> None:
-        """Release all of a request's blocks to the tail of the free queue (last block first).
+    # -- pins ----------------------------------------------------------------------------------
+    def pin(self, blocks: list[CachedBlock]) -> PrefixPin:
+        """Take one more reference on cached ``blocks`` (a shared prefix), until :meth:`unpin`."""
+        self._reference(blocks)
+        return PrefixPin(list(blocks))
 
-        ``keep_for_resume`` (preemption with prefix caching) first gives the request's full
-        anonymous blocks request-unique hashes, so the request finds them again when it resumes.
+    def unpin(self, pin: PrefixPin) -> None:
+        """Drop the pin's references: blocks nobody else holds join the free queue's tail, still
+        reusable until evicted."""
+        self.free(pin)
+
+    def _reference(self, blocks: list[CachedBlock]) -> None:
+        """One more reference on each of ``blocks``; an evictable one leaves the free queue."""
+        for block in blocks:
+            if block.ref_cnt == 0:
+                del self._free_queue[block]
+                self._evictable_cached -= 1
+                self.num_free -= 1
+            block.ref_cnt += 1
+
+    # -- release -------------------------------------------------------------------------------
+    def free(self, request: KVHolder, keep_for_resume: bool = False) -> None:
+        """Release all of a holder's blocks to the tail of the free queue (last block first).
+
+        ``keep_for_resume`` (preemption with prefix caching; ``request`` is then a KVRequest)
+        first gives the request's full anonymous blocks request-unique hashes, so the request
+        finds them again when it resumes.
         """
         if keep_for_resume and self.prefix_caching:
             self._cache_own_blocks(request)
@@ -256,7 +325,7 @@ class KVCache:
         request.kv_blocks = 0
         request.kv_cached_blocks = []
 
-    def _cache_own_blocks(self, request: Request) -> None:
+    def _cache_own_blocks(self, request: KVRequest) -> None:
         full = min(request.num_computed_tokens // self.block_size, request.kv_blocks)
         hashes = list(self.prompt_block_hashes(request))
         hashes += [("req", request.id, i) for i in range(len(hashes), full)]
@@ -279,7 +348,7 @@ class KVCache:
         self._evictable_cached = 0
 
     # -- invariants ----------------------------------------------------------------------------
-    def check(self, holders: list[Request]) -> None:
+    def check(self, holders: list[KVHolder]) -> None:
         """Assert the pool's accounting: used blocks are exactly the blocks requests hold
         (a shared cached block counted once), and the free queue holds num_free blocks."""
         in_queue = sum(e.count if type(e) is _FreeRun else 1 for e in self._free_queue)

@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Protocol
 
 from sim.errors import LlmsimError
+from sim.registry import Registry
 from sim.planning.runs import RunTask, execute
 
 
@@ -113,13 +114,10 @@ class RayBackend:
             self._ray.shutdown()
 
 
-BACKENDS: dict[str, type] = {"local": LocalBackend, "ray": RayBackend}
+BACKENDS: Registry[type] = Registry("backend", {"local": LocalBackend, "ray": RayBackend})
 
 
 def make_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:
-    if name not in BACKENDS:
-        from sim.errors import did_you_mean
-        raise LlmsimError(f"--backend {name}: unknown backend; {did_you_mean(name, BACKENDS)}")
     if workers is not None and workers < 1:
         raise LlmsimError(f"--workers: expected an integer >= 1, got {workers}")
-    return BACKENDS[name](workers=workers, address=address)
+    return BACKENDS.lookup(name, field="--backend")(workers=workers, address=address)

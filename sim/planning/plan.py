@@ -19,8 +19,9 @@ whole replicas). Each seed is judged on its own, in the probes and the cluster r
 recommendation then gets a failure what-if: N and N+k replicas at the target rate while replicas
 are lost (``what_if``), with the SLO attainment of the requests that arrived during the event.
 
-Runs are stored keyed (``probes.parquet``, ``clusters.parquet``, ``what_if.parquet``), so a plan
-that was killed resumes where it stopped, as a sweep does.
+Runs are stored keyed, one file per run (``probes/``, ``clusters/``, ``what_if/``, each combined
+into ``probes.parquet`` etc. when the plan finishes; :mod:`sim.planning.store`), so a plan that
+was killed resumes where it stopped, as a sweep does.
 """
 
 from __future__ import annotations
@@ -369,6 +370,9 @@ class Planner:
             execute(self._task(cand, self.plan.seeds[0], target, best["replicas"], 0,
                                save_dir=save))
             out["recommendation"] = rec
+        for st in self.stores.values():
+            if len(st):
+                st.write_combined()
         tmp = self.out / f".{PLAN_JSON}.tmp"
         tmp.write_text(json.dumps(_jsonable(out), indent=2) + "\n")
         tmp.replace(self.out / PLAN_JSON)

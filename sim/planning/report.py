@@ -1,9 +1,9 @@
 """``llmsim report DIR``: ``report.html`` (self-contained, plots embedded) and ``report.md``.
 
 DIR is what ``run``, ``sweep`` or ``plan`` wrote; the kind is told by its files (``plan.json``,
-``results.parquet``, ``summary.json``). A report is a list of sections (text, a table, a figure);
-each figure gets a stable id, ``<figure id="plot-ID">`` in the HTML and ``report_files/ID.png``
-next to the Markdown:
+``results.parquet`` or ``results/``, ``summary.json``). A report is a list of sections (text, a
+table, a figure); each figure gets a stable id, ``<figure id="plot-ID">`` in the HTML and
+``report_files/ID.png`` next to the Markdown:
 
 | id | run | sweep | plan |
 |---|---|---|---|
@@ -33,7 +33,7 @@ from sim.metrics.result import prepare_output_dir, read_parquet
 from sim.planning import plots
 from sim.planning.plan import PLAN_JSON, RECOMMENDED_DIR
 from sim.planning.stats import mean_ci
-from sim.planning.store import read_results
+from sim.planning.store import has_results, read_results
 from sim.planning.sweep import META, RESULTS
 
 FILES_DIR = "report_files"
@@ -51,7 +51,7 @@ class Section:
 def detect_kind(directory: Path) -> str:
     if (directory / PLAN_JSON).is_file():
         return "plan"
-    if (directory / RESULTS).is_file():
+    if has_results(directory / RESULTS):      # results/ alone: a sweep still running
         return "sweep"
     if (directory / "summary.json").is_file():
         return "run"
@@ -132,7 +132,7 @@ def _latency_table(s: dict) -> pd.DataFrame:
 
 # -- sweep -------------------------------------------------------------------------------------
 def _sweep_sections(d: Path) -> tuple[str, list[Section]]:
-    frame = read_results(d / RESULTS)         # a sweep may still be writing it
+    frame = read_results(d / RESULTS)         # a sweep may still be adding to it
     meta = read_mapping(d / META, ResultError) if (d / META).is_file() else {}
     params = [p for p in meta.get("params", []) if p in frame.columns]
     rate = next((p for p in params if p.endswith("rate_rps")), None)
@@ -230,7 +230,7 @@ def _plan_sections(d: Path) -> tuple[str, list[Section]]:
                                                           "p90 E2E latency at the target (s)",
                                                           "cost ($/hour)")))
     probes = d / "probes.parquet"
-    if probes.is_file():
+    if has_results(probes):
         frame = read_results(probes)
         target = (plan["slo"].get("attainment") or {}).get("fraction")
         sections.append(Section("Throughput and goodput vs rate (one replica)",

@@ -1,47 +1,118 @@
-"""``results.parquet``: one row per finished run, keyed, written atomically as each run finishes.
+"""Keyed run results: one small Parquet file per finished run, read back as one table.
 
-Parquet cannot be appended to in place, so each new row rewrites the file: to a temporary file in
-the same folder, flushed to disk, then ``os.replace``-d over the old one. A reader (or a sweep
-killed at any instant, even by SIGKILL) sees the old file or the new one, never half of one, and
-a finished run is never lost once its row is in. A lock file serialises writers, in case two
-commands share a folder; the file is re-read under the lock, so neither drops the other's rows.
-Rows are kept sorted by ``run`` with a fixed column order, so the content does not depend on the
-order in which runs finished (nor on the backend).
+A store named ``results`` in ``DIR`` (a sweep's; a plan has ``probes``, ``clusters`` and
+``what_if``) is laid out as::
+
+    DIR/results/<key>.parquet    one row, the run's flattened summary, written as the run finishes
+    DIR/results.parquet          every row, written once when the sweep (or plan) finishes
+
+A finished run writes its own file and touches no other, so a sweep of N runs writes N rows, not
+the N^2 / 2 that rewriting one growing file per run (Parquet cannot be appended to) would.
+Each file is written to a temporary file in the same folder, flushed to disk, then
+``os.replace``-d into place: a reader, or a sweep killed at any instant (even by SIGKILL), sees a
+whole file or none, never half of one, and a finished run is never lost once its file is in.
+Runs whose file is there are skipped, which makes a re-run of a killed sweep finish the rest.
+Temporary files of writers that died mid-write (their pid is gone) are removed on opening.
+
+The per-run folder is the truth, the combined file a copy for users: :func:`read_results` reads
+the folder when there is one (a sweep may still be adding to it), else the combined file (a
+folder written before per-run files; opening a store moves its rows into per-run files). Two
+commands sharing a folder write different files, so neither drops the other's rows (the same run
+twice is the same row but for ``wall_time_s``); the combined file is written under a lock from
+the folder's files, so the last one written holds every row. Rows are sorted by ``run`` (then
+``key``), lead columns first and the others sorted, so the content depends neither on the order
+in which runs finished nor on the backend.
 """
 
 from __future__ import annotations
 
 import fcntl
+import io
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
+from sim.metrics.result import prepare_output_dir, read_parquet
 from sim.planning.runs import LEAD_COLUMNS
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """Read a results file that a running sweep may be replacing: in one ``open`` (pyarrow opens
-    a path more than once, and could read the footer of one version and the pages of the next).
-    A damaged file is a one-line ResultError."""
-    from sim.metrics.result import read_parquet
+def rows_dir(path: str | Path) -> Path:
+    """The folder of per-run files beside the combined file ``path``: DIR/results.parquet ->
+    DIR/results/."""
+    path = Path(path)
+    return path.with_name(path.stem)
 
+
+def has_results(path: str | Path) -> bool:
+    """Whether the combined file ``path`` or its folder holds at least one run."""
+    folder = rows_dir(path)
+    return Path(path).is_file() or (folder.is_dir() and any(folder.glob("*.parquet")))
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """All rows of the store whose combined file is ``path`` (``DIR/results.parquet``), from its
+    per-run files if there are any (a running sweep keeps adding to them), else from ``path``.
+    Each file is read in one ``open``; a damaged one is a one-line ResultError naming it."""
+    folder = rows_dir(path)
+    if folder.is_dir() and any(folder.glob("*.parquet")):
+        return _read_folder(folder)
     return read_parquet(path)
 
 
+def _read_folder(folder: Path) -> pd.DataFrame:
+    return combine([read_parquet(f) for f in sorted(folder.glob("*.parquet"))])
+
+
+def combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table of stored rows: sorted by ``run`` then ``key``, lead columns first and the
+    others sorted, as each stored frame is.
+
+    The lead columns are not written down anywhere, but every frame starts with them, so they
+    lie within the prefix that all frames share; and any column after that prefix sorts after
+    the prefix's sorted part (in its own frame it came after them). So prefix + the rest sorted
+    is the lead + the rest sorted."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    prefix = list(frames[0].columns)
+    for f in frames[1:]:
+        n = 0
+        for a, b in zip(prefix, f.columns):
+            if a != b:
+                break
+            n += 1
+        prefix = prefix[:n]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    rest = sorted(c for c in frame.columns if c not in prefix)
+    frame = frame.sort_values(["run", "key"], kind="stable").reset_index(drop=True)
+    return frame[prefix + rest]
+
+
 class ResultsStore:
+    """The finished runs of one sweep (or one phase of a plan), keyed by ``run_key``.
+
+    ``path`` is the combined file (``DIR/results.parquet``); runs go to ``DIR/results/``.
+    """
+
     def __init__(self, path: str | Path, lead: tuple[str, ...] = ()):
         self.path = Path(path)
+        self.rows_dir = rows_dir(self.path)
         self.lead = LEAD_COLUMNS + tuple(c for c in lead if c not in LEAD_COLUMNS)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_output_dir(self.rows_dir)
         self._lock_path = self.path.with_name(f".{self.path.name}.lock")
         self._remove_stale_temporaries()
-        self._frame = self._read()
+        self._rows: dict[str, pd.DataFrame] = {}      # key -> its one-row frame, as stored
+        for file in sorted(self.rows_dir.glob("*.parquet")):
+            self._load(file)
+        self._adopt_combined_file()
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files of writers that were killed mid-write (their pid is gone)."""
-        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+        for tmp in [*self.path.parent.glob(f".{self.path.name}.*.tmp"),
+                    *self.rows_dir.glob(".*.tmp")]:
             try:
                 os.kill(int(tmp.name.rsplit(".", 2)[-2]), 0)
             except ProcessLookupError:
@@ -49,61 +120,73 @@ class ResultsStore:
             except (ValueError, PermissionError):
                 pass
 
-    # -- reading -------------------------------------------------------------------------------
-    def _read(self) -> pd.DataFrame:
-        return read_results(self.path) if self.path.exists() else pd.DataFrame()
+    def _load(self, file: Path) -> None:
+        frame = read_parquet(file)
+        if len(frame):
+            self._rows[str(frame["key"].iloc[0])] = frame
 
+    def _adopt_combined_file(self) -> None:
+        """A combined file written before runs had files of their own: its rows become
+        per-run files (once), so that the folder holds every run from now on."""
+        if self._rows or not self.path.is_file():
+            return
+        combined = read_results(self.path)
+        for i in range(len(combined)):
+            self._write_row(combined.iloc[[i]])
+
+    # -- reading -------------------------------------------------------------------------------
     @property
     def keys(self) -> set[str]:
-        return set(self._frame["key"]) if len(self._frame) else set()
+        return set(self._rows)
 
     def __contains__(self, key: str) -> bool:
-        return len(self._frame) > 0 and key in self.keys
+        return key in self._rows
 
     def __len__(self) -> int:
-        return len(self._frame)
+        return len(self._rows)
 
     def frame(self) -> pd.DataFrame:
-        return self._frame.copy()
+        """Every row this store knows of, in the order :func:`read_results` gives."""
+        return combine(list(self._rows.values()))
 
     def row(self, key: str) -> dict | None:
-        if not len(self._frame):
-            return None
-        hit = self._frame[self._frame["key"] == key]
-        return None if hit.empty else hit.iloc[0].to_dict()
+        hit = self._rows.get(key)
+        return None if hit is None else hit.iloc[0].to_dict()
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, row: dict) -> bool:
-        """Append ``row`` unless its key is already there; returns whether it was written."""
-        with self._locked():
-            frame = self._read()
-            if len(frame) and row["key"] in set(frame["key"]):
-                self._frame = frame
-                return False
-            new = pd.DataFrame([row])
-            frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
-            frame = self._canonical(frame)
-            self._write(frame)
-            self._frame = frame
-            return True
-
-    def _canonical(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Store ``row`` unless its key is there already; returns whether it was written."""
+        key = row["key"]
+        if key in self._rows:
+            return False
+        file = self._file(key)
+        if file.is_file():             # another command sharing the folder finished it
+            self._load(file)
+            return False
+        frame = pd.DataFrame([row])
         lead = [c for c in self.lead if c in frame.columns]
-        rest = sorted(c for c in frame.columns if c not in lead)
-        frame = frame.sort_values(["run", "key"], kind="stable").reset_index(drop=True)
-        return frame[lead + rest]
+        self._write_row(frame[lead + sorted(c for c in frame.columns if c not in lead)])
+        return True
 
-    def _write(self, frame: pd.DataFrame) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        frame.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)      # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
+    def _file(self, key: str) -> Path:
+        if not re.fullmatch(r"[\w-]+", key):
+            raise ValueError(f"run key {key!r} is not a plain file name")
+        return self.rows_dir / f"{key}.parquet"
+
+    def _write_row(self, frame: pd.DataFrame) -> None:
+        data = frame.to_parquet(index=False)
+        key = str(frame["key"].iloc[0])
+        _write_atomically(self._file(key), data)
+        # kept as a reader of the file would see it
+        self._rows[key] = pd.read_parquet(io.BytesIO(data))
+
+    def write_combined(self) -> Path:
+        """Write ``DIR/results.parquet`` from the per-run files (all of them: another command
+        may share the folder) and return its path. The lock makes the last file written also
+        the last one read from the folder, so it holds every run."""
+        with self._locked():
+            _write_atomically(self.path, _read_folder(self.rows_dir).to_parquet(index=False))
+        return self.path
 
     @contextmanager
     def _locked(self):
@@ -113,3 +196,18 @@ class ResultsStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` via a temporary file in the same folder, flushed, then renamed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)          # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)

@@ -14,9 +14,15 @@ keep_runs: false                   # true: also write each run's tables to DIR/r
 ```
 
 Every run is built and resolved (model, hardware, KV size) before the first one starts, so a bad
-value fails at once, naming the sweep file, the run and the field. Each finished run appends its
-row to ``DIR/results.parquet`` (:mod:`sim.planning.store`); runs whose key is already there are
-skipped, which makes a re-run of a killed sweep finish the rest.
+value fails at once, naming the sweep file, the run and the field. What it writes in ``DIR``:
+
+    sweep.json             the sweep's name and swept keys (what ``llmsim report`` needs)
+    results/<key>.parquet  each finished run's row, written as it finishes
+    results.parquet        every row, one per run in run order, written when the sweep finishes
+    runs/<key>/            each run's tables, with ``keep_runs: true``
+
+Runs whose key is already stored are skipped, which makes a re-run of a killed sweep finish the
+rest (:mod:`sim.planning.store`).
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ class Sweep:
     path: str
     config: SweepConfig
     tasks: list[RunTask]
-    params: list[str]          # the swept keys: columns of results.parquet after run and key
+    params: list[str]          # the swept keys: result columns after run and key
 
 
 def load_yaml(path: str | Path, what: str) -> dict:
@@ -141,17 +147,17 @@ Progress = Callable[[int, int, RunTask, dict], None]
 @dataclass
 class SweepOutcome:
     total: int
-    skipped: int               # already in results.parquet
+    skipped: int               # already stored
     ran: int
     wall_s: float
-    results: Path
+    results: Path              # DIR/results.parquet
 
 
 def run_sweep(sweep: Sweep, out_dir: str | Path, backend: Backend,
               progress: Progress | None = None, force: bool = False) -> SweepOutcome:
     """Run the sweep's runs not yet in ``out_dir`` (a sweep resumes where it stopped). A folder
     holding another sweep's results (another name or other swept keys) is refused unless
-    ``force``: the two would mix in one results file."""
+    ``force``: the two would mix in one results table."""
     from sim.errors import OutputError, ResultError
     from sim.metrics.result import prepare_output_dir
 
@@ -178,6 +184,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, backend: Backend,
         ran += 1
         if progress is not None:
             progress(ran, len(todo), task, row)
+    store.write_combined()
     return SweepOutcome(total=len(sweep.tasks), skipped=len(sweep.tasks) - len(todo), ran=ran,
                         wall_s=time.perf_counter() - started, results=store.path)
 
@@ -194,7 +201,7 @@ def _write_meta(out: Path, sweep: Sweep) -> None:
 
 
 def results_without_volatile(frame):
-    """results.parquet minus columns that differ between identical runs (wall time)."""
+    """Sweep results minus columns that differ between identical runs (wall time)."""
     from sim.planning.runs import VOLATILE_COLUMNS
     return frame.drop(columns=[c for c in VOLATILE_COLUMNS if c in frame.columns])
 

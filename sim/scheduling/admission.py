@@ -54,9 +54,9 @@ class PeriodicAdmissionScheduler(FcfsScheduler):
     def capacity_tokens(self) -> int:
         return self.kv.num_blocks * self.kv.block_size
 
-    def max_output(self, view: RequestView) -> int:
-        """The output limit a policy may plan with: the request's own, else the server default."""
-        return view.max_new_tokens or self.config.max_new_tokens
+    @property
+    def default_output_limit(self) -> int:
+        return self.config.max_new_tokens       # the server's default output limit
 
     def paused_tokens(self, exclude: RequestView | None = None) -> int:
         """Tokens of paused (preempted, dropped) requests, which will want their memory back."""

@@ -2,22 +2,25 @@
 
 Like vLLM v1, a scheduler decides which requests run this iteration and how many new tokens each
 computes; the :class:`~sim.memory.KVCache` says whether those tokens get blocks. The scheduler owns
-the replica's ``waiting`` queue and ``running`` list and moves requests between them; applying a
-finished iteration (advancing counters, emitting tokens, freeing memory) is shared code here, so a
-new policy only writes :meth:`Scheduler.schedule`.
+the replica's ``waiting`` queue (a :class:`~sim.scheduling.request_queue.RequestQueue`) and
+``running`` list and moves requests between them. :meth:`Scheduler.schedule` is vLLM v1's one
+loop (running requests first, then waiting ones) and applying a finished iteration is shared code
+here, so a policy writes hooks: which head of the queue may start (:meth:`Scheduler.admission`),
+what follows an admission or a prefill chunk, and where decode tokens are counted.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from sim.config import require
 from sim.memory.kv_cache import KVCache
+from sim.memory.swap import SwapSpace
 from sim.scheduling.cohort import DecodeCohort
+from sim.scheduling.request_queue import FcfsQueue, RequestQueue
 from sim.scheduling.view import RequestView
 from sim.workload.request import RequestStatus
 
@@ -79,6 +82,7 @@ class BatchPlan:
     wake_on_arrival: bool = True
     stable_steps: int | None = None
     shared_kv_tokens: int = 0               # decode keys of shared prefixes read once per group
+    batched_tokens: int = 0                 # tokens that count against max_batched_tokens
     # The scheduler's DecodeCohort (sim/scheduling/cohort.py), when it runs this iteration: that
     # many decodes, not listed in ``requests``, ahead of them in running order, with
     # ``cohort_context_tokens`` tokens computed before this iteration, summed, and at most
@@ -118,20 +122,22 @@ class BatchPlan:
 
 
 class Scheduler:
-    """Base class: queues, shared lifecycle, and the fast-forward helpers."""
+    """Base class: queues, vLLM v1's scheduling loop with its hooks, shared lifecycle, and the
+    fast-forward helpers."""
 
     Config = EngineConfig
     view_type: type[RequestView] = RequestView    # OracleView for the one policy allowed to peek
+    queue_type: type[RequestQueue] = FcfsQueue    # the waiting queue's order
+    budget_counts_decodes = True    # decode tokens count against max_batched_tokens
 
     def __init__(self, config: EngineConfig, kv: KVCache, host_swap_blocks: int = 0,
                  rng: np.random.Generator | None = None):
         self.config = config
         self.kv = kv
         self.rng = rng if rng is not None else np.random.default_rng(0)   # for sampling policies
-        self.waiting: deque[RequestView] = deque()
+        self.waiting: RequestQueue = self.queue_type()
         self.running: list[RequestView] = []
-        self.host_swap_blocks = host_swap_blocks     # capacity for swapped-out KV
-        self.host_swap_used = 0
+        self.swap_space = SwapSpace(host_swap_blocks)     # for swapped-out KV
         self.num_preemptions = 0
         self.num_iterations = 0      # iterations completed (decode runs count every step)
         self.cohort: DecodeCohort | None = None   # set by the Engine if supports_decode_cohort
@@ -139,10 +145,20 @@ class Scheduler:
     # -- interface -----------------------------------------------------------------------------
     def add_request(self, request: RequestView) -> None:
         request.status = RequestStatus.WAITING
-        self.waiting.append(request)
+        self.waiting.push(request)
 
     def schedule(self, now_s: float) -> BatchPlan:
-        raise NotImplementedError
+        """One iteration as vLLM v1 plans it: running requests first (:meth:`schedule_running`),
+        then, unless someone was preempted, waiting ones (:meth:`admit_waiting`)."""
+        plan = BatchPlan()
+        budget, decode_only = self.schedule_running(plan, self.config.max_batched_tokens)
+        if not plan.preempted:
+            budget = self.admit_waiting(plan, budget, now_s)
+        plan.batched_tokens = self.config.max_batched_tokens - budget
+        plan.stable = decode_only and plan.admitted == 0 and not plan.preempted \
+            and not plan.swap_in_blocks and plan.num_seqs == len(self.running)
+        plan.wake_on_arrival = not self.waiting
+        return plan
 
     def on_finish(self, request: RequestView) -> None:
         """Called when a request completes (history-based policies learn from it)."""
@@ -167,9 +183,118 @@ class Scheduler:
         that kept blocks (a policy holding blocks otherwise adds its holders)."""
         return list(self.running) + [r for r in self.waiting if r.kv_blocks]
 
-    def budget_tokens(self, plan: BatchPlan) -> int:
-        """Tokens of ``plan`` that count against ``max_batched_tokens``."""
-        return plan.num_tokens
+    # -- policy hooks --------------------------------------------------------------------------
+    def admission(self, request: RequestView, computed: list, num_cached: int,
+                  num_new: int) -> Any:
+        """Whether the queue's head may start now with ``num_new`` tokens to compute after
+        ``num_cached`` served by the ``computed`` prefix-cache blocks: None stops admission for
+        this iteration; anything else lets it start, and is handed to :meth:`on_admitted` once
+        its blocks are allocated."""
+        return True
+
+    def on_admitted(self, request: RequestView, num_new: int, admission: Any) -> None:
+        """``request`` has joined the batch with ``num_new`` tokens this iteration."""
+
+    def on_prefill_chunk(self, request: RequestView, num_tokens: int) -> None:
+        """A running request got blocks for a prefill chunk that brings it to ``num_tokens``
+        computed tokens."""
+
+    def output_limit(self, view: RequestView) -> int:
+        """The output length a policy plans with: the request's stated limit, else the
+        policy's default (a scheduler never sees true output lengths)."""
+        return view.max_new_tokens or self.default_output_limit
+
+    @property
+    def default_output_limit(self) -> int:
+        """Output tokens assumed for a request that states no limit (policies that plan)."""
+        raise NotImplementedError(f"{type(self).__name__} plans with no output length")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def schedule_running(self, plan: BatchPlan, budget: int) -> tuple[int, bool]:
+        """Running requests in admission order, each taking the tokens it still needs (one for
+        a decode, the rest of its prompt for a prefill) cut to the token budget; a request that
+        cannot get a block preempts the most recently admitted ones (possibly itself). Without
+        ``budget_counts_decodes`` decodes never wait for budget, prefill chunks do. Returns the
+        budget left and whether every request scheduled decodes."""
+        running = self.running
+        # plan.add inlined: without a cohort (stepping) this loop visits every running request
+        scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
+        counts_decodes = self.budget_counts_decodes
+        decode_only = True
+        i = 0
+        cohort = self.cohort
+        if cohort is not None and cohort.size:
+            # the steady decodes at the head of running, in one go (sim/scheduling/cohort.py)
+            if cohort.allocate_step():
+                i = cohort.size
+                if counts_decodes:
+                    budget -= i
+            else:
+                cohort.dissolve(running)    # memory pressure: every request in turn, below
+        while i < len(running):
+            req = running[i]
+            computed, generated = req.num_computed_tokens, req.output_generated
+            num_new = req.prompt_tokens + generated - computed
+            if num_new == 1 and generated:          # a decode: one token, which it emits
+                if counts_decodes and budget <= 0:
+                    break                   # nobody behind it gets a token either
+                if not self.allocate_or_preempt(req, 1, plan):
+                    break                   # the request preempted itself
+                scheduled.append(req)
+                new_tokens.append(1)
+                before.append(computed)
+                plan.num_emitting += 1
+                if counts_decodes:
+                    budget -= 1
+            else:                           # a prefill chunk (or a preempted one's recompute)
+                decode_only = False
+                if budget <= 0:
+                    if counts_decodes:
+                        break
+                    i += 1                  # its next chunk waits for budget; decodes do not
+                    continue
+                if num_new > budget:
+                    num_new = budget
+                if not self.allocate_or_preempt(req, num_new, plan):
+                    break
+                scheduled.append(req)
+                new_tokens.append(num_new)
+                before.append(computed)
+                if computed + num_new >= req.prompt_tokens + generated:
+                    plan.num_emitting += 1
+                budget -= num_new
+                self.on_prefill_chunk(req, computed + num_new)
+            i += 1
+        if cohort is not None and cohort.step_allocated:
+            plan.cohort_size = cohort.size
+            plan.cohort_context_tokens = cohort.context_tokens
+            plan.cohort_max_context = cohort.max_context_tokens
+            plan.num_emitting += cohort.size
+        return budget, decode_only
+
+    def admit_waiting(self, plan: BatchPlan, budget: int, now_s: float) -> int:
+        """Waiting requests in queue order while the token budget, ``max_num_seqs`` and KV
+        blocks allow, stopping at the first that cannot start; with ``chunked_prefill`` the
+        last one admitted may take a partial chunk, else prompts are admitted whole. Returns the
+        budget left."""
+        kv, waiting = self.kv, self.waiting
+        chunked, max_num_seqs = self.config.chunked_prefill, self.config.max_num_seqs
+        while waiting and budget > 0 and len(self.running) < max_num_seqs:
+            req = waiting.peek()
+            computed = self.cached_prefix(req)
+            num_cached = len(computed) * kv.block_size
+            num_new = req.num_tokens - req.num_computed_tokens - num_cached
+            if num_new > budget:
+                if not chunked:
+                    break               # whole prompts only
+                num_new = budget
+            admission = self.admission(req, computed, num_cached, num_new)
+            if admission is None or not kv.allocate(req, num_new, computed):
+                break
+            self.admit_head(req, num_cached, num_new, plan, now_s)
+            budget -= num_new
+            self.on_admitted(req, num_new, admission)
+        return budget
 
     # -- shared mechanics ----------------------------------------------------------------------
     def admit(self, request: RequestView, now_s: float) -> None:
@@ -184,18 +309,13 @@ class Scheduler:
         self.num_preemptions += 1
         victim.preemptions += 1
         victim.status = RequestStatus.PREEMPTED
-        blocks = victim.kv_blocks
-        if self.config.preemption_mode == "swap" and \
-                self.host_swap_used + blocks <= self.host_swap_blocks:
-            self.kv.free(victim)
-            victim.swapped_blocks = blocks
-            self.host_swap_used += blocks
-            plan.swap_out_blocks += blocks
+        if self.config.preemption_mode == "swap" and self.swap_space.swap_out(self.kv, victim):
+            plan.swap_out_blocks += victim.swapped_blocks
         else:
             self.kv.free(victim, keep_for_resume=True)
             victim.num_computed_tokens = 0
         plan.preempted.append(victim)
-        self.waiting.appendleft(victim)
+        self.waiting.push_front(victim)
 
     def cached_prefix(self, request: RequestView) -> list:
         """Prefix-cache blocks the queue's head may start from (none when it resumes with its
@@ -208,7 +328,7 @@ class Scheduler:
                    plan: BatchPlan, now_s: float) -> None:
         """The queue's head (its blocks allocated) joins the batch: ``num_cached`` prompt tokens
         served by the prefix cache, ``num_new_tokens`` to compute this iteration."""
-        self.waiting.popleft()
+        self.waiting.pop()
         if request.swapped_blocks:
             self.swap_in(request, plan)
         if request.num_computed_tokens == 0 and request.preemptions == 0:
@@ -230,9 +350,7 @@ class Scheduler:
         return True
 
     def swap_in(self, request: RequestView, plan: BatchPlan) -> None:
-        plan.swap_in_blocks += request.swapped_blocks
-        self.host_swap_used -= request.swapped_blocks
-        request.swapped_blocks = 0
+        plan.swap_in_blocks += self.swap_space.swap_in(request)
 
     def finish(self, finished: list[RequestView]) -> None:
         """The engine says these requests are done: release their memory, learn from them."""
@@ -273,15 +391,12 @@ class Scheduler:
     def run_extra_blocks(self, plan: BatchPlan):
         """``extra(k)``: the blocks a stable decode ``plan`` needs, beyond those of its first
         iteration (allocated when it was planned), to run ``k`` iterations."""
-        bs = self.kv.block_size
-        computed = np.fromiter(plan.computed_before, np.int64, len(plan.computed_before))
-        held = np.fromiter((r.kv_blocks for r in plan.requests), np.int64, len(plan.requests))
+        growth = self.kv.decode_growth(plan.requests, plan.computed_before)
         cohort = self.cohort if plan.cohort_size else None
         first = cohort.step_blocks() if cohort is not None else 0
 
         def extra(k: int) -> int:
-            need = -(-(computed + k) // bs) - held
-            total = int(need[need > 0].sum())
+            total = growth.blocks(k)
             if cohort is not None:
                 total += cohort.run_blocks(k) - first
             return total

@@ -49,7 +49,9 @@ import math
 from dataclasses import dataclass
 
 from sim.config import require
-from sim.memory.kv_cache import CachedBlock, KVCache
+from sim.memory.blocks import peak_blocks
+from sim.memory.kv_cache import KVCache, PrefixPin
+from sim.memory.reservations import BlockReservations
 from sim.scheduling.base import BatchPlan, EngineConfig, Scheduler
 from sim.scheduling.prefix_tree import Prompt, group_prompts
 from sim.scheduling.view import RequestView
@@ -79,27 +81,6 @@ class BatchLlmConfig(EngineConfig):
                 "batch_window_s", "a number >= 0 (.inf: one batch)", self.batch_window_s)
 
 
-@dataclass(slots=True)
-class BatchLlmPlan(BatchPlan):
-    # decode keys that are a group's shared prefix read again by another member: a cascade
-    # kernel reads them once (BatchShape.decode_shared_kv_tokens)
-    shared_kv_tokens: int = 0
-    prefill_budget_used: int = 0        # the tokens that count against max_batched_tokens
-
-
-class _PrefixPin:
-    """One reference on a group's prefix blocks, held like a request holds blocks, so that
-    ``KVCache.free`` releases them and ``KVCache.check`` counts them."""
-
-    __slots__ = ("kv_blocks", "kv_cached_blocks")
-
-    def __init__(self, blocks: list[CachedBlock]):
-        for block in blocks:
-            block.ref_cnt += 1          # held by the prefiller too, so never in the free queue
-        self.kv_blocks = len(blocks)
-        self.kv_cached_blocks = blocks
-
-
 class _Group:
     """A sharing group of one batch: its members, and the state of its prefix."""
 
@@ -113,7 +94,7 @@ class _Group:
         self.unfinished = len(members)
         self.started = False                    # a member has been admitted
         self.pinned = not shared_blocks         # the prefix is registered (and maybe pinned)
-        self.pin: _PrefixPin | None = None
+        self.pin: PrefixPin | None = None
         self.prefiller: RequestView | None = None   # the member computing the prefix
 
     @property
@@ -136,22 +117,22 @@ class BatchLlmScheduler(Scheduler):
     def __init__(self, config: BatchLlmConfig, kv: KVCache, host_swap_blocks: int = 0,
                  rng=None):
         super().__init__(config, kv, host_swap_blocks=host_swap_blocks, rng=rng)
-        self.cap_blocks = int(config.kv_usage_cap * kv.num_blocks)
-        self.reserved_blocks = 0        # estimated peak: running requests' own + pinned prefixes
-        self._reserved: dict[int, int] = {}          # running request id -> its own peak blocks
+        # estimated peaks: each running request's own (by id) and each pinned prefix (by pin)
+        self.reservations = BlockReservations(int(config.kv_usage_cap * kv.num_blocks))
         self._incoming: list[RequestView] = []       # arrived, not yet in a batch
         self._open: _Batch | None = None             # the latest batch
         self._group_of: dict[int, _Group] = {}       # request id -> its group, until done
         self._sharing: dict[int, _Group] = {}        # request id -> group whose pin it holds
-        self._pins: dict[int, _PrefixPin] = {}       # live pins (for kv_holders)
+        self._pins: dict[int, PrefixPin] = {}        # live pins (for kv_holders)
 
     # -- batches and groups --------------------------------------------------------------------
     def add_request(self, request: RequestView) -> None:
         super().add_request(request)
         self._incoming.append(request)
 
-    def expected_output(self, view: RequestView) -> int:
-        return view.max_new_tokens or self.config.default_max_new_tokens
+    @property
+    def default_output_limit(self) -> int:
+        return self.config.default_max_new_tokens
 
     def _form_batches(self) -> None:
         """Put the newcomers into batches (see the module doc) and `waiting` into group order."""
@@ -166,20 +147,18 @@ class BatchLlmScheduler(Scheduler):
                 touched.append(batch)
             batch.newcomers.append(view)
         self._open = batch
-        regrouped: set[int] = {id(v) for v in newcomers}
-        order: list[RequestView] = []
+        order: list[RequestView] = []      # every newcomer and member of an unstarted group
         for batch in touched:
             pending = [g for g in batch.groups if not g.started]
             views = [v for g in pending for v in g.members] + batch.newcomers
-            regrouped.update(id(v) for g in pending for v in g.members)
             batch.newcomers = []
             groups = self._group(views)
             batch.groups = [g for g in batch.groups if g.started] + groups
             order.extend(v for g in groups for v in g.members)
-        kept = [v for v in self.waiting if id(v) not in regrouped]
-        self.waiting.clear()
-        self.waiting.extend(kept)
-        self.waiting.extend(order)
+        # they go behind the requests already waiting (earlier batches, preempted requests)
+        self.waiting.remove_all(order)
+        for view in order:
+            self.waiting.push(view)
 
     def _group(self, views: list[RequestView]) -> list[_Group]:
         """Sharing groups of ``views``, largest expected decode/prompt ratio first."""
@@ -189,7 +168,7 @@ class BatchLlmScheduler(Scheduler):
         groups = []
         for pg in group_prompts(prompts, bs):
             members = [views[i] for i in pg.members]
-            ratio = sum(map(self.expected_output, members)) / max(
+            ratio = sum(map(self.output_limit, members)) / max(
                 sum(v.prompt_tokens for v in members), 1)
             group = _Group(members, pg.shared_tokens // bs, ratio)
             groups.append(group)
@@ -200,86 +179,57 @@ class BatchLlmScheduler(Scheduler):
         return groups
 
     # -- one iteration -------------------------------------------------------------------------
-    def schedule(self, now_s: float) -> BatchLlmPlan:
+    budget_counts_decodes = False       # the budget is prefill tokens: every decode runs
+
+    def schedule(self, now_s: float) -> BatchPlan:
         if self._incoming:
             self._form_batches()
-        plan = BatchLlmPlan()
-        budget = self.config.max_batched_tokens
-        running, group_of = self.running, self._group_of
-        # plan.add inlined: this loop runs for every running request at every iteration
-        scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
-        decode_only = True
-        i = 0
-        while i < len(running):
-            req = running[i]
-            computed = req.num_computed_tokens
-            num_new = req.prompt_tokens + req.output_generated - computed
-            is_decode = num_new == 1 and req.output_generated > 0
-            if not is_decode:
-                decode_only = False
-                if budget <= 0:
-                    i += 1              # its next chunk waits for budget; decodes do not
-                    continue
-                if num_new > budget:
-                    num_new = budget
-            if not self.allocate_or_preempt(req, num_new, plan):
-                break                   # the request preempted itself
-            scheduled.append(req)
-            new_tokens.append(num_new)
-            before.append(computed)
-            if computed + num_new >= req.prompt_tokens + req.output_generated:
-                plan.num_emitting += 1
-            if not is_decode:
-                budget -= num_new
-                group = group_of.get(req.id)
-                if group is not None and not group.pinned:
-                    self._try_pin(group, req, computed + num_new)
-            i += 1
-        if not plan.preempted:
-            budget = self._admit_waiting(plan, budget, now_s)
-            if not scheduled and self.waiting and self._pins:
-                # nothing runs, yet the queue's head did not fit: pinned prefixes of groups
-                # whose members all wait (after preemptions) hold the memory it needs
-                self._release_pins()
-                budget = self._admit_waiting(plan, budget, now_s)
-        plan.prefill_budget_used = self.config.max_batched_tokens - budget
+        plan = super().schedule(now_s)
         plan.shared_kv_tokens = self._shared_decode_keys(plan)
-        plan.stable = decode_only and plan.admitted == 0 and not plan.preempted \
-            and not plan.swap_in_blocks and len(scheduled) == len(running)
-        plan.wake_on_arrival = not self.waiting or self.config.batch_window_s > 0
+        plan.wake_on_arrival = plan.wake_on_arrival or self.config.batch_window_s > 0
         return plan
 
-    def _admit_waiting(self, plan: BatchPlan, budget: int, now_s: float) -> int:
-        kv, waiting, cfg = self.kv, self.waiting, self.config
-        while waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
-            req = waiting[0]
-            group = self._group_of.get(req.id)
-            pin_blocks = 0
-            if group is not None:
-                if not group.pinned:
-                    if group.prefiller is not None and group.prefiller is not req:
-                        break           # the prefix is computed once: wait for it
-                elif not req.swapped_blocks:
-                    pin_blocks = group.pin_blocks
-            computed = self.cached_prefix(req)
-            num_cached = len(computed) * kv.block_size
-            num_new = req.num_tokens - req.num_computed_tokens - num_cached
-            if num_new > budget:
-                num_new = budget
-            peak = self._peak_blocks(req) - pin_blocks
-            if self.running and self.reserved_blocks + peak > self.cap_blocks:
-                break
-            if not kv.allocate(req, num_new, computed):
-                break
-            self.admit_head(req, num_cached, num_new, plan, now_s)
-            budget -= num_new
-            self._reserve(req, group, peak, pin_blocks)
-            if group is not None:
-                group.started = True
-                if not group.pinned:
-                    group.prefiller = req
-                    self._try_pin(group, req, req.num_computed_tokens + num_new)
+    def admit_waiting(self, plan: BatchPlan, budget: int, now_s: float) -> int:
+        budget = super().admit_waiting(plan, budget, now_s)
+        if not plan.requests and self.waiting and self._pins:
+            # nothing runs, yet the queue's head did not fit: pinned prefixes of groups
+            # whose members all wait (after preemptions) hold the memory it needs
+            self._release_pins()
+            budget = super().admit_waiting(plan, budget, now_s)
         return budget
+
+    def admission(self, request: RequestView, computed: list, num_cached: int,
+                  num_new: int) -> tuple[_Group | None, int, int] | None:
+        """Admit while the estimated peaks fit in ``kv_usage_cap``; a group's prefix is computed
+        by one member before the others start. Returns (group, own peak blocks, pinned prefix
+        blocks it shares) for :meth:`on_admitted`."""
+        group = self._group_of.get(request.id)
+        pin_blocks = 0
+        if group is not None:
+            if not group.pinned:
+                if group.prefiller is not None and group.prefiller is not request:
+                    return None         # the prefix is computed once: wait for it
+            elif not request.swapped_blocks:
+                pin_blocks = group.pin_blocks
+        peak = self._peak_blocks(request) - pin_blocks
+        if self.running and not self.reservations.fits(peak):
+            return None
+        return group, peak, pin_blocks
+
+    def on_admitted(self, request: RequestView, num_new: int,
+                    admission: tuple[_Group | None, int, int]) -> None:
+        group, peak, pin_blocks = admission
+        self._reserve(request, group, peak, pin_blocks)
+        if group is not None:
+            group.started = True
+            if not group.pinned:
+                group.prefiller = request
+                self._try_pin(group, request, request.num_computed_tokens + num_new)
+
+    def on_prefill_chunk(self, request: RequestView, num_tokens: int) -> None:
+        group = self._group_of.get(request.id)
+        if group is not None and not group.pinned:
+            self._try_pin(group, request, num_tokens)
 
     def _shared_decode_keys(self, plan: BatchPlan) -> int:
         """Keys of group prefixes that decode attention would read more than once per group."""
@@ -296,19 +246,19 @@ class BatchLlmScheduler(Scheduler):
 
     # -- memory bookkeeping --------------------------------------------------------------------
     def _peak_blocks(self, req: RequestView) -> int:
-        """Blocks ``req`` holds at its expected peak (prompt + expected output - 1 tokens)."""
-        output = max(self.expected_output(req), req.output_generated + 1)
-        return self.kv.blocks_for(req.prompt_tokens + output - 1)
+        """Blocks ``req`` holds at its expected peak (its output limit, or more if it has
+        generated past it already)."""
+        output = max(self.output_limit(req), req.output_generated + 1)
+        return peak_blocks(req.prompt_tokens, output, self.kv.block_size)
 
     def _reserve(self, req: RequestView, group: _Group | None, peak: int,
                  pin_blocks: int) -> None:
         if pin_blocks:
-            if req.kv_cached_blocks[:pin_blocks] == group.pin.kv_cached_blocks:
+            if group.pin.is_shared_by(req):
                 self._sharing[req.id] = group
             else:
                 peak += pin_blocks      # it did not get the pinned blocks: it holds a copy
-        self._reserved[req.id] = peak
-        self.reserved_blocks += peak
+        self.reservations.reserve(req.id, peak)
 
     def _try_pin(self, group: _Group, req: RequestView, covered_tokens: int) -> None:
         """Pin the prefix once the prefiller's blocks cover it (the KV cache registers a prompt
@@ -321,24 +271,25 @@ class BatchLlmScheduler(Scheduler):
         blocks = req.kv_cached_blocks[:group.shared_blocks]
         if not blocks:
             return
-        pin = group.pin = _PrefixPin(list(blocks))
+        pin = group.pin = self.kv.pin(blocks)
         self._pins[id(pin)] = pin
         self._sharing[req.id] = group
-        self._reserved[req.id] -= pin.kv_blocks     # the prefix is now the group's reservation
+        # the prefix is now the group's reservation
+        self.reservations.transfer(req.id, pin, pin.kv_blocks)
 
     def _release_pins(self) -> None:
         """Unpin every prefix (nothing runs): the blocks stay cached until LRU evicts them, and
         the groups' remaining members just use the prefix cache."""
         for pin in self._pins.values():
-            self.reserved_blocks -= pin.kv_blocks
-            self.kv.free(pin)
+            self.reservations.release(pin)
+            self.kv.unpin(pin)
         self._pins.clear()
         for group in set(self._group_of.values()):
             group.pin = None
 
     def preempt(self, victim: RequestView, plan: BatchPlan) -> None:
         super().preempt(victim, plan)
-        self.reserved_blocks -= self._reserved.pop(victim.id, 0)
+        self.reservations.release(victim.id)
         self._sharing.pop(victim.id, None)
         group = self._group_of.get(victim.id)
         if group is not None and group.prefiller is victim:
@@ -347,7 +298,7 @@ class BatchLlmScheduler(Scheduler):
     def finish(self, finished: list[RequestView]) -> None:
         super().finish(finished)        # members' blocks first: the prefix is freed after them
         for view in finished:
-            self.reserved_blocks -= self._reserved.pop(view.id, 0)
+            self.reservations.release(view.id)
             self._sharing.pop(view.id, None)
             group = self._group_of.pop(view.id, None)
             if group is None:
@@ -355,8 +306,8 @@ class BatchLlmScheduler(Scheduler):
             group.unfinished -= 1
             if group.unfinished == 0 and group.pin is not None:
                 pin, group.pin = group.pin, None
-                self.reserved_blocks -= pin.kv_blocks
-                self.kv.free(pin)               # (zeroes pin.kv_blocks)
+                self.reservations.release(pin)
+                self.kv.unpin(pin)
                 del self._pins[id(pin)]
 
     # -- inspection (tests, reports) and invariants (the replica's check_invariants) -----------
@@ -370,10 +321,6 @@ class BatchLlmScheduler(Scheduler):
         """Everything that holds KV blocks: requests, and the groups' prefix pins."""
         return list(self.running) + [r for r in self.waiting if r.kv_blocks] + \
             list(self._pins.values())
-
-    def budget_tokens(self, plan: BatchPlan) -> int:
-        """Tokens of ``plan`` that count against ``max_batched_tokens``: prefill chunks only."""
-        return plan.prefill_budget_used
 
 
 def _ids(hashes) -> tuple[int, ...]:

@@ -21,10 +21,12 @@ A member's view and request are written back (:meth:`sync`) before anyone else r
 finishes, and when the engine reports or checks its requests. The results are the same as
 updating every request at every iteration (tested against the stepping engine, which has no
 cohort). It is engine machinery, not policy: it reads the true output lengths to know when
-members finish, and a scheduler uses it only through :meth:`step_blocks` (take the members'
+members finish, and a scheduler uses it only through :meth:`allocate_step` (take the members'
 blocks for the next iteration, then schedule the rest of ``running`` as usual) or, when those do
 not fit, :meth:`dissolve` (schedule everyone one by one, preempting as usual; the cohort forms
-again from the running requests that decode steadily).
+again from the running requests that decode steadily). The blocks come from the KV cache in bulk
+(``KVCache.take_free_blocks``) and each member is credited with its own when it is synced
+(``KVCache.settle_decode``).
 
 Only a prefix of ``running`` qualifies because order matters: running requests are scheduled in
 list order and preempted from its end, and a prefix that always fits in the token budget (fcfs
@@ -39,6 +41,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sim.memory.blocks import blocks_for_tokens
+from sim.memory.kv_cache import KVCache
 from sim.scheduling.view import RequestView
 from sim.workload.request import Request
 
@@ -47,8 +51,9 @@ _max = np.maximum.reduce    # ndarray.max without its Python wrapper
 
 
 class DecodeCohort:
-    def __init__(self, block_size: int, requests: dict[int, Request]):
-        self.block_size = block_size
+    def __init__(self, kv: KVCache, requests: dict[int, Request]):
+        self.kv = kv
+        self.block_size = block_size = kv.block_size
         self._requests = requests             # the engine's in-flight requests, by id
         self.size = 0                         # members: the first ``size`` of running
         self.steps = 0                        # iterations the cohort has run (never reset)
@@ -102,6 +107,21 @@ class DecodeCohort:
                 blocks += by_phase[(m - shift) % bs]
         return blocks
 
+    def allocate_step(self) -> bool:
+        """Take the members' blocks for the next iteration; False, taking none, if the pool
+        has too few."""
+        need = self.step_blocks()
+        if need > self.kv.num_free:
+            return False
+        self.kv.take_free_blocks(need)
+        self.step_allocated = True
+        return True
+
+    def allocate_run(self, num_steps: int) -> None:
+        """Take the members' blocks for a decode run of ``num_steps`` iterations, the first of
+        which has its blocks already (:meth:`allocate_step`)."""
+        self.kv.take_free_blocks(self.run_blocks(num_steps) - self.step_blocks())
+
     def steps_to_first_finish(self) -> int:
         """Iterations until the next member completes (a large number if none)."""
         heap, finish_at = self._finish_heap, self._finish_at
@@ -115,7 +135,8 @@ class DecodeCohort:
         register in the prefix cache (a decode allocation would do that: see KVCache)."""
         c = view.num_computed_tokens
         return (view.output_generated > 0 and view.prompt_tokens + view.output_generated - c == 1
-                and view.kv_blocks == -(-c // self.block_size) and not view.swapped_blocks
+                and view.kv_blocks == blocks_for_tokens(c, self.block_size)
+                and not view.swapped_blocks
                 and not self.step_allocated
                 and (not view.prefix_hashes or view.kv_block_hashes is not None
                      and len(view.kv_cached_blocks) >= len(view.kv_block_hashes)))
@@ -224,7 +245,7 @@ class DecodeCohort:
             view.output_generated += delta
             view.cohort_step = self.steps
         # its block for the planned iteration was taken with the others': it holds it now
-        view.kv_blocks = -(-(view.num_computed_tokens + self.step_allocated) // self.block_size)
+        self.kv.settle_decode(view, view.num_computed_tokens + self.step_allocated)
 
     def sync_all(self, running: list[RequestView]) -> None:
         """Write every member's progress back (before requests are reported or checked)."""

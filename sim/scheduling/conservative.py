@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.memory.blocks import peak_blocks
 from sim.scheduling.admission import AdmissionConfig, PeriodicAdmissionScheduler
 
 
@@ -20,8 +21,7 @@ class ConservativeScheduler(PeriodicAdmissionScheduler):
     Config = ConservativeConfig
 
     def _reserved_blocks(self, view) -> int:
-        # peak KV of a request: prompt + maximum output, less the last token (never fed back)
-        return self.kv.blocks_for(view.prompt_tokens + self.max_output(view) - 1)
+        return peak_blocks(view.prompt_tokens, self.output_limit(view), self.kv.block_size)
 
     def may_admit(self, request, num_cached, num_new) -> bool:
         reserved = sum(self._reserved_blocks(v) for v in self.running)

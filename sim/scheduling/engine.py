@@ -25,7 +25,7 @@ class Engine:
         self.scheduler = scheduler
         self._requests: dict[int, Request] = {}     # in flight, by id
         if decode_cohort and scheduler.supports_decode_cohort():
-            scheduler.cohort = DecodeCohort(scheduler.kv.block_size, self._requests)
+            scheduler.cohort = DecodeCohort(scheduler.kv, self._requests)
 
     # -- the scheduler's state, for the replica, routers and tests -----------------------------
     @property
@@ -125,23 +125,18 @@ class Engine:
         """Apply ``len(ends_s)`` decode iterations of a stable plan at once; equal to applying
         them one by one (see Scheduler.decode_run_steps for the memory side)."""
         steps = len(ends_s)
-        bs = self.kv.block_size
         last_end = float(ends_s[-1])
         requests = self._requests
-        extra_blocks = 0
         finished = []
         cohort = self.scheduler.cohort
         if plan.cohort_size:
-            extra_blocks = cohort.run_blocks(steps) - cohort.step_blocks()  # step 1's are taken
+            cohort.allocate_run(steps)
             finished = cohort.advance(ends_s, self.scheduler.running)
         if plan.requests:
+            self.kv.grow_decodes(plan.requests, plan.computed_before, steps)
             first_end = float(ends_s[0])
             inner_gap = float(max(map(sub, ends_s[1:], ends_s[:-1]))) if steps > 1 else 0.0
         for view, c in zip(plan.requests, plan.computed_before):
-            need = -(-(c + steps) // bs) - view.kv_blocks
-            if need > 0:
-                extra_blocks += need
-                view.kv_blocks += need
             view.num_computed_tokens = c + steps
             view.output_generated += steps
             req = requests[view.id]
@@ -153,7 +148,6 @@ class Engine:
             req.last_token_s = last_end
             if view.output_generated >= req.output_tokens:
                 finished.append(req)
-        self.kv.take_free_blocks(extra_blocks)
         self.scheduler.num_iterations += steps
         if finished:
             self._finish(finished, last_end)

@@ -5,14 +5,16 @@ tokens it still needs (one for a decode, the rest of its prompt for a prefill, c
 budget); then, unless someone was preempted this step, waiting requests in arrival order while the
 token budget, ``max_num_seqs`` and KV blocks allow, the last admitted one possibly taking a partial
 chunk. A running request that cannot get a block preempts the most recently admitted request
-(possibly itself). Without ``chunked_prefill`` (vLLM v0): an iteration either prefills whole
-prompts of waiting requests (prefill first) or decodes every running request.
+(possibly itself). This is the shared loop of :class:`~sim.scheduling.base.Scheduler`. Without
+``chunked_prefill`` (vLLM v0): an iteration either prefills whole prompts of waiting requests
+(prefill first) or decodes every running request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.memory.kv_cache import KVCache
 from sim.scheduling.base import BatchPlan, EngineConfig, Scheduler
 from sim.scheduling.view import RequestView
 
@@ -30,91 +32,34 @@ class FcfsConfig(EngineConfig):
 class FcfsScheduler(Scheduler):
     Config = FcfsConfig
 
+    def __init__(self, config: FcfsConfig, kv: KVCache, host_swap_blocks: int = 0, rng=None):
+        super().__init__(config, kv, host_swap_blocks=host_swap_blocks, rng=rng)
+        # blocks v0 keeps free when it admits (v1 has no watermark)
+        self.watermark_blocks = 0 if config.chunked_prefill else \
+            int(config.watermark * kv.num_blocks)
+
     def schedule(self, now_s: float) -> BatchPlan:
         if self.config.chunked_prefill:
-            return self._schedule_chunked(now_s)
+            return super().schedule(now_s)
         return self._schedule_prefill_first(now_s)
 
-    # -- vLLM v1 ---------------------------------------------------------------------------------
-    def _schedule_chunked(self, now_s: float) -> BatchPlan:
-        plan = BatchPlan()
-        budget = self.config.max_batched_tokens
-        kv, running = self.kv, self.running
-        # plan.add inlined: without a cohort (stepping) this loop visits every running request
-        scheduled, new_tokens, before = plan.requests, plan.num_new_tokens, plan.computed_before
-        decode_only = True
-        i = 0
-        cohort = self.cohort
-        if cohort is not None and cohort.size:
-            # the steady decodes at the head of running, in one go (sim/scheduling/cohort.py)
-            need = cohort.step_blocks()
-            if need <= kv.num_free:
-                kv.take_free_blocks(need)
-                cohort.step_allocated = True
-                i = cohort.size
-                budget -= i
-            else:
-                cohort.dissolve(running)    # memory pressure: every request in turn, below
-        while i < len(running) and budget > 0:
-            req = running[i]
-            computed = req.num_computed_tokens
-            num_new = req.prompt_tokens + req.output_generated - computed
-            if num_new > budget:
-                num_new = budget
-            if not self.allocate_or_preempt(req, num_new, plan):
-                break                   # the request preempted itself
-            scheduled.append(req)
-            new_tokens.append(num_new)
-            before.append(computed)
-            if computed + num_new >= req.prompt_tokens + req.output_generated:
-                plan.num_emitting += 1
-            if num_new != 1 or req.output_generated == 0:
-                decode_only = False
-            budget -= num_new
-            i += 1
-        if cohort is not None and cohort.step_allocated:
-            plan.cohort_size = cohort.size
-            plan.cohort_context_tokens = cohort.context_tokens
-            plan.cohort_max_context = cohort.max_context_tokens
-            plan.num_emitting += cohort.size
-        if not plan.preempted:
-            budget = self._admit_waiting(plan, budget, now_s, chunked=True)
-        plan.stable = decode_only and plan.admitted == 0 and not plan.preempted \
-            and not plan.swap_in_blocks and plan.num_seqs == len(running)
-        plan.wake_on_arrival = not self.waiting
-        return plan
-
-    def _admit_waiting(self, plan: BatchPlan, budget: int, now_s: float, chunked: bool) -> int:
-        kv, waiting, cfg = self.kv, self.waiting, self.config
-        watermark = 0 if chunked else int(cfg.watermark * kv.num_blocks)
-        while waiting and budget > 0:
-            if len(self.running) >= cfg.max_num_seqs:
-                break
-            req = waiting[0]
-            computed = self.cached_prefix(req)
-            num_cached = len(computed) * kv.block_size
-            num_new = req.num_tokens - req.num_computed_tokens - num_cached
-            if num_new > budget:
-                if not chunked:
-                    break               # whole prompts only
-                num_new = budget
-            if watermark and kv.num_free - watermark < kv.blocks_for(
-                    req.num_computed_tokens + num_cached + num_new) - len(computed):
-                break
-            if chunked and cfg.reserve_full_prompt and self.running and \
-                    not kv.can_allocate(req, req.num_tokens - req.num_computed_tokens - num_cached,
-                                        computed):
-                break
-            if not self.may_admit(req, num_cached, num_new) and self.running:
-                # (an empty batch admits its head whatever the policy says: a policy refusing a
-                # lone request, whose reservation or predicted peak exceeds the capacity, would
-                # hold it for ever; alone it cannot run out of memory, or it was rejected)
-                break
-            if not kv.allocate(req, num_new, computed):
-                break
-            self.admit_head(req, num_cached, num_new, plan, now_s)
-            budget -= num_new
-        return budget
+    def admission(self, request: RequestView, computed: list, num_cached: int,
+                  num_new: int) -> bool | None:
+        kv, cfg = self.kv, self.config
+        watermark = self.watermark_blocks
+        if watermark and kv.num_free - watermark < kv.blocks_for(
+                request.num_computed_tokens + num_cached + num_new) - len(computed):
+            return None
+        if cfg.chunked_prefill and cfg.reserve_full_prompt and self.running and \
+                not kv.can_allocate(request, request.num_tokens - request.num_computed_tokens
+                                    - num_cached, computed):
+            return None
+        if not self.may_admit(request, num_cached, num_new) and self.running:
+            # (an empty batch admits its head whatever the policy says: a policy refusing a
+            # lone request, whose reservation or predicted peak exceeds the capacity, would
+            # hold it for ever; alone it cannot run out of memory, or it was rejected)
+            return None
+        return True
 
     def supports_decode_cohort(self) -> bool:
         # v1 schedules running requests first, in order, a decode taking one token; the budget
@@ -128,8 +73,9 @@ class FcfsScheduler(Scheduler):
         plan = BatchPlan()
         has_swapped = any(r.swapped_blocks for r in self.waiting)
         if not has_swapped and self.admission_due():
-            self._admit_waiting(plan, self.config.max_batched_tokens, now_s, chunked=False)
+            self.admit_waiting(plan, self.config.max_batched_tokens, now_s)
             if plan.requests:
+                plan.batched_tokens = plan.num_tokens
                 return plan             # a prefill-only iteration
         running = self.running
         i = 0
@@ -141,6 +87,7 @@ class FcfsScheduler(Scheduler):
             i += 1
         if not plan.preempted and has_swapped:
             self._swap_in_waiting(plan, self.config.max_batched_tokens - len(plan.requests), now_s)
+        plan.batched_tokens = plan.num_tokens
         plan.stable = plan.admitted == 0 and not plan.preempted and bool(plan.requests) \
             and len(plan.requests) == len(running)
         plan.wake_on_arrival = not self.waiting
@@ -167,7 +114,7 @@ class FcfsScheduler(Scheduler):
         queue (fresh or recomputing prompts) waits, as vLLM v0 schedules no prefill while any
         request is swapped out, and never mixes prefills with decodes."""
         kv, cfg = self.kv, self.config
-        watermark = int(cfg.watermark * kv.num_blocks)
+        watermark = self.watermark_blocks
         for req in [r for r in self.waiting if r.swapped_blocks]:
             num_new = req.num_tokens - req.num_computed_tokens     # 1: v0 swaps out decodes
             if budget < num_new or len(self.running) >= cfg.max_num_seqs:

@@ -124,7 +124,7 @@ class PastFutureScheduler(PeriodicAdmissionScheduler):
         d = np.maximum(generated, 1.0)
         prompt = np.fromiter((v.prompt_tokens - v.cached_prompt_tokens for v in batch),
                              np.float64, len(batch))
-        max_out = np.fromiter((self.max_output(v) for v in batch), np.float64, len(batch))
+        max_out = np.fromiter((self.output_limit(v) for v in batch), np.float64, len(batch))
         return prompt + d, generated, max_out
 
 

@@ -35,7 +35,7 @@ class RequestView:
         self.prefill_tokens_computed = 0  # prefill tokens computed, recomputation included
         self.cached_prompt_tokens = 0     # prompt tokens served by the prefix cache at admission
         self.first_scheduled_s = math.nan
-        self.kv_blocks = 0                # KV bookkeeping, owned by sim.memory.KVCache
+        self.kv_blocks = 0                # KV bookkeeping (sim.memory.KVRequest), owned by KVCache
         self.kv_cached_blocks: list = []
         self.kv_block_hashes: list | None = None
         self.swapped_blocks = 0

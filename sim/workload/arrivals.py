@@ -19,18 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from sim.config import require
+from sim.registry import Registry
 
 
 @dataclass(frozen=True)
 class ArrivalConfig:
     """``workload.arrivals``: how requests arrive."""
 
-    kind: Literal["poisson", "constant", "gamma", "burst", "piecewise", "closed_loop"] = "poisson"
+    kind: str = "poisson"           # an ARRIVALS name
     rate_rps: float | None = None   # mean requests per second; not needed for a burst
     cv: float = 1.0                 # gamma only: coefficient of variation of the gaps (1 = Poisson)
     start_s: float = 0.0
@@ -39,6 +39,7 @@ class ArrivalConfig:
     think_time_s: float = 0.0       # closed_loop: pause between a request's end and the next
 
     def __post_init__(self) -> None:
+        ARRIVALS.require(self.kind, "kind")
         uses = {"piecewise": ("schedule",), "closed_loop": ("clients", "think_time_s")}
         for name, default in (("schedule", None), ("clients", None), ("think_time_s", 0.0)):
             if name not in uses.get(self.kind, ()):
@@ -119,11 +120,11 @@ def closed_loop_arrivals(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -
 
 ArrivalGenerator = Callable[[ArrivalConfig, int, np.random.Generator], np.ndarray]
 
-ARRIVALS: dict[str, ArrivalGenerator] = {
+ARRIVALS: Registry[ArrivalGenerator] = Registry("arrival kind", {
     "poisson": poisson_arrivals,
     "constant": constant_arrivals,
     "gamma": gamma_arrivals,
     "burst": burst_arrivals,
     "piecewise": piecewise_arrivals,
     "closed_loop": closed_loop_arrivals,
-}
+})

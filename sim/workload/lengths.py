@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from sim.config import require
+from sim.registry import Registry
 from sim.workload.traces import TraceConfig
 
 # Which optional fields each distribution reads; the others must be left unset, so a misplaced
@@ -46,7 +47,7 @@ class LengthConfig:
     Every sample is rounded to an integer and clipped to ``[max(1, min), max]``.
     """
 
-    dist: Literal["fixed", "uniform", "normal", "lognormal", "empirical"]
+    dist: str                                      # a LENGTH_DISTS name
     value: int | None = None
     min: int = 1
     max: int | None = None
@@ -57,8 +58,9 @@ class LengthConfig:
     column: Literal["prompt_tokens", "output_tokens"] | None = None
 
     def __post_init__(self) -> None:
+        LENGTH_DISTS.require(self.dist, "dist")
         for name in ("value", "mean", "std", "sigma", "trace", "column"):
-            if name not in _USES[self.dist]:
+            if name not in _USES.get(self.dist, ()):
                 require(getattr(self, name) is None, name,
                         f"no value (not used by dist '{self.dist}')", getattr(self, name))
         require(self.max is None or self.max >= max(1, self.min), "max",
@@ -119,13 +121,13 @@ def _empirical(cfg: LengthConfig, n: int, rng: np.random.Generator,
 
 LengthSampler = Callable[[LengthConfig, int, np.random.Generator, Values], np.ndarray]
 
-LENGTH_DISTS: dict[str, LengthSampler] = {
+LENGTH_DISTS: Registry[LengthSampler] = Registry("length distribution", {
     "fixed": _fixed,
     "uniform": _uniform,
     "normal": _normal,
     "lognormal": _lognormal,
     "empirical": _empirical,
-}
+})
 
 
 _NO_MAX = float(2 ** 53)   # the cap without ``max``: an overflowing draw (inf) still casts to int64

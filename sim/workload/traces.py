@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from sim.config import require
-from sim.errors import TraceError, did_you_mean
+from sim.errors import TraceError
 from sim.workload import transforms
 from sim.workload.columns import IdLists, TraceColumns
 from sim.workload.formats import TRACE_FORMATS, TraceFormat, detect_format
@@ -40,16 +40,6 @@ DEFAULT_BLOCK_TOKENS = 16   # prompt tokens per prefix id when neither the file 
 
 class TraceWarning(UserWarning):
     """Something in a trace was fixed up (rows sorted, failed rows dropped): not an error."""
-
-
-def _format_check(name: str | None) -> None:
-    if name is None or name in TRACE_FORMATS:
-        return
-    hint = did_you_mean(name, TRACE_FORMATS)
-    expected = "one of " + ", ".join(sorted(TRACE_FORMATS)) + " (or null to detect it)"
-    if hint.startswith("did you mean"):
-        expected += f" ({hint})"
-    require(False, "format", expected, name)
 
 
 # options that only one format reads, and their defaults
@@ -79,7 +69,8 @@ class TraceConfig:
 
     def __post_init__(self) -> None:
         require(bool(self.path), "path", "a file path", self.path)
-        _format_check(self.format)
+        if self.format is not None:            # null: detected from the header
+            TRACE_FORMATS.require(self.format, "format")
         for name in ("start_s", "end_s"):
             value = getattr(self, name)
             require(value is None or (value >= 0 and math.isfinite(value)), name,

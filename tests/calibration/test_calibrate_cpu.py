@@ -11,13 +11,11 @@ import json
 import pytest
 import yaml
 
-pytest.importorskip("torch")
-
-from sim.calibration import run as calibrate_run  # noqa: E402
-from sim.calibration.plan import Plan, make_plan  # noqa: E402
-from sim.cli import main  # noqa: E402
-from sim.hardware import load_device  # noqa: E402
-from sim.models import CATALOG  # noqa: E402
+from sim.calibration import run as calibrate_run
+from sim.calibration.plan import Plan, make_plan
+from sim.cli import main
+from sim.hardware import load_device
+from sim.models import CATALOG
 
 TINY = Plan(tokens=(1, 8, 32), gemm=((64, 128, 32), (128, 64, 32)),
             elementwise=(("rmsnorm", 64), ("silu_mul", 64), ("add", 64)),
@@ -26,8 +24,9 @@ TINY = Plan(tokens=(1, 8, 32), gemm=((64, 128, 32), (128, 64, 32)),
             copy_mib=(1,), warmup=1, repeats=3, point_s=0.005, budget_s=20.0)
 
 
-@pytest.mark.filterwarnings("ignore::sim.calibration.predictor.CalibrationWarning")
+@pytest.mark.filterwarnings("ignore::sim.cost.predictor.CalibrationWarning")
 def test_calibrate_cpu_then_simulate(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
     monkeypatch.setattr(calibrate_run, "make_plan", lambda *args: TINY)
     out = tmp_path / "cpu-tiny.yaml"
     assert main(["calibrate", "--device", "cpu", "--quick", "--threads", "1", "-o",
@@ -58,7 +57,7 @@ def test_calibrate_cpu_then_simulate(tmp_path, monkeypatch, capsys):
 
 
 def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
-    import torch
+    torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert main(["calibrate", "--device", "cuda", "-o", str(tmp_path / "x.yaml")]) == 2

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.calibration.predictor import CalibrationWarning
+from sim.cost.predictor import CalibrationWarning
 from sim.cost.model import BatchShape, CostModel
 from sim.hardware import load_device
 from sim.models import CATALOG
@@ -48,7 +48,7 @@ def test_calibrated_times_differ_from_the_roofline_in_the_law_s_direction(device
 
 def test_decode_run_is_bit_identical_to_stepping(device):
     cost = CostModel(LLAMA, device, 1)
-    assert cost._decode_fit is not None      # attention is on its fitted curve
+    assert cost._decode_rates != cost.rates      # attention is on its fitted curve
     contexts = [700, 1500, 33, 4000]
     times, energies = cost.decode_run(len(contexts), sum(contexts) + len(contexts), 50)
     for step in range(50):
@@ -80,7 +80,7 @@ def test_moe_model_runs_on_fallbacks(device):
     assert np.isfinite(t) and t > 0
 
 
-@pytest.mark.filterwarnings("ignore::sim.calibration.predictor.CalibrationWarning")
+@pytest.mark.filterwarnings("ignore::sim.cost.predictor.CalibrationWarning")
 def test_simulation_fast_forward_equals_stepping(synthetic_profile):
     from sim import Scenario, simulate
 

@@ -1,5 +1,5 @@
-"""sim.calibration.learned: learned default curves, their use by datasheet profiles, and the
-leave-one-GPU-out score on tiny worlds whose answer is known."""
+"""sim.calibration.learned (fitting) and sim.hardware.calibration.learned (reading): learned
+default curves, their use by datasheet profiles, and the leave-one-GPU-out score on tiny worlds whose answer is known."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 from sim.calibration import learned
-from sim.calibration.fit import KindCurve
 from sim.cost.model import BatchShape, CostModel
 from sim.cost.ops import ATTN_DECODE, ATTN_PREFILL, GEMM
 from sim.errors import ScenarioError
 from sim.hardware import load_device
+from sim.hardware.calibration import learned as learned_data
+from sim.hardware.calibration.curves import KindCurve
 from sim.models import CATALOG
 
 LLAMA = CATALOG["llama-3.1-8b"]
@@ -113,30 +114,30 @@ def test_learned_curves_round_trip_through_the_yaml(tmp_path):
               "elementwise:rmsnorm": KindCurve(1.0, 0.0, 0.5, 2e6)}
     path = tmp_path / "learned.yaml"
     path.write_text(yaml.safe_dump({"curves": learned.curves_yaml(curves)}))
-    back = learned.read_curves(path)
+    back = learned_data.read_curves(path)
     assert set(back) == set(curves)
     for kind, c in curves.items():      # six significant digits in the YAML
         for field in dataclasses.fields(KindCurve):
             assert getattr(back[kind], field.name) == pytest.approx(getattr(c, field.name),
                                                                    rel=1e-6)
-    cal = learned.learned_calibration(str(path))
+    cal = learned_data.learned_calibration(str(path))
     assert cal.curves == back and not any(cal.tables.rows().values())
-    assert cal.dtype_bytes == 2 and hash(cal) == hash(learned.learned_calibration(str(path)))
+    assert cal.dtype_bytes == 2 and hash(cal) == hash(learned_data.learned_calibration(str(path)))
 
 
 def test_a_bad_learned_curve_is_an_error_naming_the_file_and_field(tmp_path):
     path = tmp_path / "learned.yaml"
     path.write_text(yaml.safe_dump({"curves": {"gemm": {"compute_fraction": 1.5}}}))
     with pytest.raises(ScenarioError) as info:
-        learned.read_curves(path)
+        learned_data.read_curves(path)
     assert "learned.yaml" in str(info.value) and "compute_fraction" in str(info.value)
 
 
 def test_the_shipped_curves_load_and_say_what_they_were_fitted_on():
-    data = yaml.safe_load(learned.LEARNED_PATH.read_text())
+    data = yaml.safe_load(learned_data.LEARNED_PATH.read_text())
     assert set(data["curves"]) >= {GEMM} and len(data["gpus"]) >= 2 and data["holdout"]
     # exactly the groups that beat the fixed roofline held out are used
-    used = {k.split(":", 1)[0] for k in learned.read_curves()}
+    used = {k.split(":", 1)[0] for k in learned_data.read_curves()}
     assert used == {group for group, ok in data["selected"].items() if ok}
     for gpu in data["gpus"].values():
         assert gpu["bf16_tflops"] > 0 and gpu["bandwidth_gb_s"] > 0 and gpu["datasheet"]
@@ -146,7 +147,7 @@ def test_the_shipped_curves_load_and_say_what_they_were_fitted_on():
 def test_a_datasheet_gpu_carries_the_learned_curves_and_fixed_does_not():
     learned_h100 = load_device("h100-sxm")
     fixed_h100 = load_device("h100-sxm", FIXED)
-    assert learned_h100.calibration == learned.learned_calibration()
+    assert learned_h100.calibration == learned_data.learned_calibration()
     assert fixed_h100.calibration is None and learned_h100 != fixed_h100
     assert load_device("duplex-h100").calibration is None      # Duplex devices: their own model
     with pytest.raises(ScenarioError) as info:
@@ -168,7 +169,7 @@ def test_fixed_reproduces_the_old_roofline_exactly():
 
 
 def test_a_learned_op_time_is_the_yaml_curve_by_hand():
-    data = yaml.safe_load(learned.LEARNED_PATH.read_text())["curves"]
+    data = yaml.safe_load(learned_data.LEARNED_PATH.read_text())["curves"]
     device = load_device("h100-sxm")
     peak, bw = 989.4e12, 3352e9                 # hardware_profiles/h100-sxm.yaml
     cm = CostModel(LLAMA, device)
@@ -197,8 +198,8 @@ def test_a_profile_with_its_own_calibration_ignores_the_learned_curves(synthetic
     own = load_device(str(synthetic_profile))
     explicit = load_device(str(synthetic_profile), {"efficiency": {"model": "learned"}})
     assert own.calibration.source == "synthetic" and explicit.calibration == own.calibration
-    assert own.calibration != learned.learned_calibration()
-    assert own.calibration.curves[GEMM] != learned.learned_calibration().curves[GEMM]
+    assert own.calibration != learned_data.learned_calibration()
+    assert own.calibration.curves[GEMM] != learned_data.learned_calibration().curves[GEMM]
 
 
 def test_learned_curves_warn_about_nothing_and_leave_other_element_sizes_on_the_roofline():
@@ -219,9 +220,9 @@ def test_learned_attention_curves_keep_decode_runs_bit_identical(tmp_path):
               ATTN_PREFILL: KindCurve(0.6, 1e9, 0.3, 2e6), "elementwise": KindCurve(1, 0, 0.8, 1e6)}
     path.write_text(yaml.safe_dump({"curves": learned.curves_yaml(curves)}))
     device = dataclasses.replace(load_device("h100-sxm"),
-                                 calibration=learned.learned_calibration(str(path)))
+                                 calibration=learned_data.learned_calibration(str(path)))
     cm = CostModel(LLAMA, device)
-    assert cm._decode_fit is not None and cm._prefill_fit is not None
+    assert cm._decode_rates != cm.rates and cm._prefill_rates != cm.rates   # on the curves
     for steps in (5, 40):       # the short (Python floats) and the numpy paths
         times, _ = cm.decode_run_energy_sum(16, 16 * 900, steps)
         stepped = [cm.iteration_time(BatchShape(16, 16, 16, 16 * 900 + 16 * i))[0]

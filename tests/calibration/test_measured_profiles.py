@@ -13,7 +13,7 @@ from synthetic_vllm_tables import (PER_SEQ_US, attention_us, current_frames, den
                                    per_seq_us, write_current, write_v0)
 
 from sim import Scenario, simulate
-from sim.calibration.layers import Curve, Grid, LayerTables
+from sim.hardware.calibration.layers import Curve, Grid, LayerTables
 from sim.calibration.llmservingsim import find_tables, import_llmservingsim
 from sim.cli import main
 from sim.cost.engine import EngineTerms

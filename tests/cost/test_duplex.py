@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.cost.duplex import COST_MODELS, DuplexCostModel
+from sim.cost.duplex import DuplexCostModel
+from sim.cost.factory import COST_MODELS
 from sim.cost.model import BatchShape, CostModel
 from sim.cost.op_table import batch_shape, op_table
 from sim.cost.ops import gemm_bytes, gemm_flops

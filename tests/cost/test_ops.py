@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.cost.ops import (Op, LayerDims, activation_cost, attn_decode_cost, attn_prefill_cost,
-                          expert_token_counts, gemm_bytes, gemm_flops, norm_cost,
+from sim.cost.ops import (MOE_EXPERT, Op, LayerDims, activation_cost, attn_decode_cost,
+                          attn_prefill_cost, expert_gemm_costs, expert_token_counts, gemm_bytes,
+                          gemm_flops, mlp_gemm_shapes, moe_experts_op, norm_cost,
                           residual_add_cost, ring_allreduce_time_s, rotary_cost)
 from sim.models import CATALOG
 
@@ -113,6 +114,28 @@ def test_expert_token_counts_are_balanced(tokens, top_k, experts, expected):
     counts = expert_token_counts(tokens, experts, top_k)
     assert counts.tolist() == expected
     assert counts.sum() == tokens * top_k
+
+
+# -- MLP and expert GEMMs -----------------------------------------------------------------------
+def test_mlp_gemm_shapes_fuse_gate_and_up_when_gated():
+    assert mlp_gemm_shapes(4096, 14336, gated=True) == ((4096, 28672), (14336, 4096))
+    assert mlp_gemm_shapes(4096, 16384, gated=False) == ((4096, 16384), (16384, 4096))
+
+
+def test_expert_costs_by_hand():
+    # two experts of Mixtral's width (hidden 4096, intermediate 14336, gated), 3 and 5 tokens
+    t, h, w = np.array([3, 5]), 4096, 14336
+    f_up, b_up, f_down, b_down = expert_gemm_costs(t, h, w, True, 2)
+    assert f_up.tolist() == [2 * 3 * h * 2 * w, 2 * 5 * h * 2 * w]
+    assert b_up.tolist() == [2 * (c * h + h * 2 * w + c * 2 * w) for c in (3, 5)]
+    assert f_down.tolist() == [2 * 3 * w * h, 2 * 5 * w * h]
+    assert b_down.tolist() == [2 * (c * w + w * h + c * h) for c in (3, 5)]
+    op = moe_experts_op(t, h, w, True, 2, count=32)
+    # the op adds the SiLU-and-mul of each expert's tokens: 5 FLOPs and 3 elements per output
+    assert (op.kind, op.count) == (MOE_EXPERT, 32)
+    assert op.flops == sum(2 * c * h * 2 * w + 2 * c * w * h + 5 * c * w for c in (3, 5))
+    assert op.bytes == sum(2 * (c * h + h * 2 * w + c * 2 * w + c * w + w * h + c * h + 3 * c * w)
+                           for c in (3, 5))
 
 
 # -- all-reduce --------------------------------------------------------------------------------

@@ -367,7 +367,7 @@ def test_take_free_blocks():
     kv.take_free_blocks(0)
     assert kv.num_free == 8
     kv.take_free_blocks(3)                     # decode growth accounted to a in bulk
-    a.kv_blocks += 3
+    kv.settle_decode(a, 20)
     assert (kv.num_free, kv.num_used) == (5, 5)
     kv.check([a])
     kv.free(a)
@@ -448,3 +448,87 @@ def test_block_filled_by_a_chunk_that_needs_no_new_block_is_cached():
     kv.check([a])
     kv.free(a)
     assert probe_hits(kv, (1, 2)) == 2
+
+
+# -- bulk decode growth ---------------------------------------------------------------------------
+def decoding(kv: KVCache, prompts: list[int]) -> list[RequestView]:
+    """Requests past their prompts, each with its first token generated (decoding)."""
+    views = [req(p) for p in prompts]
+    for v in views:
+        admit(kv, v)
+        v.output_generated = 1
+    return views
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 9])
+def test_grow_decodes_equals_growing_each_decode_step_by_step(steps):
+    prompts = [3, 4, 5, 8, 1]
+    one, bulk = KVCache(40, 4), KVCache(40, 4)
+    stepped, grown = decoding(one, prompts), decoding(bulk, prompts)
+    for _ in range(steps):
+        for v in stepped:
+            assert one.allocate(v, 1)
+            v.num_computed_tokens += 1
+    bulk.grow_decodes(grown, [v.num_computed_tokens for v in grown], steps)
+    assert [v.kv_blocks for v in grown] == [v.kv_blocks for v in stepped]
+    assert bulk.num_free == one.num_free
+    for v in grown:
+        v.num_computed_tokens += steps
+    bulk.check(grown)
+    growth = KVCache(40, 4).decode_growth(decoding(KVCache(40, 4), prompts), prompts)
+    assert growth.blocks(steps) == 40 - one.num_free - sum(-(-p // 4) for p in prompts)
+
+
+def test_grow_decodes_that_does_not_fit_changes_nothing():
+    kv = KVCache(3, 4)
+    a, b = decoding(kv, [4, 8])                   # 1 + 2 blocks: the pool is full
+    with pytest.raises(ValueError):
+        kv.grow_decodes([a, b], [4, 8], 1)
+    assert (a.kv_blocks, b.kv_blocks, kv.num_free) == (1, 2, 0)
+    kv.grow_decodes([a, b], [3, 7], 1)            # no block boundary crossed: nothing to take
+
+
+def test_settle_decode_credits_blocks_taken_in_bulk():
+    kv = KVCache(10, 4)
+    a = decoding(kv, [8])[0]
+    kv.take_free_blocks(2)                        # a's growth to 16 tokens, taken ahead
+    kv.settle_decode(a, 16)
+    assert (a.kv_blocks, kv.num_free) == (4, 6)
+    kv.check([a])
+
+
+# -- pins -----------------------------------------------------------------------------------------
+def test_pin_holds_prefix_blocks_until_unpinned():
+    kv = KVCache(10, 4)
+    a = req(12, (1, 2, 3))
+    admit(kv, a)                                  # 3 cached blocks
+    free, used = kv.num_free, kv.num_used
+    pin = kv.pin(a.kv_cached_blocks[:2])
+    assert (kv.num_free, kv.num_used, pin.kv_blocks) == (free, used, 2)   # a holds them too
+    assert pin.is_shared_by(a)
+    kv.check([a, pin])
+    kv.free(a)                                    # a's last block is evictable, the pinned not
+    assert (kv.num_free, kv.num_evictable_cached) == (8, 1)
+    kv.check([pin])
+    b = req(32)
+    assert kv.allocate(b, 32)                     # 8 blocks: evicts everything evictable
+    assert probe_hits(kv, (1, 2, 3)) == 2         # the pinned prefix survives
+    kv.unpin(pin)
+    assert (kv.num_free, kv.num_evictable_cached, pin.kv_blocks) == (2, 2, 0)
+    kv.check([b])
+
+
+def test_pin_takes_evictable_blocks_out_of_the_free_queue():
+    kv = KVCache(10, 4)
+    a = req(8, (1, 2))
+    admit(kv, a)
+    blocks = list(a.kv_cached_blocks)
+    kv.free(a)                                    # both evictable now
+    assert (kv.num_free, kv.num_evictable_cached) == (10, 2)
+    pin = kv.pin(blocks)
+    assert (kv.num_free, kv.num_used, kv.num_evictable_cached) == (8, 2, 0)
+    assert not pin.is_shared_by(req(8, (1, 2)))   # same content, other blocks
+    kv.check([pin])
+    kv.unpin(pin)
+    assert (kv.num_free, kv.num_evictable_cached) == (10, 2)
+    kv.check([])

@@ -73,6 +73,15 @@ def test_sweep_report_from_the_cli(local_sweep, tmp_path, capsys):
     assert "| run |" in (tmp_path / "report.md").read_text()
 
 
+def test_sweep_report_while_the_sweep_runs(local_sweep, tmp_path):
+    """Until a sweep finishes there is no results.parquet, only a file per finished run."""
+    running = tmp_path / "running"
+    shutil.copytree(local_sweep, running, ignore=shutil.ignore_patterns("results.parquet"))
+    _, md_running, _ = write_report(running, tmp_path / "a")
+    _, md_done, _ = write_report(local_sweep, tmp_path / "b")
+    assert md_running.read_text() == md_done.read_text()
+
+
 def test_run_report_and_trace_events(tmp_path):
     run = tmp_path / "run"
     trace = tmp_path / "trace.json"

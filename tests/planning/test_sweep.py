@@ -1,8 +1,9 @@
-"""Sweeps: expansion, keys, the atomic keyed store, resuming after SIGKILL, and identical
-results on the local pool, inline and on Ray."""
+"""Sweeps: expansion, keys, the keyed store (one file per run, written once, atomically),
+resuming after SIGKILL, and identical results on the local pool, inline and on Ray."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,18 +85,85 @@ def test_bad_sweep_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_store_dedupes_and_orders_rows(tmp_path):
-    stale = tmp_path / ".r.parquet.999999999.tmp"      # a writer killed mid-write
-    stale.write_text("half a file")
+    stale = [tmp_path / ".r.parquet.999999999.tmp",          # writers killed mid-write
+             tmp_path / "r" / ".b.parquet.999999999.tmp"]
+    (tmp_path / "r").mkdir()
+    for f in stale:
+        f.write_text("half a file")
     store = ResultsStore(tmp_path / "r.parquet", lead=("p",))
-    assert not stale.exists()
+    assert not any(f.exists() for f in stale)
     assert store.add({"run": 2, "key": "b", "z": 1.0, "p": "x"})
     assert store.add({"run": 0, "key": "a", "p": "y", "z": 2.0, "extra": 3})
     assert not store.add({"run": 0, "key": "a", "p": "y", "z": 9.0})
+    assert sorted(f.name for f in (tmp_path / "r").iterdir()) == ["a.parquet", "b.parquet"]
+    assert not (tmp_path / "r.parquet").exists()          # written once, at the end
+    assert store.write_combined() == tmp_path / "r.parquet"
     frame = pd.read_parquet(tmp_path / "r.parquet")
     assert list(frame.columns) == ["run", "key", "p", "extra", "z"]
     assert list(frame["key"]) == ["a", "b"] and list(frame["z"]) == [2.0, 1.0]
+    pd.testing.assert_frame_equal(read_results(tmp_path / "r.parquet"), frame)
+    pd.testing.assert_frame_equal(store.frame(), frame)
     assert ResultsStore(tmp_path / "r.parquet").keys == {"a", "b"}
-    assert not list(tmp_path.glob("*.tmp"))
+    assert store.row("a")["extra"] == 3 and store.row("c") is None
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+ROWS = [{"run": i, "key": f"k{i}", "p": f"v{i}", "z": float(i), **({"extra": i} if i % 2 else {})}
+        for i in range(4)]
+
+
+def test_store_never_rewrites_a_finished_run(tmp_path):
+    """A run's file is written once: later runs add files and leave earlier ones as they were
+    (the store used to rewrite one growing file per run)."""
+    store = ResultsStore(tmp_path / "results.parquet", lead=("p",))
+    seen = {}
+    for row in ROWS:
+        store.add(row)
+        for key, (inode, mtime_ns) in seen.items():
+            st = (tmp_path / "results" / f"{key}.parquet").stat()
+            assert (st.st_ino, st.st_mtime_ns) == (inode, mtime_ns), key
+        st = (tmp_path / "results" / f"{row['key']}.parquet").stat()
+        seen[row["key"]] = (st.st_ino, st.st_mtime_ns)
+    assert len(read_results(tmp_path / "results.parquet")) == 4
+
+
+def test_results_do_not_depend_on_finish_order(tmp_path):
+    combined = []
+    for i, order in enumerate([(0, 1, 2, 3), (3, 1, 0, 2), (2, 3, 1, 0)]):
+        store = ResultsStore(tmp_path / str(i) / "results.parquet", lead=("p",))
+        for j in order:
+            store.add(ROWS[j])
+        combined.append(store.write_combined().read_bytes())
+        frame = read_results(store.path)
+        assert list(frame.columns) == ["run", "key", "p", "extra", "z"]
+        assert list(frame["run"]) == [0, 1, 2, 3]
+    assert combined[0] == combined[1] == combined[2]
+
+
+def test_two_writers_sharing_a_folder_keep_every_row(tmp_path):
+    a = ResultsStore(tmp_path / "results.parquet", lead=("p",))
+    b = ResultsStore(tmp_path / "results.parquet", lead=("p",))
+    assert a.add(ROWS[0]) and b.add(ROWS[1]) and a.add(ROWS[2])
+    assert not b.add(ROWS[2])                   # a finished it: b reads a's row
+    assert b.row("k2") == a.row("k2")
+    b.write_combined()
+    assert list(pd.read_parquet(tmp_path / "results.parquet")["key"]) == ["k0", "k1", "k2"]
+
+
+def test_a_combined_file_alone_becomes_per_run_files(tmp_path):
+    """A folder written before runs had files of their own: its runs are kept, not run again."""
+    store = ResultsStore(tmp_path / "results.parquet", lead=("p",))
+    for row in ROWS[:3]:
+        store.add(row)
+    before = pd.read_parquet(store.write_combined())
+    shutil.rmtree(tmp_path / "results")
+    again = ResultsStore(tmp_path / "results.parquet", lead=("p",))
+    assert again.keys == {"k0", "k1", "k2"} and not again.add(ROWS[1])
+    assert again.add(ROWS[3])
+    assert len(list((tmp_path / "results").glob("*.parquet"))) == 4
+    after = pd.read_parquet(again.write_combined())
+    pd.testing.assert_frame_equal(after.iloc[:3].dropna(axis=1, how="all"),
+                                  before.dropna(axis=1, how="all"))
 
 
 def test_inline_and_pool_give_the_same_rows(tmp_path):
@@ -136,8 +204,8 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path, local_results
     rows = 0
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists():
-                rows = len(read_results(results))      # while the sweep replaces it
+            if any((out / "results").glob("*.parquet")):
+                rows = len(read_results(results))      # while the sweep adds to it
                 if rows >= 2:
                     break
             time.sleep(0.01)
@@ -146,11 +214,13 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path, local_results
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    before = pd.read_parquet(results)
+    before = read_results(results)
     assert 1 <= len(before) < 12
+    assert not results.exists()              # written when the sweep finishes
     assert main(["sweep", str(QUICK_SWEEP), "-o", str(out), "--workers", "1",
                  "--no-progress"]) == 0
     after = pd.read_parquet(results)
+    assert not list(out.rglob("*.tmp"))      # the killed writers' temporaries are gone
     assert len(after) == 12 and after["key"].is_unique
     pd.testing.assert_frame_equal(results_without_volatile(after),
                                   results_without_volatile(local_results), check_exact=True)

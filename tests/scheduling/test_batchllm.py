@@ -51,7 +51,7 @@ def check(e: Engine, plan=None) -> None:
     if plan is not None:
         # chunks count against the budget, decodes do not (nor need they fit in it)
         chunks = sum(q for q in plan.num_new_tokens if q > 1)
-        assert chunks <= s.budget_tokens(plan) <= s.config.max_batched_tokens
+        assert chunks <= plan.batched_tokens <= s.config.max_batched_tokens
 
 
 def step(e: Engine, now: float):
@@ -98,7 +98,7 @@ def test_scheduler_sees_views_without_output_lengths():
     e = make()
     r = req(0, (1, 2), output=5)
     e.add_request(r)
-    view = e.waiting[0]
+    view = e.waiting.peek()
     assert BatchLlmScheduler.view_type is RequestView
     assert type(view) is RequestView and not hasattr(view, "output_tokens")
     run_all(e)          # check() asserts the same of every view at every step
@@ -198,7 +198,7 @@ def test_prefill_budget_caps_chunks_but_not_decodes():
     counts = []
     for t in range(4):
         plan, _ = step(e, float(t))
-        counts.append((plan.num_tokens, plan.prefill_budget_used, plan.admitted))
+        counts.append((plan.num_tokens, plan.batched_tokens, plan.admitted))
     assert counts == [(4, 4, 2), (6, 4, 2), (8, 4, 2), (6, 0, 0)]   # 6 decodes > budget 4
 
 
@@ -209,11 +209,11 @@ def test_kv_usage_cap_limits_the_estimated_peak():
         e.add_request(req(i, suffix=8, output=2))
     s = e.scheduler
     plan, _ = step(e, 0.0)
-    assert plan.admitted == 3 and s.reserved_blocks == 9 and s.kv.num_used == 6
+    assert plan.admitted == 3 and s.reservations.total == 9 and s.kv.num_used == 6
     plan, finished = step(e, 1.0)
     assert plan.admitted == 0 and [r.id for r in finished] == [0, 1, 2]
     plan, _ = step(e, 2.0)
-    assert plan.admitted == 2 and s.reserved_blocks == 6
+    assert plan.admitted == 2 and s.reservations.total == 6
 
 
 def test_a_request_larger_than_the_cap_runs_alone():
@@ -252,7 +252,7 @@ def test_pins_give_way_when_nothing_can_run():
     plans = run_all(e)
     assert c.preemptions == 1 and a.preemptions >= 1 and b.preemptions >= 1
     assert [r.output_generated for r in (a, b, c)] == [20, 20, 24]
-    assert e.kv.num_free == 10 and e.scheduler.reserved_blocks == 0
+    assert e.kv.num_free == 10 and e.scheduler.reservations.total == 0
     assert any(p.admitted and p.requests[0] is c.view for p in plans)
 
 
@@ -336,7 +336,7 @@ def test_fast_forward_equals_stepping(case, monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(Scheduler, "kv_holders"),
-                    reason="the replica's invariant check needs Scheduler.kv_holders/budget_tokens")
+                    reason="the replica's invariant check needs Scheduler.kv_holders")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_replica_invariants_hold(case, monkeypatch):
     monkeypatch.setitem(SCHEDULERS, "batchllm", BatchLlmScheduler)

@@ -9,6 +9,7 @@ import pytest
 from sim.config import ConfigValueError
 from sim.memory.kv_cache import KVCache
 from sim.scheduling import SCHEDULERS
+from sim.scheduling.base import BatchPlan
 from sim.scheduling.engine import Engine
 from sim.scheduling.fcfs import FcfsConfig, FcfsScheduler
 from sim.workload.request import Request, RequestStatus
@@ -249,7 +250,7 @@ def test_pool_never_over_allocates_under_random_load(chunked, mode, prefix):
             next_id += 1
         plan = s.schedule(t)
         check(s)
-        assert 0 <= s.scheduler.host_swap_used <= 8
+        assert 0 <= s.scheduler.swap_space.num_used <= 8
         assert plan.num_tokens <= budget
         assert len(set(map(id, plan.requests))) == len(plan.requests)
         if plan.preempted:
@@ -267,7 +268,7 @@ def test_pool_never_over_allocates_under_random_load(chunked, mode, prefix):
     assert s.scheduler.num_preemptions > 0                 # the pool was really under pressure
     assert (swapped > 0) == (mode == "swap")
     assert not s.has_work and len(done) == next_id
-    assert s.kv.num_free == 24 and s.scheduler.host_swap_used == 0
+    assert s.kv.num_free == 24 and s.scheduler.swap_space.num_used == 0
     assert all(r.output_generated == r.output_tokens for r in done)
 
 
@@ -279,7 +280,7 @@ def test_swap_keeps_computed_tokens_and_accounts_host_blocks():
     check(s)
     assert ids(plan.preempted) == [2] and plan.swap_out_blocks == 3 and plan.swap_in_blocks == 0
     assert r2.num_computed_tokens == 12 and r2.swapped_blocks == 3 and r2.kv_blocks == 0
-    assert s.scheduler.host_swap_used == 3 and s.kv.num_free == 1
+    assert s.scheduler.swap_space.num_used == 3 and s.kv.num_free == 1
     s.complete_iteration(plan, 2.0)
     plan, finished = step(s, 2.0)
     assert ids(finished) == [0, 1] and s.kv.num_free == 5
@@ -289,7 +290,7 @@ def test_swap_keeps_computed_tokens_and_accounts_host_blocks():
     assert ids(plan.requests) == [2] and plan.num_new_tokens == [1]
     assert plan.computed_before == [12]
     assert plan.swap_in_blocks == 3 and plan.swap_out_blocks == 0
-    assert s.scheduler.host_swap_used == 0 and r2.swapped_blocks == 0 and r2.kv_blocks == 4
+    assert s.scheduler.swap_space.num_used == 0 and r2.swapped_blocks == 0 and r2.kv_blocks == 4
     assert not plan.stable                     # a swap-in is a change
     s.complete_iteration(plan, 4.0)
     assert r2.output_generated == 2 and r2.prefill_tokens_computed == 12
@@ -301,7 +302,7 @@ def test_swap_falls_back_to_recompute_when_host_is_full():
     check(s)
     assert ids(plan.preempted) == [2] and plan.swap_out_blocks == 0
     assert r2.num_computed_tokens == 0 and r2.swapped_blocks == 0
-    assert s.scheduler.host_swap_used == 0 and s.scheduler.num_preemptions == 1
+    assert s.scheduler.swap_space.num_used == 0 and s.scheduler.num_preemptions == 1
 
 
 # -- vLLM v0: chunked_prefill off ---------------------------------------------------------------
@@ -456,6 +457,24 @@ def test_stable_but_no_wake_when_the_queue_is_blocked():
     step(s, 0.0)
     plan = s.schedule(1.0)
     assert plan.stable and not plan.wake_on_arrival and ids(s.waiting) == [1]
+
+
+def test_recomputing_request_given_one_token_is_not_a_decode():
+    """A preempted request recomputing its tokens, cut to the one token left of the budget,
+    looks like a decode by its token count but is not one: a decode run would advance it as if
+    it emitted a token per iteration."""
+    s = make(100, max_num_seqs=2, max_batched_tokens=2)
+    a, b = req(0, 1, output=50), req(1, 1, output=50)
+    s.add_request(a)
+    s.add_request(b)
+    for t in range(5):
+        step(s, float(t))
+    s.scheduler.preempt(s.running.pop(), BatchPlan())      # b: 5 tokens to compute again
+    plan, _ = step(s, 5.0)
+    assert plan.admitted == 1 and plan.num_new_tokens == [1, 1]
+    plan = s.schedule(6.0)
+    assert plan.num_new_tokens == [1, 1] and b.output_generated == 5
+    assert not plan.stable
 
 
 def test_preempting_plan_is_not_stable():

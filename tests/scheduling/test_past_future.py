@@ -108,7 +108,7 @@ def test_only_the_oracle_gets_true_lengths(name):
     engine = Engine(cls(cls.Config(), KVCache(1000, 16)))
     req = Request(7, 0.0, 100, 42)
     engine.add_request(req)
-    view = engine.waiting[0]
+    view = engine.waiting.peek()
     assert (type(view) is OracleView) == (name == "oracle")
     assert hasattr(view, "output_tokens") == (name == "oracle")
 

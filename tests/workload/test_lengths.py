@@ -9,10 +9,10 @@ def rng(seed=0):
     return np.random.default_rng(seed)
 
 
-def test_registry_matches_config_dists():
-    import typing
-    dists = typing.get_args(typing.get_type_hints(LengthConfig)["dist"])
-    assert set(LENGTH_DISTS) == set(dists)
+def test_the_registry_is_what_the_config_accepts():
+    with pytest.raises(ConfigValueError, match=r"known length distribution .*'lognormal'"):
+        LengthConfig("lognormol", mean=10.0, sigma=1.0)
+    assert {"fixed", "uniform", "normal", "lognormal", "empirical"} <= set(LENGTH_DISTS)
 
 
 def test_fixed_exact():

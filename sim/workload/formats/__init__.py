@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.errors import TraceError
+from sim.registry import Registry
 from sim.workload.columns import TraceColumns
 from sim.workload.formats import azure, burstgpt, generic, mooncake, sharegpt, vidur
 from sim.workload.formats.common import check_not_empty, csv_header, head_bytes, jsonl_keys
@@ -34,7 +35,7 @@ class TraceFormat:
     block_tokens: int | None = None   # prompt tokens per prefix id, when the format fixes it
 
 
-TRACE_FORMATS: dict[str, TraceFormat] = {
+TRACE_FORMATS: Registry[TraceFormat] = Registry("trace format", {
     "generic": TraceFormat(generic.read_generic, "csv|jsonl", generic.REQUIRED),
     "azure": TraceFormat(azure.read_azure, "csv", azure.REQUIRED),
     "mooncake": TraceFormat(mooncake.read_mooncake, "jsonl", mooncake.REQUIRED,
@@ -42,7 +43,7 @@ TRACE_FORMATS: dict[str, TraceFormat] = {
     "burstgpt": TraceFormat(burstgpt.read_burstgpt, "csv", burstgpt.REQUIRED),
     "sharegpt": TraceFormat(sharegpt.read_sharegpt, "json", ()),
     "vidur": TraceFormat(vidur.read_vidur, "csv", vidur.REQUIRED),
-}
+})
 
 
 def sniff(path: Path) -> tuple[str, list[str]]:

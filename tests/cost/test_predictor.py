@@ -1,4 +1,4 @@
-"""sim.calibration.predictor: log-log interpolation, the fitted-roofline fallback, warnings."""
+"""sim.cost.predictor: log-log interpolation, the fitted-roofline fallback, warnings."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.calibration import tables as tbl
-from sim.calibration.fit import KindCurve
-from sim.calibration.predictor import CalibrationWarning, Predictor, elementwise_name
 from sim.cost.ops import ALLREDUCE, ELEMENTWISE, GEMM, Op, gemm_bytes, gemm_flops
+from sim.cost.predictor import CalibrationWarning, Predictor, elementwise_name
+from sim.hardware.calibration import tables as tbl
+from sim.hardware.calibration.curves import KindCurve
 
 PEAK, BW = 1e15, 1e12
 CURVE = KindCurve(compute_fraction=0.5, compute_half_flops=1e9, memory_fraction=0.8,

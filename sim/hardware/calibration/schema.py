@@ -1,8 +1,8 @@
 """The ``calibration:`` section of a hardware profile YAML, validated like every other section.
 
 Kept free of numpy/pandas imports: :mod:`sim.hardware.profiles` imports it for every profile,
-calibrated or not. The tables themselves are read by :mod:`sim.calibration.data` only when a
-profile has this section.
+calibrated or not. The tables themselves are read by :mod:`sim.hardware.calibration.data` only
+when a profile has this section.
 
 ```yaml
 calibration:
@@ -14,7 +14,7 @@ calibration:
     elementwise: h200-cal/elementwise.parquet
     attention: h200-cal/attention.parquet
     allreduce: null
-  curves:                                        # fitted efficiency per op kind (see fit.py)
+  curves:                                        # fitted efficiency per op kind (curves.py)
     gemm: {compute_fraction: 0.78, compute_half_flops: 2.1e9,
            memory_fraction: 0.88, memory_half_bytes: 9.0e6}
     elementwise_ops: {rmsnorm: {...}, rotary: {...}}
@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.config import require
+from sim.hardware.calibration.op_kinds import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE,
+                                               GEMM)
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
-# Op kinds that can have a table / a fitted curve (names of sim.cost.ops.OP_KINDS).
-TABLE_KINDS = ("gemm", "elementwise", "attention", "allreduce")
-CURVE_KINDS = ("gemm", "elementwise", "attn_prefill", "attn_decode")
-# Measured vLLM layer tables (sim.calibration.layers): file stem -> columns
+# The kernel tables (one for both attention kinds) and the op kinds that can have a fitted curve.
+TABLE_KINDS = (GEMM, ELEMENTWISE, "attention", ALLREDUCE)
+CURVE_KINDS = (GEMM, ELEMENTWISE, ATTN_PREFILL, ATTN_DECODE)
+# Measured vLLM layer tables (sim.hardware.calibration.layers): file stem -> columns
 MEASURED_TABLES: dict[str, tuple[str, ...]] = {
     "dense": ("layer", "tokens", "time_us"),
     "attention": ("prefill_chunk", "kv_prefill", "n_decode", "kv_decode", "time_us"),

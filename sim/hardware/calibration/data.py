@@ -10,10 +10,10 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.calibration import tables as tbl
-from sim.calibration.fit import KindCurve
-from sim.calibration.schema import CURVE_KINDS, DTYPE_BYTES, TABLE_KINDS, CalibrationSection
 from sim.errors import ScenarioError
+from sim.hardware.calibration import tables as tbl
+from sim.hardware.calibration.curves import KindCurve, curves_of
+from sim.hardware.calibration.schema import DTYPE_BYTES, TABLE_KINDS, CalibrationSection
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,10 +68,7 @@ def load_calibration(section: CalibrationSection, yaml_path: str, shown: str) ->
         frames[kind] = tbl.read(kind, path, _shown(path))
         paths[kind] = rel
     tables = tbl.Tables.of(**frames)
-    curves = {k: KindCurve.of(getattr(section.curves, k)) for k in CURVE_KINDS
-              if getattr(section.curves, k) is not None}
-    curves.update({f"elementwise:{op}": KindCurve.of(c)
-                   for op, c in section.curves.elementwise_ops.items()})
+    curves = curves_of(section.curves)
     h = hashlib.sha256(tbl.digest(tables).encode())
     h.update(repr((section.dtype, sorted(curves.items()))).encode())
     return CalibrationData(source_path=shown, dtype=section.dtype, tables=tables, curves=curves,

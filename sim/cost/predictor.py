@@ -7,7 +7,8 @@ and right for both regimes (time ~ size when bandwidth- or compute-bound, flat w
 launch-bound). Outside a curve's measured range the prediction is the edge measurement scaled
 by the fitted roofline, ``t(edge) * R(size) / R(edge)``: continuous at the edge, the fitted
 efficiency clamped there rather than extrapolated (:mod:`sim.calibration.fit` keeps fractions
-<= 1). An op with no curve at all uses ``R`` itself. Both fallbacks warn once per predictor and
+<= 1). An op with no table uses ``R`` itself, its kind's curve costed by the cost core
+(:func:`sim.cost.roofline.op_seconds`). Both fallbacks warn once per predictor and
 op kind (:class:`CalibrationWarning`). Attention has no tables in the predictor: it is costed by
 its kind's fitted curve, a closed form that keeps the cost model's decode fast path exact.
 """
@@ -22,13 +23,15 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from sim.calibration.fit import KindCurve, curve_time_s
-from sim.calibration.tables import Tables, elementwise_cost
 from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, Op,
-                          gemm_bytes, gemm_flops, ring_allreduce_time_s)
+                          gemm_bytes, gemm_flops, mlp_gemm_shapes, ring_allreduce_time_s)
+from sim.cost.roofline import Rates, op_seconds
+from sim.cost.table_costs import elementwise_cost
+from sim.hardware.calibration.curves import KindCurve
+from sim.hardware.calibration.tables import Tables
 
 if TYPE_CHECKING:
-    from sim.calibration.data import CalibrationData
+    from sim.hardware.calibration.data import CalibrationData
     from sim.hardware.device import DeviceSpec
     from sim.models.spec import ModelSpec
 
@@ -79,32 +82,34 @@ class Predictor:
                  bandwidth: float, link_bandwidth: float, link_latency_s: float,
                  launch_s: float, dtype_bytes: int, source: str = "calibration",
                  warn: bool = True):
-        # a calibration without tables (the learned defaults, sim.calibration.learned) is
-        # curves by design: using them is not a fallback worth a warning
+        # a calibration without tables (the learned defaults, sim.hardware.calibration.learned)
+        # is curves by design: using them is not a fallback worth a warning
         self.dtype_bytes, self.source = dtype_bytes, source
         self._warn_on = warn and has_tables(tables)
         self._gemm = _curves(tables.gemm, ["k", "n"], "m")
         self._elementwise = _curves(tables.elementwise, ["op", "width"], "tokens")
         self._allreduce = _curves(tables.allreduce, ["devices"], "bytes")
-        self._coeffs = {kind: c.coefficients(peak_flops, bandwidth) for kind, c in curves.items()}
+        self._rates = {kind: Rates.of_curve(c, peak_flops, bandwidth)
+                       for kind, c in curves.items()}
         self._link = (link_bandwidth, link_latency_s, launch_s)
         self._warned: set[str] = set()
 
     # -- the fitted roofline -----------------------------------------------------------------
     def has_curve(self, kind: str) -> bool:
-        return kind in self._coeffs
+        return kind in self._rates
 
-    def coefficients(self, kind: str) -> tuple[float, float, float, float] | None:
-        """The kind's curve in rates (for the cost model's closed-form attention)."""
-        return self._coeffs.get(kind)
+    def rates(self, kind: str) -> Rates | None:
+        """The kind's curve as rates on this device (for the cost model's closed-form
+        attention)."""
+        return self._rates.get(kind)
 
     def fitted_s(self, kind: str, flops, nbytes):
-        return curve_time_s(flops, nbytes, self._coeffs[kind])
+        return op_seconds(flops, nbytes, self._rates[kind])
 
     # -- per kind ----------------------------------------------------------------------------
     def gemm_s(self, m, k: int, n: int):
         """``[m, k] x [k, n]``; ``None`` when there is neither a table nor a GEMM curve."""
-        if not self._gemm and GEMM not in self._coeffs:
+        if not self._gemm and GEMM not in self._rates:
             return None
         dt = self.dtype_bytes
 
@@ -113,11 +118,11 @@ class Predictor:
         return self._lookup(GEMM, f"(k={k}, n={n})", self._gemm.get((k, n)), m, roofline)
 
     def elementwise_s(self, op: str, tokens, width: int):
-        if not self._elementwise and ELEMENTWISE not in self._coeffs:
+        if not self._elementwise and ELEMENTWISE not in self._rates:
             return None
         dt = self.dtype_bytes
 
-        kind = f"{ELEMENTWISE}:{op}" if f"{ELEMENTWISE}:{op}" in self._coeffs else ELEMENTWISE
+        kind = f"{ELEMENTWISE}:{op}" if f"{ELEMENTWISE}:{op}" in self._rates else ELEMENTWISE
 
         def roofline(x):
             return self.fitted_s(kind, *elementwise_cost(op, x, width, dt))
@@ -141,8 +146,8 @@ class Predictor:
         """A fused MoE layer as its per-expert GEMMs (tokens routed to each expert) plus one
         activation over all routed tokens: an upper bound on a grouped kernel, which launches
         once."""
-        up = self.gemm_s(counts, hidden, 2 * width if gated else width)
-        down = self.gemm_s(counts, width, hidden)
+        up_shape, down_shape = mlp_gemm_shapes(hidden, width, gated)
+        up, down = self.gemm_s(counts, *up_shape), self.gemm_s(counts, *down_shape)
         act = self.elementwise_s("silu_mul" if gated else "gelu", int(counts.sum()), width)
         if up is None or down is None or act is None:
             return None
@@ -158,13 +163,13 @@ class Predictor:
             name = elementwise_name(op.name, gated)
             if name is None:
                 t = self.fitted_s(ELEMENTWISE, op.flops, op.bytes) \
-                    if ELEMENTWISE in self._coeffs else None
+                    if ELEMENTWISE in self._rates else None
             else:
                 t = self.elementwise_s(name, *op.shape)
         elif op.kind == ALLREDUCE:
             t = self.allreduce_s(op.bytes, tp)
         elif op.kind in (ATTN_PREFILL, ATTN_DECODE):
-            t = self.fitted_s(op.kind, op.flops, op.bytes) if op.kind in self._coeffs else None
+            t = self.fitted_s(op.kind, op.flops, op.bytes) if op.kind in self._rates else None
         else:     # MOE_EXPERT needs the routing: see moe_experts_s
             t = None
         return None if t is None else float(t)
@@ -210,11 +215,10 @@ def predictor_for(data: CalibrationData, peak_flops: float, bandwidth: float, li
                      launch_s=launch_s, dtype_bytes=data.dtype_bytes, source=data.source_path)
 
 
-
 def cost_model_predictor(device: DeviceSpec, model: ModelSpec, dtype: str
-                         ) -> tuple[Predictor | None, dict[str, tuple[float, float, float, float]]]:
+                         ) -> tuple[Predictor | None, dict[str, Rates]]:
     """What a CostModel of ``model`` on ``device`` (calibrated) uses: the shared predictor and
-    the attention curves in rates. A model whose element size differs from the calibration's
+    the attention curves as rates. A model whose element size differs from the calibration's
     (e.g. fp8 weights on a bf16 calibration) keeps the roofline, with a warning."""
     data = device.calibration
     if data.dtype_bytes != model.dtype_bytes:
@@ -228,6 +232,5 @@ def cost_model_predictor(device: DeviceSpec, model: ModelSpec, dtype: str
     predictor = predictor_for(data, device.peak_flops(dtype), device.hbm_bandwidth,
                               device.interconnect_bandwidth * eff.interconnect,
                               device.interconnect_latency_s, eff.kernel_launch_s)
-    attn = {k: predictor.coefficients(k) for k in (ATTN_PREFILL, ATTN_DECODE)
-            if predictor.has_curve(k)}
+    attn = {k: predictor.rates(k) for k in (ATTN_PREFILL, ATTN_DECODE) if predictor.has_curve(k)}
     return predictor, attn

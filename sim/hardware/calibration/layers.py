@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.calibration.schema import MEASURED_TABLES as TABLE_COLUMNS
-from sim.calibration.schema import REQUIRED_MEASURED as REQUIRED_TABLES
-from sim.calibration.schema import MeasuredSection
 from sim.errors import ScenarioError
+from sim.hardware.calibration.schema import MEASURED_TABLES as TABLE_COLUMNS
+from sim.hardware.calibration.schema import REQUIRED_MEASURED as REQUIRED_TABLES
+from sim.hardware.calibration.schema import MeasuredSection
 
 PER_LAYER = ("layernorm", "qkv_proj", "rotary_emb", "o_proj", "qk_norm")
 MLP_LAYERS = ("gate_up_proj", "act_fn", "down_proj")
