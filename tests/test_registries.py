@@ -3,8 +3,8 @@ every registry runs end to end in a scenario (or a sweep), and every unknown nam
 error with the known names and the closest one.
 
 A new entry without a case here fails ``test_every_entry_has_an_end_to_end_case``: adding a
-scheduler, router, arrival kind, length distribution, trace format, device kind, cost model or
-backend means adding its case below, so that nothing registered goes untested."""
+scheduler, router, arrival kind, length distribution, trace format, device kind, cost model,
+queue order or backend means adding its case below, so that nothing registered goes untested."""
 
 from __future__ import annotations
 
@@ -103,6 +103,9 @@ CASES: dict[str, dict[str, dict]] = {
     # a device kind and the cost model of that kind run together
     "device kind": {"gpu": scenario(), "duplex": scenario(hardware="duplex-h100")},
     "cost model": {"gpu": scenario(), "duplex": scenario(hardware="duplex-h100")},
+    "queue order": {name: scenario(scheduler={"name": "fcfs", "queue": name},
+                                   workload=workload(arrivals={"kind": "burst"}))
+                    for name in ("fcfs", "shortest_prompt")},
     "backend": {"local": {}, "ray": {}},        # run as sweeps, below
 }
 

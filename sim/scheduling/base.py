@@ -20,7 +20,7 @@ from sim.config import require
 from sim.memory.kv_cache import KVCache
 from sim.memory.swap import SwapSpace
 from sim.scheduling.cohort import DecodeCohort
-from sim.scheduling.request_queue import FcfsQueue, RequestQueue
+from sim.scheduling.request_queue import QUEUES, RequestQueue
 from sim.scheduling.view import RequestView
 from sim.workload.request import RequestStatus
 
@@ -41,6 +41,7 @@ class EngineConfig:
     preemption_mode: Literal["recompute", "swap"] = "recompute"
     swap_space_gib: float = 4.0             # host memory for swapped-out KV, per device
     max_model_len: int | None = None        # None: the model's context length
+    queue: str = "fcfs"                     # the waiting queue's order (QUEUES)
 
     def __post_init__(self):
         require(self.max_num_seqs > 0, "max_num_seqs", "an integer > 0", self.max_num_seqs)
@@ -61,6 +62,7 @@ class EngineConfig:
         require(self.swap_space_gib >= 0, "swap_space_gib", "a number >= 0", self.swap_space_gib)
         require(self.max_model_len is None or self.max_model_len > 0, "max_model_len",
                 "an integer > 0 or null", self.max_model_len)
+        QUEUES.require(self.queue, "queue")
 
 
 @dataclass(slots=True)
@@ -127,7 +129,6 @@ class Scheduler:
 
     Config = EngineConfig
     view_type: type[RequestView] = RequestView    # OracleView for the one policy allowed to peek
-    queue_type: type[RequestQueue] = FcfsQueue    # the waiting queue's order
     budget_counts_decodes = True    # decode tokens count against max_batched_tokens
 
     def __init__(self, config: EngineConfig, kv: KVCache, host_swap_blocks: int = 0,
@@ -135,7 +136,7 @@ class Scheduler:
         self.config = config
         self.kv = kv
         self.rng = rng if rng is not None else np.random.default_rng(0)   # for sampling policies
-        self.waiting: RequestQueue = self.queue_type()
+        self.waiting: RequestQueue = QUEUES[config.queue]()
         self.running: list[RequestView] = []
         self.swap_space = SwapSpace(host_swap_blocks)     # for swapped-out KV
         self.num_preemptions = 0
@@ -157,7 +158,7 @@ class Scheduler:
         plan.batched_tokens = self.config.max_batched_tokens - budget
         plan.stable = decode_only and plan.admitted == 0 and not plan.preempted \
             and not plan.swap_in_blocks and plan.num_seqs == len(self.running)
-        plan.wake_on_arrival = not self.waiting
+        plan.wake_on_arrival = not self.waiting or self.waiting.arrival_may_lead
         return plan
 
     def on_finish(self, request: RequestView) -> None:

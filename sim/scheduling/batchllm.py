@@ -68,6 +68,8 @@ class BatchLlmConfig(EngineConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        require(self.queue == "fcfs", "queue", "fcfs (batchllm orders its queue by prefix group)",
+                self.queue)
         require(self.chunked_prefill, "chunked_prefill",
                 "true for batchllm (token batching chunks prefills)", self.chunked_prefill)
         require(self.prefix_caching, "prefix_caching",

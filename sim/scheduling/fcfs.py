@@ -90,7 +90,7 @@ class FcfsScheduler(Scheduler):
         plan.batched_tokens = plan.num_tokens
         plan.stable = plan.admitted == 0 and not plan.preempted and bool(plan.requests) \
             and len(plan.requests) == len(running)
-        plan.wake_on_arrival = not self.waiting
+        plan.wake_on_arrival = not self.waiting or self.waiting.arrival_may_lead
         plan.stable_steps = self.steps_until_admission()
         if plan.stable_steps is not None:
             plan.wake_on_arrival = False     # arrivals wait for the next admission point anyway

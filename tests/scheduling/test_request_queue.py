@@ -18,6 +18,11 @@ def views(n: int) -> list[RequestView]:
             for i in range(n)]
 
 
+def _view(i: int, prompt_tokens: int) -> RequestView:
+    return RequestView(Request(id=i, arrival_s=float(i), prompt_tokens=prompt_tokens,
+                               output_tokens=4))
+
+
 def ids(queue: RequestQueue) -> list[int]:
     return [r.id for r in queue]
 
@@ -74,3 +79,42 @@ def test_preempted_requests_resume_in_admission_order():
     s.preempt(s.running.pop(), plan)
     s.preempt(s.running.pop(), plan)
     assert ids(s.waiting) == [1, 2, 3] and [v.id for v in plan.preempted] == [2, 1]
+
+
+# -- shortest prompt first ---------------------------------------------------------------------
+def test_shortest_prompt_first_with_ties_in_arrival_order_and_preempted_at_the_head():
+    from sim.scheduling.request_queue import ShortestPromptQueue
+
+    views = {i: _view(i, prompt) for i, prompt in enumerate([500, 20, 300, 20, 900])}
+    q = ShortestPromptQueue()
+    for v in views.values():
+        q.push(v)
+    assert [v.id for v in q] == [1, 3, 2, 0, 4]            # 20, 20 (arrival order), 300, ...
+    assert q.pop().id == 1
+    q.push_front(_view(9, 5000))                           # a preempted request resumes first
+    assert q.peek().id == 9 and len(q) == 5
+    q.remove(views[2])
+    assert [q.pop().id for _ in range(len(q))] == [9, 3, 0, 4]
+    assert not q
+
+
+def test_shortest_prompt_lets_a_short_arrival_overtake_in_a_run():
+    """Burst of long prompts then short ones: with shortest_prompt the short ones start first,
+    and fast-forward still equals stepping (an arrival may now lead the queue)."""
+    from sim import Scenario, simulate
+
+    def run(queue, ff):
+        data = {"model": "llama-3.1-8b", "scheduler": {"name": "fcfs", "queue": queue,
+                                                       "max_num_seqs": 4},
+                "simulation": {"fast_forward": ff},
+                "workload": {"arrivals": {"kind": "poisson", "rate_rps": 50}, "num_requests": 60,
+                             "prompt_tokens": {"dist": "uniform", "min": 10, "max": 3000},
+                             "output_tokens": {"dist": "uniform", "min": 20, "max": 200}}}
+        return simulate(Scenario.from_dict(data)).requests
+
+    fcfs, sjf, sjf_stepped = run("fcfs", True), run("shortest_prompt", True), \
+        run("shortest_prompt", False)
+    cols = ["first_token_s", "finish_s"]
+    assert sjf[cols].equals(sjf_stepped[cols])
+    short = sjf["prompt_tokens"] < 500
+    assert sjf.loc[short, "queue_s"].mean() < fcfs.loc[short, "queue_s"].mean()
