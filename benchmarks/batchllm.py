@@ -18,6 +18,13 @@ prefill tokens saved, ``1 - prefill tokens computed / prompt tokens`` (recomputa
 preemption counts as computed), against the optimum: the duplicate share of prompt tokens,
 ``(m - 1) * 2000`` per group of m prompts. Writes ``DIR/batchllm.json`` and ``DIR/batchllm.md``.
 
+``varied`` (share 16): the same prompts with varied output lengths, so that the order of groups
+matters: each group's expected output is drawn lognormal around 100 tokens (sigma 1: groups from
+~20 to ~500 tokens, decode/prompt ratios ~0.01-0.2, the spread of the paper's workloads), each
+member's around its group's (sigma 0.3), stated as ``max_new_tokens`` (the paper's
+``max_tokens``). ``batchllm`` (groups by decode/prompt ratio, largest first) against
+``batchllm_no_reorder`` (groups in arrival order) and ``fcfs_lru``.
+
     python benchmarks/batchllm.py --out runs/batchllm [--requests 6400] [--jobs 2]
 """
 
@@ -33,8 +40,6 @@ import numpy as np
 
 from sim.cluster.cluster import Cluster, resolve
 from sim.scenario import Scenario
-from sim.scheduling import SCHEDULERS
-from sim.scheduling.batchllm import BatchLlmScheduler
 from sim.workload.workload import Workload
 
 PREFIX_TOKENS, SUFFIX_TOKENS, OUTPUT_TOKENS = 2000, 200, 100
@@ -46,19 +51,31 @@ SCHEDULER_CONFIGS = {
     "fcfs_lru": {**FCFS, "prefix_caching": True},
     "batchllm": {"name": "batchllm", "max_batched_tokens": 2048, "block_size": 64,
                  "default_max_new_tokens": OUTPUT_TOKENS},
+    "batchllm_no_reorder": {"name": "batchllm", "max_batched_tokens": 2048, "block_size": 64,
+                            "default_max_new_tokens": OUTPUT_TOKENS, "reorder": False},
 }
+SHARED = ("fcfs", "fcfs_lru", "batchllm")                    # the share-degree table
+VARIED = ("fcfs_lru", "batchllm", "batchllm_no_reorder")     # the varied-lengths table
+VARIED_SHARE = 16
 
 
-def make_workload(num_requests: int, share: int, seed: int = 0) -> tuple[Workload, float]:
+def make_workload(num_requests: int, share: int, seed: int = 0,
+                  varied: bool = False) -> tuple[Workload, float]:
     """The batch and its optimal saved fraction (duplicate prompt tokens / prompt tokens)."""
     groups = -(-num_requests // share)
     group = np.repeat(np.arange(groups, dtype=np.int64), share)[:num_requests]
-    group = np.random.default_rng(seed).permutation(group)      # members spread over the batch
+    rng = np.random.default_rng(seed)
+    group = rng.permutation(group)      # members spread over the batch
     k = PREFIX_TOKENS // ID_TOKENS
     hashes = [tuple(range(g * k, (g + 1) * k)) for g in group.tolist()]
     prompt = PREFIX_TOKENS + SUFFIX_TOKENS
-    workload = Workload(np.zeros(num_requests), np.full(num_requests, prompt),
-                        np.full(num_requests, OUTPUT_TOKENS), hashes, ID_TOKENS)
+    outputs = np.full(num_requests, OUTPUT_TOKENS)
+    if varied:
+        scale = rng.lognormal(np.log(OUTPUT_TOKENS) - 0.5, 1.0, size=groups)
+        outputs = np.clip(np.rint(scale[group] * rng.lognormal(-0.045, 0.3, num_requests)),
+                          4, 2000).astype(np.int64)
+    workload = Workload(np.zeros(num_requests), np.full(num_requests, prompt), outputs,
+                        hashes, ID_TOKENS, state_output_tokens=varied)
     sizes = np.bincount(group)
     optimal = float(((sizes - 1) * PREFIX_TOKENS).sum()) / (num_requests * prompt)
     return workload, optimal
@@ -76,11 +93,10 @@ def scenario(name: str, num_requests: int) -> Scenario:
     })
 
 
-def run_one(name: str, share: int, num_requests: int, seed: int) -> dict:
-    SCHEDULERS.setdefault("batchllm", BatchLlmScheduler)   # until the registry has the line
+def run_one(name: str, share: int, num_requests: int, seed: int, varied: bool = False) -> dict:
     started = time.perf_counter()
     sc = scenario(name, num_requests)
-    workload, _ = make_workload(num_requests, share, seed)
+    workload, _ = make_workload(num_requests, share, seed, varied)
     deployment = resolve(sc)
     cluster = Cluster(sc, deployment, workload, np.random.default_rng(sc.seed))
     duration = cluster.run()
@@ -102,7 +118,8 @@ def run_one(name: str, share: int, num_requests: int, seed: int) -> dict:
 
 
 def _run(args: tuple) -> tuple:
-    return args[:2], run_one(*args)
+    name, share, _, _, varied = args
+    return (name, "varied" if varied else share), run_one(*args)
 
 
 def main() -> None:
@@ -115,7 +132,8 @@ def main() -> None:
     args = ap.parse_args()
     shares = [int(s) for s in args.shares.split(",")]
     started = time.perf_counter()
-    tasks = [(name, s, args.requests, args.seed) for s in shares for name in SCHEDULER_CONFIGS]
+    tasks = [(name, s, args.requests, args.seed, False) for s in shares for name in SHARED]
+    tasks += [(name, VARIED_SHARE, args.requests, args.seed, True) for name in VARIED]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             runs = dict(pool.map(_run, tasks))
@@ -123,8 +141,9 @@ def main() -> None:
         runs = dict(map(_run, tasks))
     out: dict = {}
     for s in shares:
-        entry = out[f"share_{s}"] = {name: runs[(name, s)] for name in SCHEDULER_CONFIGS}
+        entry = out[f"share_{s}"] = {name: runs[(name, s)] for name in SHARED}
         entry["optimal_saved_frac"] = make_workload(args.requests, s, args.seed)[1]
+    out["varied"] = {name: runs[(name, "varied")] for name in VARIED}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batchllm.json").write_text(json.dumps(out, indent=2) + "\n")
     table = markdown(out, args.requests)
@@ -136,6 +155,11 @@ def main() -> None:
         of_optimum = e["batchllm"]["prefill_saved_frac"] / e["optimal_saved_frac"]
         verdict = "pass" if speedup >= 1.1 and of_optimum >= 0.9 else "FAIL"
         print(f"share 16: {speedup:.2f}x fcfs_lru, {of_optimum:.1%} of the optimum: {verdict}")
+    v = out["varied"]
+    gain = v["batchllm"]["throughput_tok_s"] / v["batchllm_no_reorder"]["throughput_tok_s"]
+    over = v["batchllm"]["throughput_tok_s"] / v["fcfs_lru"]["throughput_tok_s"]
+    print(f"varied outputs, share {VARIED_SHARE}: reordering {gain - 1:+.1%} throughput, "
+          f"batchllm {over:.2f}x fcfs_lru: {'pass' if gain >= 1.05 and over >= 1.1 else 'FAIL'}")
     print(f"wall {time.perf_counter() - started:.1f} s ({args.jobs} jobs)")
 
 
@@ -147,6 +171,8 @@ def markdown(out: dict, num_requests: int) -> str:
              "| saved fcfs_lru | saved batchllm | optimum | batchllm / optimum |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, e in out.items():
+        if key == "varied":
+            continue
         f, lru, b, opt = e["fcfs"], e["fcfs_lru"], e["batchllm"], e["optimal_saved_frac"]
         of_optimum = f"{b['prefill_saved_frac'] / opt:.1%}" if opt else "n/a"
         lines.append(
@@ -155,6 +181,16 @@ def markdown(out: dict, num_requests: int) -> str:
             f" | {b['throughput_tok_s'] / lru['throughput_tok_s']:.2f}x"
             f" | {lru['prefill_saved_frac']:.1%} | {b['prefill_saved_frac']:.1%} | {opt:.1%}"
             f" | {of_optimum} |")
+    v = out.get("varied")
+    if v:
+        base = v["batchllm_no_reorder"]["throughput_tok_s"]
+        lines += ["", f"Varied output lengths (share {VARIED_SHARE}, stated as max_new_tokens):", "",
+                  "| scheduler | tok/s | vs batchllm_no_reorder | makespan s |",
+                  "|---|---:|---:|---:|"]
+        for name in VARIED:
+            r = v[name]
+            lines.append(f"| {name} | {r['throughput_tok_s']:.0f} | "
+                         f"{r['throughput_tok_s'] / base:.2f}x | {r['makespan_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

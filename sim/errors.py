@@ -32,6 +32,9 @@ class ScenarioError(LlmsimError):
             parts.append(text)
         super().__init__(": ".join(parts))
 
+    def __reduce__(self):     # picklable, so an error in a worker process reaches the parent
+        return type(self), (self.path, self.field, self.expected, self.got, self.hint)
+
 
 class TraceError(LlmsimError):
     """A trace file is missing, unreadable, or lacks a column / has a bad value on some line."""

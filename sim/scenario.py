@@ -23,6 +23,7 @@ from sim.cost.engine import EngineTerms
 from sim.errors import LlmsimError, ScenarioError, did_you_mean
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.base import EngineConfig
+from sim.scheduling.overload import OverloadConfig
 from sim.workload.workload import WorkloadConfig
 
 # Example scenarios ship in the package (the repository's scenarios/ is a link to them); a
@@ -63,6 +64,9 @@ class ClusterConfig:
         ROUTERS.require(self.router, "router")
 
 
+GOODPUT_TOKENS = ("output", "prompt+output")
+
+
 @dataclass(frozen=True)
 class SloTargets:
     ttft_s: float | None = None
@@ -81,6 +85,14 @@ class SloConfig(SloTargets):
     """Default targets, and per-``slo_class`` targets that replace them for that class."""
 
     classes: dict[str, SloTargets] = field(default_factory=dict)
+    # the tokens goodput counts, of requests that met their targets: "output" (vLLM's
+    # benchmark) or "prompt+output" (Past-Future's evaluation)
+    goodput_tokens: str = "output"
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.goodput_tokens in GOODPUT_TOKENS, "goodput_tokens",
+                " or ".join(GOODPUT_TOKENS), self.goodput_tokens)
 
     def targets(self, slo_class: str) -> SloTargets:
         return self.classes.get(slo_class, self)
@@ -111,7 +123,7 @@ class SimulationConfig:
 
 
 _TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "engine", "workload",
-             "slo", "simulation", "description", "failures")
+             "slo", "simulation", "description", "failures", "overload")
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ class Scenario:
     description: str = ""
     failures: tuple[FailureConfig, ...] = ()    # what-ifs: sim/cluster/failures.py
     engine: EngineTerms = field(default_factory=EngineTerms)   # vLLM time terms: sim/cost/engine.py
+    overload: OverloadConfig = field(default_factory=OverloadConfig)   # aborts and retries
     path: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)
 
@@ -186,6 +199,7 @@ class Scenario:
             failures=_parse_failures(data.get("failures"), cluster.replicas, path,
                                      cluster.expert_parallel),
             engine=parse(EngineTerms, data.get("engine"), path=path, field="engine"),
+            overload=parse(OverloadConfig, data.get("overload"), path=path, field="overload"),
             path=path, base_dir=base_dir)
 
     def to_dict(self) -> dict:
@@ -200,6 +214,8 @@ class Scenario:
             out["description"] = self.description
         if self.failures:     # only when set, so scenarios without failures keep their echo
             out["failures"] = [_drop_none(dataclasses.asdict(f)) for f in self.failures]
+        if not self.overload.is_default:     # (and so do scenarios without overload controls)
+            out["overload"] = _drop_none(dataclasses.asdict(self.overload))
         return out
 
 

@@ -96,6 +96,13 @@ def valid_scenarios(draw) -> dict:
     data["simulation"]["fast_forward"] = draw(st.booleans())
     if draw(st.booleans()):
         data["simulation"]["horizon_s"] = draw(st.floats(0.01, 30.0))
+    if draw(st.booleans()):        # overload controls: aborts at boundaries, client retries
+        data["overload"] = {
+            "queue_deadline_s": draw(st.sampled_from([None, 0.05, 0.5, 3.0])),
+            "token_gap_s": draw(st.sampled_from([None, 0.005, 0.02, 0.2])),
+            "timeout_s": draw(st.sampled_from([None, 0.3, 5.0])),
+            "retry": {"max_attempts": draw(st.integers(1, 4)),
+                      "backoff_s": draw(st.sampled_from([0.0, 0.1]))}}
     data["seed"] = draw(st.integers(0, 2**31))
     return data
 
@@ -114,6 +121,16 @@ def check_result(result, n: int) -> None:
     assert (done["finish_s"] >= done["first_token_s"]).all()
     rejected = req[req["state"] == "rejected"]
     assert (rejected["reject_reason"].str.len() > 0).all()
+    # attempts: every retried request's earlier attempts were aborted, none counted as a request
+    assert (req["attempts"] >= 1).all()
+    retried = req[req["attempts"] > 1]
+    assert (retried["abort_reason"].str.len() > 0).all()
+    sent = retried[retried["arrival_s"].notna()]      # (else: to be resent after the horizon)
+    assert (sent["first_arrival_s"] <= sent["arrival_s"]).all()
+    aborted = rejected["reject_reason"].str.startswith("aborted: ")
+    assert (rejected.loc[aborted, "abort_reason"].str.len() > 0).all()
+    if (req["abort_reason"] != "").any():
+        assert s["aborted_attempts"] == (req["attempts"] - 1).sum() + aborted.sum()
 
 
 def run_or_own_error(data: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -157,6 +158,7 @@ class Cluster:
         self._always_served = always_served_tokens(deployment, scenario)
         self.progress = progress
         self.ended = 0
+        self.last_end_s: float | None = None      # when the last request ended
         dep = deployment
         cost = deployment_cost_model(scenario, dep)
         swap_s = dep.block_bytes / dep.device.pcie_bandwidth
@@ -168,7 +170,7 @@ class Cluster:
                     fast_forward=scenario.simulation.fast_forward,
                     swap_seconds_per_block=swap_s,
                     check_invariants=scenario.simulation.check_invariants,
-                    on_finish=self._on_end, lockstep=lockstep)
+                    on_finish=self._on_end, on_abort=self._on_abort, lockstep=lockstep)
             for i in range(scenario.cluster.replicas)]
         self.group = LockstepGroup(self.env, self.replicas, cost) if lockstep else None
         self._upcoming = self.workload.requests()
@@ -179,6 +181,7 @@ class Cluster:
         self.retired_engines: list[Engine] = []
         self._parked: list[Request] = []
         self.rerouted = 0
+        self._resending: dict[int, Request] = {}   # aborted, to be sent again after a backoff
         if scenario.failures:
             for replica in self.replicas:
                 replica.speed_changes_s = speed_changes(scenario.failures, replica.index)
@@ -192,7 +195,8 @@ class Cluster:
         kv = KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching)
         # stepping (fast_forward off) is the reference: every request updated every iteration
         return Engine(SCHEDULERS[cfg.name](cfg, kv, host_swap_blocks=dep.host_swap_blocks, rng=rng),
-                      decode_cohort=self.scenario.simulation.fast_forward)
+                      decode_cohort=self.scenario.simulation.fast_forward,
+                      overload=self.scenario.overload)
 
     # -- arrivals (closed loop: workload issue 5) ---------------------------------------------
     _closed_loop: ClosedLoop | None = None   # the clients, for closed-loop workloads
@@ -277,10 +281,43 @@ class Cluster:
         new.cached_prompt_tokens = old.cached_prompt_tokens
         new.first_scheduled_s = old.first_scheduled_s
 
+    # -- aborts and client retries (sim/scheduling/overload.py) ---------------------------------
+    def _on_abort(self, req: Request) -> None:
+        """An attempt was aborted at ``req.finish_s``: its client sends the request again after
+        the backoff, as a new attempt, while attempts remain; else it ends rejected."""
+        view = req.view
+        req.wasted_tokens += view.prefill_tokens_computed + view.output_generated
+        retry = self.scenario.overload.retry
+        if req.attempts >= retry.max_attempts:
+            req.status = RequestStatus.FINISHED_REJECTED
+            req.reject_reason = f"aborted: {req.abort_reason}"
+            self.recorder.request(req)
+            self._on_end(req)
+            return
+        if req.attempts == 1:
+            req.first_arrival_s = req.arrival_s
+        resend_s = req.finish_s + retry.backoff_s
+        req.attempts += 1
+        req.view, req.outcome, req.replica = None, None, -1
+        req.queued_s = req.first_token_s = req.last_token_s = req.finish_s = math.nan
+        req.max_token_gap_s = 0.0
+        req.arrival_s = resend_s
+        self._resending[req.id] = req
+        self.env.process(self._resend(req, resend_s))
+
+    def _resend(self, req: Request, resend_s: float):
+        scheduled_s = self.env.now
+        if resend_s > self.env.now:
+            yield self.env.timeout(resend_s - self.env.now)
+        del self._resending[req.id]
+        self._admit(req, resend_s, scheduled_s)
+
     def _on_end(self, req: Request) -> None:
         if self._closed_loop is not None:     # closed loop: the request's client may send again
             self._closed_loop.on_end(req)
         self.ended += 1
+        if self.ended == len(self.workload):
+            self.last_end_s = self.env.now
         if self.progress is not None and (self.ended % 512 == 0):
             self.progress(self.ended, len(self.workload))
 
@@ -291,7 +328,11 @@ class Cluster:
             self.env.run()
         else:
             self.env.run(until=horizon)
+        # the end: when the last request ended (deadline timers of requests long gone may fire
+        # after it, and mean nothing), else when the events ran out, or the horizon
         end = self.env.now if horizon is None else horizon
+        if horizon is None and self.last_end_s is not None:
+            end = self.last_end_s
         for replica in self.replicas:
             replica.settle(end)      # a decode run cut by the horizon: apply its past iterations
         # in-flight requests at the horizon are reported, not lost
@@ -301,6 +342,9 @@ class Cluster:
             for req in replica.engine.in_flight():
                 self.recorder.request(req)
         for req in self._parked:
+            self.recorder.request(req)
+        for req in self._resending.values():      # aborted, their next attempt not sent yet
+            req.arrival_s = math.nan
             self.recorder.request(req)
         # so are those that had not arrived yet (state "waiting", no replica)
         if self._next is not None:

@@ -40,8 +40,15 @@ class LockstepGroup:
     def _loop(self):
         env, ranks, cost = self.env, self.ranks, self.cost
         clock = env.now
+        aborts = ranks[0].engine.overload is not None
         while True:
+            if aborts:
+                for rank in ranks:
+                    rank.expire(clock)
             plans = [r.engine.schedule(clock) if r.engine.has_work else None for r in ranks]
+            for rank in ranks:
+                if rank.engine.new_deadlines:
+                    rank._watch_deadlines()
             plans = [None if p is None or p.is_empty else p for p in plans]
             if all(p is None for p in plans):
                 self._idle = env.event()
@@ -77,7 +84,7 @@ class LockstepGroup:
                     rank.busy_s += step
                     rank.energy_j += energy
                     continue
-                finished = rank.engine.complete_iteration(plan, end)
+                finished = rank.engine.complete_iteration(plan, end, clock)
                 rank._account(clock, step, 1, plan, shape.prefill_tokens, shape.num_decode,
                               energy)
                 rank._finished(finished)

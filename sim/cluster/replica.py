@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
 
@@ -26,19 +27,21 @@ class Replica:
     def __init__(self, env: simpy.Environment, index: int, engine: Engine,
                  cost: CostModel, recorder: Recorder, *, fast_forward: bool = True,
                  swap_seconds_per_block: float = 0.0, check_invariants: bool = False,
-                 on_finish=None, lockstep: bool = False):
+                 on_finish=None, on_abort=None, lockstep: bool = False):
         self.env, self.index = env, index
         self.engine, self.cost, self.recorder = engine, cost, recorder
         self.fast_forward = fast_forward
         self.swap_seconds_per_block = swap_seconds_per_block
         self.check_invariants = check_invariants
         self.on_finish = on_finish
+        self.on_abort = on_abort         # an attempt aborted (overload controls): the cluster's
         self.busy_s = 0.0
         self.energy_j = 0.0
         self.iterations = 0
         self._idle: simpy.Event | None = None
         self._interruptible = False      # in a decode run that an arrival cuts short
         self._run: tuple | None = None   # (plan, ends, start, energy_j(k)) of a decode run
+        self._run_cut = False            # the decode run in progress already ends early
         # failure what-ifs (sim/cluster/failures.py); inert unless a scenario has ``failures:``
         self.is_down = False             # lost: routers skip it, its process waits for recover()
         self._recovered: simpy.Event | None = None
@@ -79,14 +82,42 @@ class Replica:
         request.replica = self.index
         request.queued_s = now_s
         self.engine.add_request(request)
+        if self.engine.new_deadlines:
+            self._watch_deadlines()
         if self.group is not None:
             self.group.wake(now_s)
         elif self._idle is not None and not self._idle.triggered:
             self._idle.succeed(now_s)         # the idle replica's clock restarts there
-        elif self._interruptible:
+        elif self._interruptible and not self._run_cut:
             # a decode run in progress must stop at the next iteration boundary
-            self._interruptible = False
             self._cut_run(now_s, self.env.now if scheduled_s is None else scheduled_s)
+
+    # -- overload controls (sim/scheduling/overload.py) -----------------------------------------
+    def _watch_deadlines(self) -> None:
+        """Wake at each new deadline of the engine, as an arrival would wake the replica."""
+        env = self.env
+        for time_s in self.engine.new_deadlines:
+            event = env.timeout(max(time_s - env.now, 0.0))
+            event.callbacks.append(lambda _, t=time_s: self._deadline_due(t))
+        self.engine.new_deadlines.clear()
+
+    def _deadline_due(self, time_s: float) -> None:
+        """A deadline passed: the engine looks at the next iteration boundary, so an idle
+        replica has one now and a decode run ends at its first boundary at or after it (a
+        deadline is met at a boundary whatever the order of events at that instant)."""
+        if self.is_down:
+            return
+        if self.group is not None:
+            self.group.wake(time_s)
+        elif self._idle is not None and not self._idle.triggered:
+            self._idle.succeed(time_s)
+        elif self._run is not None and not self._run_cut:
+            self._cut_run(time_s, -math.inf)
+
+    def expire(self, now_s: float) -> None:
+        """Abort what the engine finds overdue at this boundary; the cluster takes them."""
+        for req in self.engine.expire(now_s):
+            self.on_abort(req)
 
     def _cut_run(self, now_s: float, scheduled_s: float) -> None:
         """End the decode run in progress at the first iteration boundary at or after now.
@@ -100,6 +131,7 @@ class Replica:
         waiting for the run's last iteration and waits for that boundary instead, woken with the
         number of iterations to apply. It uses SimPy's ``Process._target``/``_resume`` as SimPy's
         own Interruption does."""
+        self._interruptible, self._run_cut = False, True
         env, ends = self.env, self._run[1]
         steps = min(bisect_left(ends, now_s) + 1, len(ends))
         if ends[steps - 1] == now_s and steps < len(ends) and \
@@ -153,13 +185,18 @@ class Replica:
     def _serve(self):
         env, sched = self.env, self.engine
         clock = env.now       # 0.0 at the start; the recovery time after a failure
+        aborts = sched.overload is not None
         while True:
+            if aborts:
+                self.expire(clock)
             if not sched.has_work:
                 self._idle = env.event()
                 clock = yield self._idle
                 self._idle = None
                 continue
             plan = sched.schedule(clock)
+            if sched.new_deadlines:
+                self._watch_deadlines()      # paused requests' token-gap deadlines
             if plan.is_empty:
                 # Nothing can run until something arrives (cannot happen with admission checks,
                 # but never spin).
@@ -190,7 +227,7 @@ class Replica:
             duration += swapped * self.swap_seconds_per_block   # PCIe copies, not overlapped
         end = clock + duration
         yield self.env.timeout(max(end - self.env.now, 0.0))
-        finished = self.engine.complete_iteration(plan, end)
+        finished = self.engine.complete_iteration(plan, end, clock)
         self._account(clock, end - clock, 1, plan, shape.prefill_tokens,
                       shape.num_decode, energy)
         self._finished(finished)
@@ -212,8 +249,12 @@ class Replica:
                 cut = bisect_left(ends, self.speed_changes_s[edge]) + 1
                 if cut < steps:
                     steps, ends = cut, ends[:cut]
+        gap_cut = self.engine.first_gap_violation(plan, clock, ends)
+        if gap_cut is not None and gap_cut < steps:
+            steps, ends = gap_cut, ends[:gap_cut]     # the token-gap abort comes at its end
         env = self.env
         self._run = (plan, ends, clock, energy_j)
+        self._run_cut = False
         self._interruptible = plan.wake_on_arrival     # an arrival may cut it (_cut_run)
         cut_steps = yield env.timeout(max(ends[-1] - env.now, 0.0))
         self._interruptible = False
@@ -221,7 +262,7 @@ class Replica:
             steps = cut_steps
         self._run = None
         ends = ends[:steps]
-        finished = self.engine.complete_decode_run(plan, ends)
+        finished = self.engine.complete_decode_run(plan, ends, clock)
         end = ends[-1]
         self._account(clock, end - clock, steps, plan, 0, n * steps, energy_j(steps))
         self._finished(finished)
@@ -239,7 +280,7 @@ class Replica:
         self._interruptible = False
         if steps == 0:
             return
-        finished = self.engine.complete_decode_run(plan, ends[:steps])
+        finished = self.engine.complete_decode_run(plan, ends[:steps], start)
         # (the queue as it was then: requests that came later, before now_s, are not in it)
         self._account(start, ends[steps - 1] - start, steps, plan, 0,
                       plan.num_seqs * steps, energy_j(steps),

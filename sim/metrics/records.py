@@ -16,7 +16,8 @@ REQUEST_SCHEMA = {
     "first_scheduled_s": "float64", "first_token_s": "float64", "finish_s": "float64",
     "max_tpot_s": "float64", "preemptions": "int32", "prefill_tokens_computed": "int64",
     "cached_prompt_tokens": "int64", "reason_code": "int16", "slo_code": "int16",
-    "session": "int64",
+    "session": "int64", "attempts": "int16", "abort_code": "int16", "wasted_tokens": "int64",
+    "first_arrival_s": "float64",
 }
 STATUS_NAMES = {int(RequestStatus.FINISHED_COMPLETED): "completed",
                 int(RequestStatus.FINISHED_REJECTED): "rejected",
@@ -51,7 +52,9 @@ class Recorder:
             r.output_generated, r.first_scheduled_s, r.first_token_s, r.finish_s,
             r.max_token_gap_s, r.preemptions, r.prefill_tokens_computed, r.cached_prompt_tokens,
             self._code(self._reasons, r.reject_reason),
-            self._code(self._slo_classes, r.slo_class), r.session))
+            self._code(self._slo_classes, r.slo_class), r.session, r.attempts,
+            self._code(self._reasons, r.abort_reason), r.wasted_tokens,
+            r.arrival_s if r.attempts == 1 else r.first_arrival_s))
 
     def iteration(self, replica: int, start_s: float, duration_s: float, num_iterations: int,
                   num_seqs: int, prefill_tokens: int, decode_tokens: int, preempted: int,
@@ -68,6 +71,7 @@ class Recorder:
         df.insert(2, "state", pd.Categorical(df.pop("status").map(STATUS_NAMES)))
         df["reject_reason"] = df.pop("reason_code").map(reasons).astype("string")
         df["slo_class"] = df.pop("slo_code").map(classes).astype("string")
+        df["abort_reason"] = df.pop("abort_code").map(reasons).astype("string")
         df = df.sort_values("request_id", kind="stable").reset_index(drop=True)
         df["ttft_s"] = df["first_token_s"] - df["arrival_s"]
         df["e2e_s"] = df["finish_s"] - df["arrival_s"]

@@ -41,6 +41,28 @@ def slo_met(requests: pd.DataFrame, slo) -> np.ndarray:
     return ok
 
 
+def goodput_tokens(requests: pd.DataFrame, met: np.ndarray, slo) -> int:
+    """Tokens of the requests that met their targets: output tokens, or prompt + output when
+    the scenario's ``slo.goodput_tokens`` says so."""
+    counted = requests.loc[met, "output_tokens"].sum()
+    if getattr(slo, "goodput_tokens", "output") == "prompt+output":
+        counted += requests.loc[met, "prompt_tokens"].sum()
+    return int(counted)
+
+
+def overload_summary(requests: pd.DataFrame) -> dict:
+    """Aborts and retries (sim/scheduling/overload.py): attempts made, attempts aborted by
+    reason, requests that ended aborted, and the tokens aborted attempts computed in vain."""
+    attempts = requests["attempts"].to_numpy()
+    ended_aborted = requests["reject_reason"].str.startswith("aborted").fillna(False)
+    # every attempt but a request's last was aborted; its last was, if it ended aborted
+    aborted_attempts = int((attempts - 1).sum() + ended_aborted.sum())
+    return {"attempts": int(attempts.sum()), "aborted_attempts": aborted_attempts,
+            "requests_aborted": int(ended_aborted.sum()),
+            "requests_retried": int((attempts > 1).sum()),
+            "wasted_tokens": int(requests["wasted_tokens"].sum())}
+
+
 def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, *, slo, duration_s: float,
               wall_time_s: float, energy_j: float, cost_usd: float, preemptions: int,
               extra: dict | None = None) -> dict:
@@ -64,7 +86,7 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, *, slo, duration
         "throughput_tokens_per_s": output_tokens / duration,
         "throughput_requests_per_s": len(completed) / duration,
         "goodput_requests_per_s": int(met.sum()) / duration,
-        "goodput_tokens_per_s": int(requests.loc[met, "output_tokens"].sum()) / duration,
+        "goodput_tokens_per_s": goodput_tokens(requests, met, slo) / duration,
         # evictions: preemption events, as % of completed requests (Past-Future's measure)
         "evict_pct": 100.0 * preemptions / len(completed) if len(completed) else math.nan,
         "evicted_requests": int((requests["preemptions"] > 0).sum()),
@@ -83,6 +105,8 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, *, slo, duration
             summary["batch_size_mean"] = float((iterations["num_seqs"] * weights).sum() / total)
     reasons = requests.loc[requests["state"] == "rejected", "reject_reason"].value_counts()
     summary["rejected_reasons"] = {str(k): int(v) for k, v in reasons.items()}
+    if "abort_reason" in requests and (requests["abort_reason"] != "").any():
+        summary.update(overload_summary(requests))      # only runs where something was aborted
     if extra:
         summary.update(extra)
     return summary

@@ -22,6 +22,7 @@ class AdmissionConfig(FcfsConfig):
     watermark: float = 0.0
     max_wait_tokens: int = 10       # decode iterations between admission rounds (LightLLM: 10)
     max_new_tokens: int = 4096      # output limit assumed for a request that states none
+    max_admit_per_round: int | None = None   # requests admitted per admission round at most
 
     def __post_init__(self):
         super().__post_init__()
@@ -30,6 +31,8 @@ class AdmissionConfig(FcfsConfig):
         require(self.max_wait_tokens > 0, "max_wait_tokens", "an integer > 0",
                 self.max_wait_tokens)
         require(self.max_new_tokens > 0, "max_new_tokens", "an integer > 0", self.max_new_tokens)
+        require(self.max_admit_per_round is None or self.max_admit_per_round > 0,
+                "max_admit_per_round", "an integer > 0 or null", self.max_admit_per_round)
 
 
 class PeriodicAdmissionScheduler(FcfsScheduler):
@@ -38,13 +41,25 @@ class PeriodicAdmissionScheduler(FcfsScheduler):
     def __init__(self, config: AdmissionConfig, kv, host_swap_blocks: int = 0, rng=None):
         super().__init__(config, kv, host_swap_blocks=host_swap_blocks, rng=rng)
         self._last_round = 0          # num_iterations at the last admission round
+        self._round_admits = 0        # admitted in the current round
 
     def admission_due(self) -> bool:
         if not self.running or self.num_iterations - self._last_round >= \
                 self.config.max_wait_tokens:
             self._last_round = self.num_iterations
+            self._round_admits = 0
             return True
         return False
+
+    def admission(self, request, computed, num_cached, num_new):
+        cap = self.config.max_admit_per_round
+        if cap is not None and self._round_admits >= cap:
+            return None               # the rest wait for the next round
+        return super().admission(request, computed, num_cached, num_new)
+
+    def on_admitted(self, request, num_new, admission) -> None:
+        super().on_admitted(request, num_new, admission)
+        self._round_admits += 1
 
     def steps_until_admission(self) -> int | None:
         return max(1, self._last_round + self.config.max_wait_tokens - self.num_iterations)

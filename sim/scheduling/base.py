@@ -365,6 +365,28 @@ class Scheduler:
         else:
             done = set(map(id, finished))
             self.running = [r for r in self.running if id(r) not in done]
+        self.on_release(finished)
+
+    def abort(self, aborted: list[RequestView]) -> None:
+        """The engine aborts these (overload controls, sim/scheduling/overload.py), between
+        iterations: out of the batch or the queue, their device and host blocks released.
+        Nothing is learnt from them: an aborted request's length says nothing of its output."""
+        cohort = self.cohort
+        if cohort is not None and cohort.size and any(v.cohort_step >= 0 for v in aborted):
+            cohort.dissolve(self.running)       # members' progress written back first
+        gone = set(map(id, aborted))
+        self.running = [r for r in self.running if id(r) not in gone]
+        self.waiting.remove_all(aborted)
+        for view in aborted:
+            if view.swapped_blocks:
+                self.swap_space.swap_in(view)   # its host copy is dropped, not brought back
+            self.kv.free(view)
+            view.status = RequestStatus.FINISHED_REJECTED
+        self.on_release(aborted)
+
+    def on_release(self, views: list[RequestView]) -> None:
+        """Hook: these requests left for good (completed or aborted); policies holding state
+        per request drop it here."""
 
     # -- decode fast-forward -------------------------------------------------------------------
     def decode_run_steps(self, plan: BatchPlan, max_steps: int) -> int:

@@ -65,6 +65,7 @@ class BatchLlmConfig(EngineConfig):
     kv_usage_cap: float = 0.95          # fraction of KV blocks the estimated peak may fill
     default_max_new_tokens: int = 256   # expected output of a request that states no limit
     batch_window_s: float = 0.0         # arrivals within this of a batch's first join it
+    reorder: bool = True                # groups by expected decode/prompt ratio; false: arrival
 
     def __post_init__(self):
         super().__post_init__()
@@ -177,7 +178,8 @@ class BatchLlmScheduler(Scheduler):
             for v in members:
                 self._group_of[v.id] = group
         # ties in arrival order (ids are in arrival order within an instant)
-        groups.sort(key=lambda g: (-g.ratio, min((v.arrival_s, v.id) for v in g.members)))
+        first = lambda g: min((v.arrival_s, v.id) for v in g.members)   # noqa: E731
+        groups.sort(key=(lambda g: (-g.ratio, first(g))) if self.config.reorder else first)
         return groups
 
     # -- one iteration -------------------------------------------------------------------------
@@ -297,15 +299,22 @@ class BatchLlmScheduler(Scheduler):
         if group is not None and group.prefiller is victim:
             group.prefiller = None      # another member (or it, resumed) computes the prefix
 
-    def finish(self, finished: list[RequestView]) -> None:
-        super().finish(finished)        # members' blocks first: the prefix is freed after them
-        for view in finished:
+    def abort(self, aborted: list[RequestView]) -> None:
+        gone = set(map(id, aborted))            # not yet put into a batch
+        self._incoming = [v for v in self._incoming if id(v) not in gone]
+        super().abort(aborted)
+
+    def on_release(self, views: list[RequestView]) -> None:
+        # (after the members' blocks: the prefix is freed after them)
+        for view in views:
             self.reservations.release(view.id)
             self._sharing.pop(view.id, None)
             group = self._group_of.pop(view.id, None)
             if group is None:
                 continue
             group.unfinished -= 1
+            if group.prefiller is view:
+                group.prefiller = None      # aborted while computing the prefix
             if group.unfinished == 0 and group.pin is not None:
                 pin, group.pin = group.pin, None
                 self.reservations.release(pin)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.config import require
 from sim.memory.blocks import peak_blocks
 from sim.scheduling.admission import AdmissionConfig, PeriodicAdmissionScheduler
 
@@ -15,13 +16,22 @@ from sim.scheduling.admission import AdmissionConfig, PeriodicAdmissionScheduler
 @dataclass(frozen=True)
 class ConservativeConfig(AdmissionConfig):
     name: str = "conservative"
+    # output tokens reserved per request whatever it states (Past-Future's artifact: 12,000);
+    # null: its stated limit, else max_new_tokens
+    reserve_output_tokens: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.reserve_output_tokens is None or self.reserve_output_tokens > 0,
+                "reserve_output_tokens", "an integer > 0 or null", self.reserve_output_tokens)
 
 
 class ConservativeScheduler(PeriodicAdmissionScheduler):
     Config = ConservativeConfig
 
     def _reserved_blocks(self, view) -> int:
-        return peak_blocks(view.prompt_tokens, self.output_limit(view), self.kv.block_size)
+        output = self.config.reserve_output_tokens or self.output_limit(view)
+        return peak_blocks(view.prompt_tokens, output, self.kv.block_size)
 
     def may_admit(self, request, num_cached, num_new) -> bool:
         reserved = sum(self._reserved_blocks(v) for v in self.running)

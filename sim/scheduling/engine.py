@@ -8,11 +8,14 @@ The SimPy :class:`~sim.cluster.replica.Replica` drives one engine; tests drive i
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Sequence
 from operator import sub
 
 from sim.scheduling.base import BatchPlan, Scheduler
 from sim.scheduling.cohort import DecodeCohort
+from sim.scheduling.overload import QUEUE_DEADLINE, TIMEOUT, TOKEN_GAP, OverloadConfig
 from sim.workload.request import Request, RequestStatus
 
 
@@ -21,11 +24,21 @@ class Engine:
     scheduler supports it; the results are the same, the cost per iteration no longer grows
     with the batch. Views of members are stale until :meth:`sync`."""
 
-    def __init__(self, scheduler: Scheduler, decode_cohort: bool = False):
+    def __init__(self, scheduler: Scheduler, decode_cohort: bool = False,
+                 overload: OverloadConfig | None = None):
         self.scheduler = scheduler
         self._requests: dict[int, Request] = {}     # in flight, by id
         if decode_cohort and scheduler.supports_decode_cohort():
             scheduler.cohort = DecodeCohort(scheduler.kv, self._requests)
+        # overload controls: deadlines as a heap of (time, seq, reason, request, attempt, mark),
+        # checked at iteration boundaries (:meth:`expire`); the replica wakes at each new one
+        self.overload = overload if overload is not None and overload.aborts else None
+        self.token_gap_s = math.inf if overload is None or overload.token_gap_s is None \
+            else overload.token_gap_s
+        self._deadlines: list[tuple] = []
+        self._deadline_seq = 0
+        self.new_deadlines: list[float] = []         # not yet seen by the replica
+        self._gap_exceeded: list[Request] = []       # emitted a token after too long a gap
 
     # -- the scheduler's state, for the replica, routers and tests -----------------------------
     @property
@@ -73,15 +86,102 @@ class Engine:
         request.view = view
         self._requests[request.id] = request
         self.scheduler.add_request(view)
+        overload = self.overload
+        if overload is not None:
+            if overload.queue_deadline_s is not None:
+                self._deadline(request.arrival_s + overload.queue_deadline_s, QUEUE_DEADLINE,
+                               request)
+            if overload.timeout_s is not None:
+                self._deadline(request.arrival_s + overload.timeout_s, TIMEOUT, request)
 
     def schedule(self, now_s: float) -> BatchPlan:
-        return self.scheduler.schedule(now_s)
+        plan = self.scheduler.schedule(now_s)
+        if self.overload is not None and plan.preempted:
+            self._watch_preempted(plan.preempted)
+        return plan
 
-    def complete_iteration(self, plan: BatchPlan, end_s: float) -> list[Request]:
-        """Advance every scheduled request by its new tokens; emit tokens; return finished ones."""
+    # -- overload controls (sim/scheduling/overload.py) ----------------------------------------
+    def _deadline(self, time_s: float, reason: str, request: Request, mark: float = 0.0) -> None:
+        self._deadline_seq += 1
+        heapq.heappush(self._deadlines, (time_s, self._deadline_seq, reason, request,
+                                         request.attempts, mark))
+        self.new_deadlines.append(time_s)
+
+    def _watch_preempted(self, preempted) -> None:
+        """A paused request produces no tokens: a started one is due for the token-gap abort
+        at its last token + the limit; one not started is due for the queue deadline again."""
+        overload, requests = self.overload, self._requests
+        for view in preempted:
+            req = requests[view.id]
+            if view.output_generated and overload.token_gap_s is not None:
+                self._deadline(req.last_token_s + overload.token_gap_s, TOKEN_GAP, req,
+                               req.last_token_s)
+            elif not view.output_generated and overload.queue_deadline_s is not None:
+                self._deadline(req.arrival_s + overload.queue_deadline_s, QUEUE_DEADLINE, req)
+
+    def expire(self, now_s: float) -> list[Request]:
+        """Abort, at this iteration boundary, the requests whose limits have passed: not yet
+        started and not running at the queue deadline, no token for longer than the gap limit,
+        unfinished at the timeout. Returns them (their ``abort_reason`` and ``finish_s`` set),
+        their memory released; the caller decides what the client does next."""
+        aborted, seen = [], set()
+        for req in self._gap_exceeded:
+            if self._requests.get(req.id) is req and req.id not in seen:
+                seen.add(req.id)
+                req.abort_reason = TOKEN_GAP
+                aborted.append(req)
+        self._gap_exceeded.clear()
+        heap, requests = self._deadlines, self._requests
+        while heap and heap[0][0] <= now_s:
+            _, _, reason, req, attempt, mark = heapq.heappop(heap)
+            if requests.get(req.id) is not req or req.attempts != attempt or req.id in seen:
+                continue                    # ended, or an entry of an earlier attempt
+            if reason is QUEUE_DEADLINE and (req.view.status == RequestStatus.RUNNING
+                                             or req.first_token_s == req.first_token_s):
+                continue                    # started in time (a preemption re-arms it)
+            if reason is TOKEN_GAP and req.last_token_s != mark:
+                continue                    # it has emitted since it was paused
+            seen.add(req.id)
+            req.abort_reason = reason
+            aborted.append(req)
+        if aborted:
+            self.scheduler.abort([req.view for req in aborted])
+            for req in aborted:
+                req.finish_s = now_s
+                del self._requests[req.id]
+        return aborted
+
+    def first_gap_violation(self, plan: BatchPlan, start_s: float,
+                            ends_s: Sequence[float]) -> int | None:
+        """The first iteration (1-based) of a decode run of ``plan`` from ``start_s`` whose
+        token gap exceeds the limit for someone, or None: the run must end there, for the
+        abort to come at the boundary where stepping would make it."""
+        limit = self.token_gap_s
+        if limit == math.inf:
+            return None
+        requests = self._requests
+        last = min((requests[v.id].last_token_s for v in plan.requests), default=start_s)
+        if ends_s[0] - min(last, start_s) > limit:
+            return 1
+        for i in range(1, len(ends_s)):
+            if ends_s[i] - ends_s[i - 1] > limit:
+                return i + 1
+        return None
+
+    def complete_iteration(self, plan: BatchPlan, end_s: float,
+                           start_s: float = math.nan) -> list[Request]:
+        """Advance every scheduled request by its new tokens; emit tokens; return finished ones.
+        ``start_s``: when the iteration started (the decode cohort's members emitted then)."""
         requests = self._requests
         cohort = self.scheduler.cohort
-        finished = cohort.advance(end_s, self.scheduler.running) if plan.cohort_size else []
+        limit = self.token_gap_s
+        if plan.cohort_size:
+            step_gap = end_s - start_s
+            finished = cohort.advance(end_s, self.scheduler.running)
+            if step_gap > limit:                 # every member emitted after this gap
+                self._members_exceeded()
+        else:
+            finished = []
         for view, q in zip(plan.requests, plan.num_new_tokens):
             if view.num_tokens - view.num_computed_tokens > 1 or view.output_generated == 0:
                 view.prefill_tokens_computed += q
@@ -96,6 +196,8 @@ class Engine:
                 gap = end_s - req.last_token_s
                 if gap > req.max_token_gap_s:
                     req.max_token_gap_s = gap
+                    if gap > limit and view.output_generated < req.output_tokens:
+                        self._gap_exceeded.append(req)
             req.last_token_s = end_s
             if view.output_generated >= req.output_tokens:
                 finished.append(req)
@@ -121,17 +223,24 @@ class Engine:
     def decode_run_steps(self, plan: BatchPlan, max_steps: int) -> int:
         return self.scheduler.decode_run_steps(plan, max_steps)
 
-    def complete_decode_run(self, plan: BatchPlan, ends_s: Sequence[float]) -> list[Request]:
-        """Apply ``len(ends_s)`` decode iterations of a stable plan at once; equal to applying
-        them one by one (see Scheduler.decode_run_steps for the memory side)."""
+    def complete_decode_run(self, plan: BatchPlan, ends_s: Sequence[float],
+                            start_s: float = math.nan) -> list[Request]:
+        """Apply ``len(ends_s)`` decode iterations of a stable plan, started at ``start_s``, at
+        once; equal to applying them one by one (see Scheduler.decode_run_steps for the memory
+        side)."""
         steps = len(ends_s)
         last_end = float(ends_s[-1])
         requests = self._requests
         finished = []
         cohort = self.scheduler.cohort
+        limit = self.token_gap_s
         if plan.cohort_size:
             cohort.allocate_run(steps)
+            run_gap = max(ends_s[0] - start_s,
+                          max(map(sub, ends_s[1:], ends_s[:-1])) if steps > 1 else 0.0)
             finished = cohort.advance(ends_s, self.scheduler.running)
+            if run_gap > limit:
+                self._members_exceeded()
         if plan.requests:
             self.kv.grow_decodes(plan.requests, plan.computed_before, steps)
             first_end = float(ends_s[0])
@@ -145,6 +254,8 @@ class Engine:
                 gap = inner_gap
             if gap > req.max_token_gap_s:
                 req.max_token_gap_s = gap
+                if gap > limit and view.output_generated < req.output_tokens:
+                    self._gap_exceeded.append(req)
             req.last_token_s = last_end
             if view.output_generated >= req.output_tokens:
                 finished.append(req)
@@ -154,6 +265,12 @@ class Engine:
         if cohort is not None:
             self._grow_cohort()
         return finished
+
+    def _members_exceeded(self) -> None:
+        """Every cohort member's last gap exceeded the limit (those that finished with it
+        completed, and are no longer members)."""
+        requests, running = self._requests, self.scheduler.running
+        self._gap_exceeded.extend(requests[v.id] for v in running[: self.scheduler.cohort.size])
 
     def _grow_cohort(self) -> None:
         """Running requests right behind the cohort that now decode steadily join it."""

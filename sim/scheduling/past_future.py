@@ -68,6 +68,12 @@ class PastFutureConfig(AdmissionConfig):
     window: int = 200               # finished requests remembered (LightLLM: 200)
     reserve: float = 0.05           # capacity kept back from the peak estimate
     num_samples: int | None = None  # sampled lists per decision; None: min(5, 200 // batch + 1)
+    # the history starts as window/2 copies of this (null: max_new_tokens; the artifact's
+    # server: 6,000 over a window of 40)
+    history_init_tokens: int | None = None
+    # paused requests' tokens come off the limit (they want their memory back); false: counted
+    # as zero, as the artifact's server does
+    subtract_paused: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,6 +81,8 @@ class PastFutureConfig(AdmissionConfig):
         require(0 <= self.reserve < 1, "reserve", "a number in [0, 1)", self.reserve)
         require(self.num_samples is None or self.num_samples > 0, "num_samples",
                 "an integer > 0 or null", self.num_samples)
+        require(self.history_init_tokens is None or self.history_init_tokens > 0,
+                "history_init_tokens", "an integer > 0 or null", self.history_init_tokens)
 
 
 class PastFutureScheduler(PeriodicAdmissionScheduler):
@@ -82,8 +90,8 @@ class PastFutureScheduler(PeriodicAdmissionScheduler):
 
     def __init__(self, config: PastFutureConfig, kv, host_swap_blocks: int = 0, rng=None):
         super().__init__(config, kv, host_swap_blocks=host_swap_blocks, rng=rng)
-        self.history: deque[int] = deque([config.max_new_tokens] * (config.window // 2),
-                                         maxlen=config.window)
+        start = config.history_init_tokens or config.max_new_tokens
+        self.history: deque[int] = deque([start] * (config.window // 2), maxlen=config.window)
         self._sorted: np.ndarray | None = None
 
     def on_finish(self, request: RequestView) -> None:
@@ -103,7 +111,8 @@ class PastFutureScheduler(PeriodicAdmissionScheduler):
 
     def admission_limit_tokens(self, candidate: RequestView) -> float:
         limit = self.capacity_tokens * (1.0 - self.config.reserve)
-        limit -= self.paused_tokens(exclude=candidate)
+        if self.config.subtract_paused:
+            limit -= self.paused_tokens(exclude=candidate)
         if self.kv.prefix_caching:
             limit -= self.kv.num_evictable_cached * self.kv.block_size
         return limit

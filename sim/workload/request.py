@@ -52,6 +52,12 @@ class Request:
     max_token_gap_s: float = 0.0      # largest gap between consecutive output tokens
     reject_reason: str = ""
     view: object = None               # RequestView while on a replica
+    # overload controls (sim/scheduling/overload.py): the attempt this is, why the last one was
+    # aborted, the tokens computed by aborted attempts, and when the first attempt was sent
+    attempts: int = 1
+    abort_reason: str = ""
+    wasted_tokens: int = 0
+    first_arrival_s: float = NAN
 
     # -- progress, kept by the view ------------------------------------------------------------
     def _from_view(name, default):                 # noqa: N805 (a property factory)

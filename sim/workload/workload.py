@@ -49,6 +49,9 @@ class WorkloadConfig:
     sessions: SessionConfig | None = None
     clip_to_context: bool = False
     slo_class: str = "default"
+    # clients state each request's true output length as its max_new_tokens (benchmark clients
+    # that ignore EOS do): schedulers that plan with stated limits then plan with true lengths
+    state_output_tokens: bool = False
 
     def __post_init__(self) -> None:
         if self.trace is not None:
@@ -100,7 +103,7 @@ class Workload:
                  prefix_hashes: IdLists | Sequence[Sequence[int]] | None = None,
                  prefix_block_tokens: int = DEFAULT_BLOCK_TOKENS, slo_class: str = "default",
                  session: np.ndarray | None = None, closed_loop: ArrivalConfig | None = None,
-                 clipped_requests: int = 0):
+                 clipped_requests: int = 0, state_output_tokens: bool = False):
         self.arrival_s = np.asarray(arrival_s, dtype=np.float64)
         self.prompt_tokens = np.asarray(prompt_tokens, dtype=np.int64)
         self.output_tokens = np.asarray(output_tokens, dtype=np.int64)
@@ -112,6 +115,7 @@ class Workload:
         self.session = None if session is None else np.asarray(session, dtype=np.int64)
         self.closed_loop = closed_loop
         self.clipped_requests = clipped_requests
+        self.state_output_tokens = state_output_tokens
         n = len(self.arrival_s)
         if len(self.prompt_tokens) != n or len(self.output_tokens) != n or (
                 prefix_hashes is not None and len(prefix_hashes) != n) or (
@@ -139,7 +143,8 @@ class Workload:
                               prefix_hashes=None if hashes is None else hashes[i],
                               prefix_block_tokens=self.prefix_block_tokens,
                               session=-1 if sessions is None else sessions[i],
-                              slo_class=self.slo_class)
+                              slo_class=self.slo_class,
+                              max_new_tokens=outputs[i] if self.state_output_tokens else None)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per request: ``id, arrival_s, prompt_tokens, output_tokens`` (+ prefix_hashes,
@@ -201,7 +206,7 @@ def build_workload(cfg: WorkloadConfig, rng: np.random.Generator, base_dir: Path
         columns.arrival_s = np.full(len(columns), closed.start_s)
     return Workload(columns.arrival_s, columns.prompt_tokens, columns.output_tokens,
                     columns.prefix_hashes, columns.prefix_block_tokens or DEFAULT_BLOCK_TOKENS,
-                    cfg.slo_class, columns.session, closed, clipped)
+                    cfg.slo_class, columns.session, closed, clipped, cfg.state_output_tokens)
 
 
 def _lengths(length: LengthConfig, field: str, n: int, rng: np.random.Generator,

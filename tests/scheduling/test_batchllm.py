@@ -355,3 +355,31 @@ def test_saves_prefill_against_fcfs_with_lru(monkeypatch):
     b = simulate(data, shared_workload(**wl))
     f = simulate(lru, shared_workload(**wl))
     assert b["prefill_tokens_computed"].sum() < 0.8 * f["prefill_tokens_computed"].sum()
+
+
+
+def test_reorder_puts_decode_heavy_groups_first(tmp_path):
+    """Group A (long prompts, short outputs) arrives with group B (short prompts, long
+    outputs): reordering starts B first (larger expected decode/prompt ratio); without it,
+    arrival order."""
+    from sim import Scenario, simulate
+
+    rows = ["arrival_s,prompt_tokens,output_tokens,prefix_hashes,prefix_block_tokens"]
+    rows += [f"0,3000,20,1 2 {10 + i},1000" for i in range(3)]          # A: ratio 0.007
+    rows += [f"0,1000,400,{20 + i},1000" for i in range(3)]              # B: ratio 0.4
+    trace = tmp_path / "t.csv"
+    trace.write_text("\n".join(rows) + "\n")
+
+    def first_scheduled(reorder: bool):
+        data = {"model": "llama-3.1-8b",
+                "scheduler": {"name": "batchllm", "max_batched_tokens": 1024, "reorder": reorder},
+                "workload": {"trace": {"path": str(trace)}, "state_output_tokens": True}}
+        req = simulate(Scenario.from_dict(data)).requests.set_index("request_id")
+        assert (req["state"] == "completed").all()
+        return req.loc[[0, 1, 2], "first_scheduled_s"].min(), \
+            req.loc[[3, 4, 5], "first_scheduled_s"].min()
+
+    a, b = first_scheduled(True)
+    assert b < a
+    a, b = first_scheduled(False)
+    assert a < b

@@ -200,3 +200,52 @@ def test_a_lone_request_is_admitted_whatever_the_policy_reserves(policy):
                      "output_tokens": {"dist": "fixed", "value": 20}}}))
     assert result.summary["requests_completed"] == 3
     assert result.summary["preemptions"] == 0
+
+
+# -- the Past-Future artifact's server options -----------------------------------------------------
+
+def test_admission_rounds_admit_at_most_max_admit_per_round():
+    cls = SCHEDULERS["past_future"]
+    engine = Engine(cls(cls.Config(max_admit_per_round=1, max_wait_tokens=2, max_new_tokens=50),
+                        KVCache(100_000, 1)))
+    for i in range(3):
+        engine.add_request(Request(i, 0.0, 10, 40))
+    admitted = []
+    for it in range(6):
+        plan = engine.schedule(float(it))
+        admitted.append(plan.admitted)
+        engine.complete_iteration(plan, it + 1.0, float(it))
+    assert admitted[:5] == [1, 0, 1, 0, 1]      # one at the empty batch, then one per round
+
+
+def test_conservative_can_reserve_a_fixed_output_whatever_is_stated():
+    cls = SCHEDULERS["conservative"]
+    engine = Engine(cls(cls.Config(reserve_output_tokens=450), KVCache(1000, 1)))
+    for i in range(3):            # each states 10 output tokens; 100 + 450 - 1 reserved each
+        engine.add_request(Request(i, 0.0, 100, 10, max_new_tokens=10))
+    assert [v.id for v in engine.schedule(0.0).requests] == [0]
+
+
+def test_past_future_history_start_and_paused_tokens_options():
+    cls = SCHEDULERS["past_future"]
+    sched = cls(cls.Config(window=40, history_init_tokens=6000), KVCache(10_000, 1))
+    assert list(sched.history) == [6000] * 20
+    # a paused request (preempted, its KV dropped) comes off the limit unless told otherwise
+    for subtract in (True, False):
+        sched = cls(cls.Config(subtract_paused=subtract), KVCache(10_000, 1))
+        paused = RequestView(Request(9, 0.0, 1000, 10))
+        paused.preemptions = 1
+        sched.waiting.push(paused)
+        limit = sched.admission_limit_tokens(RequestView(Request(1, 0.0, 10, 10)))
+        assert limit == 10_000 * 0.95 - (1000 if subtract else 0)
+
+
+def test_stated_output_lengths_reach_the_scheduler():
+    data = copy.deepcopy(BASE)
+    data["scheduler"]["name"] = "past_future"
+    data["workload"]["num_requests"] = 20
+    data["workload"]["state_output_tokens"] = True
+    from sim.workload import build_workload
+    sc = Scenario.from_dict(data)
+    workload = build_workload(sc.workload, np.random.default_rng(0))
+    assert all(r.max_new_tokens == r.output_tokens for r in workload.requests())
