@@ -11,7 +11,8 @@ The paper's numbers come from a serving system that sheds load and clients that 
 - admission is tried every 2 decode steps; past_future and conservative (and oracle) admit at
   most one request per round; conservative reserves 12,000 output tokens per request;
 - past_future's history starts as 20 copies of 6,000 over a window of 40, the 5% server reserve,
-  paused requests' KV counted as zero;
+  paused requests' KV counted as zero; the request paused when a decode does not fit is the
+  newest arrival, chosen before the iteration;
 - lengths uniform (balanced: input and output U[3000, 5000]); Llama-2-7B (120,000 KV tokens) and
   13B (64,000), one A100-80G; SLA TTFT <= 10 s, max gap <= 1.5 s;
 - the clients state the true output length as ``max_new_tokens`` (EOS ignored), so the paper's
@@ -79,7 +80,8 @@ def scenario(model: str, workload: str, policy: str, clients: int, requests: int
     name = "past_future" if policy == "past_future_sampled" else policy
     scheduler = {"name": name, "kv_blocks": MODELS[model], "block_size": 1,
                  "prefix_caching": False, "max_num_seqs": 1000, "max_batched_tokens": 16384,
-                 "max_new_tokens": MAX_OUTPUT, "max_model_len": 16384, "max_wait_tokens": 2}
+                 "max_new_tokens": MAX_OUTPUT, "max_model_len": 16384, "max_wait_tokens": 2,
+                 "evict": "newest_arrival"}
     if name in ("past_future", "conservative", "oracle"):
         # (oracle is past_future's rule with true lengths: the same server loop; admitting
         # several long prompts at once makes a prefill iteration longer than the 1.49 s gap

@@ -106,6 +106,12 @@ class KVCache:
     def blocks_for(self, num_tokens: int) -> int:
         return blocks_for_tokens(num_tokens, self.block_size)
 
+    def decode_blocks_needed(self, holders: Sequence[KVHolder]) -> int:
+        """New blocks the next decode token of each of ``holders`` needs (one for each whose
+        blocks are full)."""
+        bs = self.block_size
+        return sum(1 for h in holders if h.num_computed_tokens >= h.kv_blocks * bs)
+
     # -- hashing -------------------------------------------------------------------------------
     def prompt_block_hashes(self, request: KVRequest) -> list:
         """Hashes of the request's full prompt blocks that carry shared-prefix ids.

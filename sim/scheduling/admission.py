@@ -23,6 +23,9 @@ class AdmissionConfig(FcfsConfig):
     max_wait_tokens: int = 10       # decode iterations between admission rounds (LightLLM: 10)
     max_new_tokens: int = 4096      # output limit assumed for a request that states none
     max_admit_per_round: int | None = None   # requests admitted per admission round at most
+    # who is paused when the next decode does not fit: the most recently admitted (vLLM), or
+    # the newest arrival, chosen before the iteration (LightLLM's router)
+    evict: str = "newest_admitted"
 
     def __post_init__(self):
         super().__post_init__()
@@ -31,6 +34,8 @@ class AdmissionConfig(FcfsConfig):
         require(self.max_wait_tokens > 0, "max_wait_tokens", "an integer > 0",
                 self.max_wait_tokens)
         require(self.max_new_tokens > 0, "max_new_tokens", "an integer > 0", self.max_new_tokens)
+        require(self.evict in ("newest_admitted", "newest_arrival"), "evict",
+                "newest_admitted or newest_arrival", self.evict)
         require(self.max_admit_per_round is None or self.max_admit_per_round > 0,
                 "max_admit_per_round", "an integer > 0 or null", self.max_admit_per_round)
 
@@ -50,6 +55,15 @@ class PeriodicAdmissionScheduler(FcfsScheduler):
             self._round_admits = 0
             return True
         return False
+
+    def make_room_for_decodes(self, plan) -> None:
+        if self.config.evict != "newest_arrival":
+            return
+        running, kv = self.running, self.kv
+        while running and kv.decode_blocks_needed(running) > kv.num_free:
+            victim = max(running, key=lambda v: v.id)       # ids are in arrival order
+            running.remove(victim)
+            self.preempt(victim, plan)
 
     def admission(self, request, computed, num_cached, num_new):
         cap = self.config.max_admit_per_round

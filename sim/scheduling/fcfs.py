@@ -77,6 +77,7 @@ class FcfsScheduler(Scheduler):
             if plan.requests:
                 plan.batched_tokens = plan.num_tokens
                 return plan             # a prefill-only iteration
+        self.make_room_for_decodes(plan)
         running = self.running
         i = 0
         while i < len(running):
@@ -100,6 +101,11 @@ class FcfsScheduler(Scheduler):
     def may_admit(self, request: RequestView, num_cached: int, num_new: int) -> bool:
         """Admission rule beyond 'the blocks fit now' (fcfs: none)."""
         return True
+
+    def make_room_for_decodes(self, plan: BatchPlan) -> None:
+        """v0, before a decode iteration: free memory for every running request's next token
+        by pausing requests of the policy's choice (fcfs: none here; a decode that cannot get a
+        block preempts the most recently admitted, as vLLM does)."""
 
     def admission_due(self) -> bool:
         """Whether this iteration may admit waiting requests (fcfs: always)."""

@@ -249,3 +249,34 @@ def test_stated_output_lengths_reach_the_scheduler():
     sc = Scenario.from_dict(data)
     workload = build_workload(sc.workload, np.random.default_rng(0))
     assert all(r.max_new_tokens == r.output_tokens for r in workload.requests())
+
+
+def test_newest_arrival_is_paused_before_the_decode_when_memory_runs_short():
+    """LightLLM's router pauses the newest arrival (highest id) before the iteration; vLLM's
+    victim would be the most recently admitted."""
+    from sim.scheduling.base import BatchPlan
+
+    cls = SCHEDULERS["aggressive"]
+    sched = cls(cls.Config(evict="newest_arrival"), KVCache(10, 1))
+    for i in (9, 2, 5):                     # admitted in this order: 5 is the newest admitted
+        view = RequestView(Request(i, 0.0, 2, 10))
+        assert sched.kv.allocate(view, 3)   # 3 blocks each, all full: each decode needs one
+        view.num_computed_tokens, view.output_generated = 3, 1
+        sched.running.append(view)
+    plan = BatchPlan()
+    sched.make_room_for_decodes(plan)       # 3 needed, 1 free: pausing 9 frees 3
+    assert [v.id for v in plan.preempted] == [9]
+    assert [v.id for v in sched.running] == [2, 5] and sched.kv.num_free == 4
+    assert sched.waiting.peek().id == 9
+
+
+def test_newest_arrival_eviction_fast_forward_equals_stepping():
+    runs = []
+    for ff in (True, False):
+        data = copy.deepcopy(BASE)
+        data["scheduler"].update(name="aggressive", evict="newest_arrival", kv_blocks=8000)
+        data["workload"]["num_requests"] = 120
+        data["simulation"]["fast_forward"] = ff
+        runs.append(simulate(Scenario.from_dict(data)))
+    pd.testing.assert_frame_equal(runs[0].requests, runs[1].requests, check_exact=True)
+    assert runs[0].summary["preemptions"] > 0
