@@ -1,8 +1,8 @@
 """BatchLLM reproduction: global prefix sharing + token batching vs vLLM-like fcfs.
 
-The test configuration of BatchLLM's code (``shared/reference/batchllm.md``): Qwen2.5-7B on one
-A100-80G, 6,400 prompts of a 2,000-token shared prefix + 200 distinct tokens, 100 output tokens,
-prefill chunk 2,048, KV block 64; share degree (prompts per prefix) 1, 4, 16, 64. Schedulers:
+The test configuration of BatchLLM's code: Qwen2.5-7B on one A100-80G, 6,400 prompts of a
+2,000-token shared prefix + 200 distinct tokens, 100 output tokens, prefill chunk 2,048, KV block
+64; share degree (prompts per prefix) 1, 4, 16, 64. Schedulers:
 
 - ``fcfs``: vLLM v1 (chunked prefill, max_num_seqs 256), no prefix cache;
 - ``fcfs_lru``: the same with automatic prefix caching (LRU);

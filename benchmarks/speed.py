@@ -2,14 +2,14 @@
 
 Families (``--family``):
 
-- ``azure-conv`` (default; issue 8): Azure-conversation-like lengths (lognormal fitted to
+- ``azure-conv`` (default): Azure-conversation-like lengths (lognormal fitted to
   ``AzureLLMInferenceTrace_conv``: prompts mean 1155 tokens, sigma 0.99, max 14050; outputs mean
   211, sigma 0.86, max 1000), Poisson arrivals at 17.5 req/s per replica, Llama-3.1-8B on
   H100-SXM, fcfs with chunked prefill and prefix caching, least-outstanding router. One replica
   saturates at ~22 req/s on these lengths (TTFT grows without bound above ~25 req/s per replica
   on 8 replicas), so 17.5 req/s is ~80% load. ``--replicas`` scales the arrival rate with the
   replicas, so a run covers the same simulated time per request count per replica.
-- ``quickstart`` (issue 2): the quickstart's lengths (lognormal 600/250) on 4 replicas at 16 req/s.
+- ``quickstart``: the quickstart's lengths (lognormal 600/250) on 4 replicas at 16 req/s.
 
 Each size runs in a fresh process, so its peak RSS is its own. The scaling exponent is the slope
 of log(wall) against log(requests) over the sizes run. Not a test: run it by hand and record the
@@ -18,7 +18,7 @@ numbers in benchmarks/README.md.
     python benchmarks/speed.py                              # 10k, 100k and 1M requests
     python benchmarks/speed.py --requests 1000000 --json runs/speed.json
     python benchmarks/speed.py --replicas 64 --requests 8000000
-    python benchmarks/speed.py --family quickstart          # issue 2's 10k and 100k
+    python benchmarks/speed.py --family quickstart          # 10k and 100k requests
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ def cmd_hardware(args) -> int:
     return 0
 
 
-# -- ops (issue 3): the roofline table of one iteration ----------------------------------------
+# -- ops: the roofline table of one iteration --------------------------------------------------
 def _add_ops(sub) -> None:
     ops = sub.add_parser("ops", help="per-op FLOPs, bytes, Op/B, processor and time of one "
                                      "iteration")

@@ -32,7 +32,7 @@ from sim.scheduling import SCHEDULERS
 from sim.scheduling.engine import Engine
 from sim.workload import Request, RequestStatus, Workload, build_workload
 
-if TYPE_CHECKING:    # the scenario module sits above the cluster: it validates the cluster's sections
+if TYPE_CHECKING:    # (the scenario module sits above the cluster: it validates its sections)
     from sim.scenario import Scenario
 
 Progress = Callable[[int, int], None]
@@ -198,7 +198,7 @@ class Cluster:
                       decode_cohort=self.scenario.simulation.fast_forward,
                       overload=self.scenario.overload)
 
-    # -- arrivals (closed loop: workload issue 5) ---------------------------------------------
+    # -- arrivals (open loop from the workload, or closed-loop clients) -----------------------
     _closed_loop: ClosedLoop | None = None   # the clients, for closed-loop workloads
 
     def _arrivals(self):

@@ -1,7 +1,7 @@
 """``batchllm``: BatchLLM's policy for large offline batches with shared prefixes.
 
 (Zhao et al., "BatchLLM: Optimizing Large Batched LLM Inference with Global Prefix Sharing and
-Throughput-oriented Token Batching", arXiv 2412.03594; see ``shared/reference/batchllm.md``.)
+Throughput-oriented Token Batching", arXiv 2412.03594.)
 
 **Batches.** Requests are grouped in batches. With ``batch_window_s: 0`` (default) a batch is the
 requests arriving at the same instant, e.g. a whole offline batch submitted at t=0
