@@ -285,8 +285,7 @@ class Cluster:
     def _on_abort(self, req: Request) -> None:
         """An attempt was aborted at ``req.finish_s``: its client sends the request again after
         the backoff, as a new attempt, while attempts remain; else it ends rejected."""
-        view = req.view
-        req.wasted_tokens += view.prefill_tokens_computed + view.output_generated
+        req.wasted_tokens += req.prefill_tokens_computed + req.output_generated
         retry = self.scenario.overload.retry
         if req.attempts >= retry.max_attempts:
             req.status = RequestStatus.FINISHED_REJECTED
@@ -294,14 +293,8 @@ class Cluster:
             self.recorder.request(req)
             self._on_end(req)
             return
-        if req.attempts == 1:
-            req.first_arrival_s = req.arrival_s
         resend_s = req.finish_s + retry.backoff_s
-        req.attempts += 1
-        req.view, req.outcome, req.replica = None, None, -1
-        req.queued_s = req.first_token_s = req.last_token_s = req.finish_s = math.nan
-        req.max_token_gap_s = 0.0
-        req.arrival_s = resend_s
+        req.new_attempt(resend_s)
         self._resending[req.id] = req
         self.env.process(self._resend(req, resend_s))
 

@@ -234,17 +234,17 @@ class Engine:
         finished = []
         cohort = self.scheduler.cohort
         limit = self.token_gap_s
+        # the largest gap between the run's own iterations (each request's first gap differs)
+        inner_gap = float(max(map(sub, ends_s[1:], ends_s[:-1]))) \
+            if steps > 1 and (plan.requests or limit != math.inf) else 0.0
         if plan.cohort_size:
             cohort.allocate_run(steps)
-            run_gap = max(ends_s[0] - start_s,
-                          max(map(sub, ends_s[1:], ends_s[:-1])) if steps > 1 else 0.0)
             finished = cohort.advance(ends_s, self.scheduler.running)
-            if run_gap > limit:
-                self._members_exceeded()
+            if limit != math.inf and max(ends_s[0] - start_s, inner_gap) > limit:
+                self._members_exceeded()        # members emitted at start_s, then every step
         if plan.requests:
             self.kv.grow_decodes(plan.requests, plan.computed_before, steps)
             first_end = float(ends_s[0])
-            inner_gap = float(max(map(sub, ends_s[1:], ends_s[:-1]))) if steps > 1 else 0.0
         for view, c in zip(plan.requests, plan.computed_before):
             view.num_computed_tokens = c + steps
             view.output_generated += steps

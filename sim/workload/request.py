@@ -87,6 +87,18 @@ class Request:
     def status(self, value: RequestStatus) -> None:
         self.outcome = value
 
+    def new_attempt(self, send_s: float) -> None:
+        """The client sends this request again at ``send_s`` after an aborted attempt: what
+        happened to the attempt is forgotten but its count, the abort's reason, the tokens it
+        wasted and when the first attempt was sent."""
+        if self.attempts == 1:
+            self.first_arrival_s = self.arrival_s
+        self.attempts += 1
+        self.arrival_s = send_s
+        self.view, self.outcome, self.replica = None, None, -1
+        self.queued_s = self.first_token_s = self.last_token_s = self.finish_s = NAN
+        self.max_token_gap_s = 0.0
+
     @property
     def num_tokens(self) -> int:
         """Tokens known so far: the prompt plus what has been generated."""

@@ -126,3 +126,17 @@ def test_goodput_can_count_prompt_tokens():
                                                         "goodput_tokens": "prompt+output"}}))
     ratio = both.summary["goodput_tokens_per_s"] / out["goodput_tokens_per_s"]
     assert ratio == pytest.approx((100 + 400) / 400)
+
+
+def test_a_new_attempt_forgets_the_aborted_one_but_its_traces():
+    from sim.workload.request import Request
+
+    req = Request(3, 1.0, 100, 50)
+    req.first_token_s, req.last_token_s, req.finish_s, req.max_token_gap_s = 1.5, 2.0, 2.5, 0.4
+    req.abort_reason, req.wasted_tokens, req.replica = "token gap", 120, 1
+    req.new_attempt(3.0)
+    req.new_attempt(4.0)
+    assert (req.attempts, req.arrival_s, req.first_arrival_s) == (3, 4.0, 1.0)
+    assert (req.abort_reason, req.wasted_tokens) == ("token gap", 120)
+    assert np.isnan([req.first_token_s, req.last_token_s, req.finish_s]).all()
+    assert req.max_token_gap_s == 0.0 and req.replica == -1 and req.view is None
