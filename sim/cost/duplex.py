@@ -32,7 +32,8 @@ from sim.cost.energy import EnergyPath
 from sim.cost.model import BatchShape, CostModel, IterationCost
 from sim.cost.moe_routing import ExpertRouter
 from sim.cost.ops import (ALLREDUCE, ALLTOALL, ATTN_DECODE, ATTN_PREFILL, MOE_EXPERT, Op,
-                          activation_cost, attn_prefill_cost, expert_gemm_costs, moe_experts_op)
+                          activation_cost, attn_prefill_cost, expert_gemm_costs, mlp_gemm_shapes,
+                          moe_experts_op)
 from sim.cost.parallel import ExpertLayout, Topology
 from sim.cost.placement import PIM, XPU, Processor, on_pim, pick
 from sim.cost.roofline import Rates
@@ -40,6 +41,10 @@ from sim.hardware.bundles import BankBundles, overlap_seconds
 from sim.hardware.device import DeviceSpec
 from sim.hardware.duplex import DuplexSpec
 from sim.models.spec import ModelSpec
+
+
+# what the authors' simulator does not cost (``duplex.embedding_and_lm_head: false``)
+_FREE_IN_PAPER = ("embedding", "lm_head")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,21 @@ class _MoeTable:
     pim_s: np.ndarray         # busiest group's PIM time per layer
     pim_experts: np.ndarray   # experts on the PIM in the busiest group
     comm_s: float             # one layer's collective
+
+
+def greedy_split(stage: np.ndarray, groups: int) -> np.ndarray:
+    """The Duplex authors' expert co-processing heuristic, on ``stage[..., j]`` (the stage time
+    with the ``j`` least-loaded experts on the PIM, j = 0..E): start with all E on the PIM, move
+    the most-loaded to the xPU one group at a time (``groups`` groups when E > ``groups``, else
+    one expert at a time) while the time keeps falling. Their estimate derates both processors
+    by the same 0.75, which changes no comparison, so the times are used as they are."""
+    experts = stage.shape[-1] - 1
+    step = -(-experts // groups) if experts > groups else 1
+    candidates = np.maximum(experts - step * np.arange(-(-experts // step) + 1), 0)
+    times = stage[..., candidates]
+    falling = times[..., 1:] < times[..., :-1]
+    stop = np.where(falling.all(axis=-1), len(candidates) - 1, np.argmin(falling, axis=-1))
+    return candidates[stop].astype(np.intp)
 
 
 class DuplexCostModel(CostModel):
@@ -89,10 +109,17 @@ class DuplexCostModel(CostModel):
             self.bundles = BankBundles(spec.bank_bundles,
                                        pim_rates.bytes_per_s / spec.bank_bundles)
         self.concurrent = pim is not None and pim.concurrent_with_xpu
+        # bandwidth two overlapped streams share; unbounded: each keeps its own rate
+        self._overlap_cap = np.inf if self.bundles is None or not spec.bundle_contention \
+            else self.bundles.total_bytes_per_s
+        # a calibrated xPU (the profile's tables or curves, as CostModel reads them) prices
+        # attention at its kinds' fitted rates; without calibration these are self.xpu
+        self._xpu_prefill = Processor(XPU, self._prefill_rates, self.xpu.energy)
+        self._xpu_decode = Processor(XPU, self._decode_rates, self.xpu.energy)
         self.topology = Topology.of(
             tp, spec.devices_per_node, device.interconnect_bandwidth * eff.interconnect,
             device.interconnect_latency_s, spec.inter_node_bandwidth * eff.interconnect,
-            spec.inter_node_latency_s)
+            spec.inter_node_latency_s, spec.collectives)
         self.layout = self.router = None
         if model.is_moe:
             self.layout = ExpertLayout.of(spec.expert_parallel, model.num_experts, self.topology)
@@ -113,8 +140,12 @@ class DuplexCostModel(CostModel):
         for op in self.token_ops(T, emitting):
             if op.kind in (MOE_EXPERT, ALLREDUCE):
                 continue       # experts: _moe_table; collectives: below, topology-aware
+            if op.name in _FREE_IN_PAPER and not self.spec.embedding_and_lm_head:
+                continue
+            t_xpu = None if self._predictor is None else \
+                self._predictor.op_seconds(op, gated=self.dims.gated, tp=self.tp)
             t, j, where = pick(self.spec.placement, op.kind, op.flops, op.bytes, decode_only,
-                               self.xpu, self.pim)
+                               self.xpu, self.pim, t_xpu)
             placed.append(PlacedOp(op, PIM if bool(where) else XPU, op.count * float(t),
                                    op.count * float(j) * self.tp))
         if self.tp > 1:
@@ -152,18 +183,19 @@ class DuplexCostModel(CostModel):
             shared = getattr(shape, "decode_shared_kv_tokens", 0)
             f_d = a * ctx
             b_d = b_seq * shape.num_decode + b_key * (ctx - shared)  # shared prefixes read once
-            t_d, j_d, d_pim = pick(cfg, ATTN_DECODE, f_d, b_d, decode_only, self.xpu, pim)
+            t_d, j_d, d_pim = pick(cfg, ATTN_DECODE, f_d, b_d, decode_only, self._xpu_decode,
+                                   pim)
         if decode_only:
             return L * t_d, L * j_d * self.tp, d_pim
         f_p, b_p = attn_prefill_cost(shape.prefill_tokens, shape.prefill_attn_pairs,
                                      shape.prefill_kv_tokens, self.dims)
-        t_p, j_p, _ = pick(cfg, ATTN_PREFILL, f_p, b_p, False, self.xpu, pim)
+        t_p, j_p, _ = pick(cfg, ATTN_PREFILL, f_p, b_p, False, self._xpu_prefill, pim)
         if not shape.num_decode or pim is None or not self.spec.coprocessing.attention:
             return L * (t_p + t_d), L * (j_p + j_d) * self.tp, d_pim
         # co-processing: the best of the four assignments, overlapped on different processors
-        x, p, cap = self.xpu, pim, self.bundles.total_bytes_per_s
-        tx_p, tp_p, tx_d, tp_d = x.seconds(f_p, b_p), p.seconds(f_p, b_p), \
-            x.seconds(f_d, b_d), p.seconds(f_d, b_d)
+        x, p, cap = self.xpu, pim, self._overlap_cap
+        tx_p, tp_p, tx_d, tp_d = self._xpu_prefill.seconds(f_p, b_p), p.seconds(f_p, b_p), \
+            self._xpu_decode.seconds(f_d, b_d), p.seconds(f_d, b_d)
         jx_p, jp_p, jx_d, jp_d = x.energy.op_j(f_p, b_p), p.energy.op_j(f_p, b_p), \
             x.energy.op_j(f_d, b_d), p.energy.op_j(f_d, b_d)
         times = np.stack(np.broadcast_arrays(
@@ -209,7 +241,7 @@ class DuplexCostModel(CostModel):
             return np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(a, axis=-1)], -1)
 
         x = self.xpu
-        tx_e = np.where(live, x.busy_seconds(f_up, b_up) + x.busy_seconds(f_dn, b_dn), 0.0)
+        tx_e = np.where(live, self._xpu_expert_seconds(c, w, f_up, b_up, f_dn, b_dn), 0.0)
         tot = lambda a: prefix(a)[..., -1:]          # noqa: E731
         pc, pf, pb = prefix(c), prefix(f_e), prefix(b_e)
         # split j: the j least-loaded experts on the PIM, the rest on the xPU
@@ -222,16 +254,15 @@ class DuplexCostModel(CostModel):
             p = self.pim
             tp_e = np.where(live, p.busy_seconds(f_up, b_up) + p.busy_seconds(f_dn, b_dn), 0.0)
             t_p, by_p, j_p = side(p, prefix(tp_e), pc, pf, pb)
-            stage = overlap_seconds(t_x, by_x, t_p, by_p, self.bundles.total_bytes_per_s,
-                                    self.concurrent)
+            stage = overlap_seconds(t_x, by_x, t_p, by_p, self._overlap_cap, self.concurrent)
             choice = self._expert_split(stage, tot(f_e)[..., 0], tot(b_e)[..., 0], decode_only)
         take = lambda a: np.take_along_axis(a, choice[..., None], -1)[..., 0]   # noqa: E731
         g_stage, g_x, g_p = take(stage), take(t_x), take(t_p)
         busiest = np.argmax(g_stage, axis=-1)[..., None]
         pick1 = lambda a: np.take_along_axis(a, busiest, -1)[..., 0]             # noqa: E731
         layers = m.num_moe_layers
-        comm = lay.comm_s(self.topology, T, m.top_k, h * dt) + (self._launch_s if self.tp > 1
-                                                                   else 0.0)
+        comm = lay.comm_s(self.topology, T, m.top_k, h * dt, decode_only) + (
+            self._launch_s if self.tp > 1 else 0.0)
         joules = lay.split * (take(j_x) + take(j_p)).sum(axis=-1)
         if self.tp > 1:    # the collective's HBM traffic, as for the attention all-reduce
             joules = joules + self.xpu.energy.op_j(0.0, T * h * dt) * self.tp
@@ -242,12 +273,29 @@ class DuplexCostModel(CostModel):
             self._moe[key] = table
         return table
 
+    def _xpu_expert_seconds(self, counts, width: int, f_up, b_up, f_dn, b_dn):
+        """Each expert's two GEMMs on the xPU (``counts`` tokens each, intermediate ``width``
+        per device): measured tables or curves when the profile has them, else the roofline
+        without launches (one fused kernel launches once)."""
+        if self._predictor is not None:
+            up_shape, down_shape = mlp_gemm_shapes(self.model.hidden_size, width,
+                                                   self.model.mlp_gated)
+            up, down = self._predictor.gemm_s(counts, *up_shape), \
+                self._predictor.gemm_s(counts, *down_shape)
+            if up is not None and down is not None:
+                return up + down
+        x = self.xpu
+        return x.busy_seconds(f_up, b_up) + x.busy_seconds(f_dn, b_dn)
+
     def _expert_split(self, stage: np.ndarray, flops: np.ndarray, nbytes: np.ndarray,
                       decode_only: bool) -> np.ndarray:
-        """Experts on the PIM per (draw, group): with co-processing the best split; otherwise
-        all or none, as the placement policy says for the whole expert op."""
+        """Experts on the PIM per (draw, group): with co-processing the split its rule picks;
+        otherwise all or none, as the placement policy says for the whole expert op."""
         last = stage.shape[-1] - 1
-        if self.spec.coprocessing.experts:
+        cop = self.spec.coprocessing
+        if cop.experts and cop.expert_split == "greedy":
+            return greedy_split(stage, cop.expert_groups)
+        if cop.experts:
             return np.argmin(stage, axis=-1)
         cfg = self.spec.placement
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -5,10 +5,11 @@ assignments spread evenly (:func:`sim.cost.ops.expert_token_counts`): determinis
 iteration costs stay cacheable. The random kinds draw, for ``num_tokens`` tokens, a multinomial
 of ``num_tokens * top_k`` routed slots over the experts with per-slot probabilities
 (``uniform``: 1/E; ``zipf``: proportional to 1/(rank)**s, expert 0 the hottest; ``fixed``: given).
-The slots are drawn independently: a real router never sends one token to the same expert twice,
-which makes its counts slightly less spread (uniform, 8 experts, top-2: variance 0.1875 T per
-expert exactly vs 0.219 T here). So that no expert is asked for more slots than there are tokens
-on average, a per-slot probability above 1/top_k is refused.
+A real router never sends one token to the same expert twice: under ``uniform`` each token picks
+``top_k`` distinct experts, uniformly among the subsets (8 experts, top-2: variance 0.1875 T per
+expert, against 0.219 T for independent slots). Under ``zipf`` and ``fixed`` the slots are drawn
+independently, slightly more spread than a real router; so that no expert is asked for more
+slots than there are tokens on average, a per-slot probability above 1/top_k is refused.
 
 Random routing and exactness. An iteration's draw is picked from ``draws`` count vectors per
 token count, pre-drawn from ``seed`` and the token count, by a hash of the batch shape (token
@@ -34,6 +35,22 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
     return x ^ (x >> _U64(31))
+
+
+def distinct_uniform_counts(rng: np.random.Generator, draws: int, num_tokens: int,
+                            num_experts: int, top_k: int) -> np.ndarray:
+    """(draws, experts) token counts when each token picks ``top_k`` distinct experts uniformly.
+
+    The j-th pick of a token is uniform over the ``E - j`` experts it has not picked: draw an
+    index in [0, E - j) and step it over the picked experts in increasing order."""
+    chosen = np.empty((draws, num_tokens, top_k), dtype=np.int64)
+    for j in range(top_k):
+        pick = rng.integers(0, num_experts - j, size=(draws, num_tokens))
+        for taken in np.moveaxis(np.sort(chosen[..., :j], axis=-1), -1, 0):
+            pick += pick >= taken
+        chosen[..., j] = pick
+    flat = chosen + (np.arange(draws, dtype=np.int64) * num_experts)[:, None, None]
+    return np.bincount(flat.ravel(), minlength=draws * num_experts).reshape(draws, num_experts)
 
 
 class ExpertRouter:
@@ -74,8 +91,12 @@ class ExpertRouter:
         else:
             # one stream per (seed, token count): tables do not depend on the order of requests
             rng = np.random.default_rng((self.cfg.seed, num_tokens))
-            counts = rng.multinomial(num_tokens * self.top_k, self.shares,
-                                     size=self.num_draws).astype(np.int64)
+            if self.cfg.kind == "uniform":
+                counts = distinct_uniform_counts(rng, self.num_draws, num_tokens,
+                                                 self.num_experts, self.top_k)
+            else:
+                counts = rng.multinomial(num_tokens * self.top_k, self.shares,
+                                         size=self.num_draws).astype(np.int64)
         counts.setflags(write=False)
         if len(self._tables) < 100_000:
             self._tables[num_tokens] = counts

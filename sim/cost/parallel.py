@@ -19,6 +19,12 @@ MoE layers (``expert_parallel``):
 
 An all-to-all's traffic to devices in the same node rides NVLink, to other nodes InfiniBand,
 concurrently; it costs one latency per link class.
+
+``collectives: paper`` uses the Duplex authors' simulator's formulas instead: an all-reduce over
+``n`` devices is a ring at NVLink parameters whatever the nodes, ``2(n-1)`` latencies plus
+``(S/n) / bandwidth``; a MoE layer moves the tokens bound for experts in other device groups
+once (their rows, divided over the attention's ``tp`` devices), over InfiniBand in decode-only
+iterations that span nodes and over NVLink otherwise; ET groups add a ring all-reduce.
 """
 
 from __future__ import annotations
@@ -36,17 +42,18 @@ class Topology:
     intra_latency_s: float
     inter_bytes_per_s: float     # InfiniBand, per device per direction, x efficiency
     inter_latency_s: float
+    collectives: str = "hierarchical"     # or "paper" (the module's docstring)
 
     @classmethod
     def of(cls, devices: int, devices_per_node: int, intra_bytes_per_s: float,
            intra_latency_s: float, inter_bytes_per_s: float,
-           inter_latency_s: float) -> "Topology":
+           inter_latency_s: float, collectives: str = "hierarchical") -> "Topology":
         per_node = min(devices, devices_per_node)
         if devices % per_node:
             raise HardwareError(f"tensor_parallel {devices} is not a whole number of "
                                 f"{devices_per_node}-device nodes")
         return cls(devices, per_node, intra_bytes_per_s, intra_latency_s, inter_bytes_per_s,
-                   inter_latency_s)
+                   inter_latency_s, collectives)
 
     @property
     def nodes(self) -> int:
@@ -57,6 +64,8 @@ class Topology:
         p, n = self.per_node, self.nodes
         if self.devices <= 1:
             return 0.0
+        if self.collectives == "paper":
+            return self.paper_ring_s(message_bytes, self.devices)
         # reduce-scatter + all-gather inside the node: the ring's 2(p-1)/p, 2(p-1) steps
         intra_steps = 2 * (p - 1)
         seconds = intra_steps / p * message_bytes / self.intra_bytes_per_s \
@@ -67,6 +76,23 @@ class Topology:
             seconds += inter_steps / n * (message_bytes / p) / self.inter_bytes_per_s \
                 + inter_steps * self.inter_latency_s
         return seconds
+
+    def paper_ring_s(self, message_bytes: float, devices: int) -> float:
+        """The authors' ring all-reduce over ``devices``: 2(n-1) hops of NVLink latency plus
+        one shard of the message at NVLink bandwidth."""
+        if devices <= 1:
+            return 0.0
+        return 2 * (devices - 1) * self.intra_latency_s \
+            + message_bytes / devices / self.intra_bytes_per_s
+
+    def paper_dispatch_s(self, message_bytes: float, decode_only: bool) -> float:
+        """The authors' MoE all-to-all: ``message_bytes`` per device, at InfiniBand rate in a
+        decode-only iteration spanning nodes, else at NVLink rate."""
+        if message_bytes <= 0:
+            return 0.0
+        if decode_only and self.nodes > 1:
+            return message_bytes / self.inter_bytes_per_s + self.inter_latency_s
+        return message_bytes / self.intra_bytes_per_s + self.intra_latency_s
 
     def alltoall_s(self, bytes_per_device: float) -> float:
         """Each device sends ``bytes_per_device`` spread evenly over all devices (itself too)."""
@@ -101,10 +127,17 @@ class ExpertLayout:
                 f"{groups} device groups of {d} devices")
         return cls(mode, groups, d // groups, num_experts // groups)
 
-    def comm_s(self, topo: Topology, num_tokens: int, top_k: int, row_bytes: float) -> float:
+    def comm_s(self, topo: Topology, num_tokens: int, top_k: int, row_bytes: float,
+               decode_only: bool = False) -> float:
         """Collective time of one MoE layer (combine the experts' outputs on every device)."""
         if topo.devices <= 1:
             return 0.0
+        if topo.collectives == "paper":
+            # rows routed to another group's experts, spread over the attention's devices
+            remote = num_tokens * top_k * (self.groups - 1) / self.groups * row_bytes \
+                / topo.devices
+            return topo.paper_dispatch_s(remote, decode_only) \
+                + topo.paper_ring_s(num_tokens * row_bytes, self.split)
         if self.mode == "tensor":
             return topo.allreduce_s(num_tokens * row_bytes)
         d = topo.devices

@@ -13,6 +13,8 @@ Policies (``PLACEMENTS``, the names a profile's ``duplex.placement.policy`` take
   PIM in decode-only iterations (in iterations with prefill they have many tokens each); all
   else on the xPU.
 - ``fastest``: each op on the processor whose roofline time is smaller.
+- ``fastest_allowed``: as ``fastest`` for the kinds in ``pim_kinds``; every other op on the xPU
+  (the Duplex authors' simulator keeps dense layers and the MoE gate on the xPU).
 - ``threshold``: ops of a kind in ``pim_kinds`` with Op/B <= ``pim_max_op_b`` on the PIM.
 
 Policies decide with numpy on arrays (one decision per decode step of a fast-forwarded run).
@@ -72,13 +74,18 @@ def _fastest(kind, intensity, decode_only, t_xpu, t_pim, cfg):
     return t_pim < t_xpu
 
 
+def _fastest_allowed(kind, intensity, decode_only, t_xpu, t_pim, cfg):
+    return kind in cfg.pim_kinds and t_pim < t_xpu
+
+
 def _threshold(kind, intensity, decode_only, t_xpu, t_pim, cfg):
     if kind not in cfg.pim_kinds:
         return False
     return intensity <= cfg.pim_max_op_b
 
 
-PLACEMENTS: dict[str, Policy] = {"paper": _paper, "fastest": _fastest, "threshold": _threshold}
+PLACEMENTS: dict[str, Policy] = {"paper": _paper, "fastest": _fastest,
+                                 "fastest_allowed": _fastest_allowed, "threshold": _threshold}
 
 
 def on_pim(cfg: PlacementSection, kind: str, intensity, decode_only: bool, t_xpu, t_pim):
@@ -87,9 +94,10 @@ def on_pim(cfg: PlacementSection, kind: str, intensity, decode_only: bool, t_xpu
 
 
 def pick(cfg: PlacementSection, kind: str, flops, nbytes, decode_only: bool,
-         xpu: Processor, pim: Processor | None):
-    """(seconds, joules, on_pim) of one op placed by ``cfg`` (elementwise on arrays)."""
-    t_x = xpu.seconds(flops, nbytes)
+         xpu: Processor, pim: Processor | None, t_xpu=None):
+    """(seconds, joules, on_pim) of one op placed by ``cfg`` (elementwise on arrays);
+    ``t_xpu``: the op's measured time on the xPU, if known, instead of its roofline."""
+    t_x = xpu.seconds(flops, nbytes) if t_xpu is None else t_xpu
     e_x = xpu.energy.op_j(flops, nbytes)
     if pim is None:
         return t_x, e_x, np.zeros(np.shape(t_x), dtype=bool)

@@ -23,7 +23,8 @@ from sim.hardware.device import DeviceSpec
 _TERA, _GIGA, _MICRO = 1e12, 1e9, 1e-6
 
 PIM_LOCATIONS = ("logic_die", "bank_group", "bank")
-PLACEMENT_POLICIES = ("paper", "fastest", "threshold")
+PLACEMENT_POLICIES = ("paper", "fastest", "fastest_allowed", "threshold")
+ASSUMPTIONS = ("realistic", "paper")
 ROUTING_KINDS = ("balanced", "uniform", "zipf", "fixed")
 # op kinds the threshold policy may send to the PIM (sim.cost.ops.OP_KINDS without collectives)
 PLACEABLE_KINDS = ("gemm", "attn_prefill", "attn_decode", "moe_expert", "elementwise")
@@ -75,10 +76,13 @@ class PlacementSection:
     """Which processor runs each op (see sim/cost/placement.py).
 
     ``paper``: decode attention, and the MoE experts of decode-only iterations, on the PIM; all
-    else on the xPU. ``fastest``: each op where its roofline time is smaller. ``threshold``: ops
-    of a kind in ``pim_kinds`` whose Op/B (FLOPs per byte) is at most ``pim_max_op_b``."""
+    else on the xPU. ``fastest``: each op where its roofline time is smaller.
+    ``fastest_allowed``: ops of a kind in ``pim_kinds`` where their roofline time is smaller,
+    every other op on the xPU (the paper authors' simulator, with dense layers and the MoE gate
+    forced onto the xPU). ``threshold``: ops of a kind in ``pim_kinds`` whose Op/B (FLOPs per
+    byte) is at most ``pim_max_op_b``."""
 
-    policy: Literal["paper", "fastest", "threshold"] = "paper"
+    policy: Literal["paper", "fastest", "fastest_allowed", "threshold"] = "paper"
     pim_max_op_b: float = 32.0
     pim_kinds: tuple[str, ...] = ("attn_decode", "moe_expert")
 
@@ -93,10 +97,22 @@ class PlacementSection:
 class CoprocessingSection:
     """Both processors busy at once. ``attention``: prefill attention on the xPU while decode
     attention runs on the PIM (mixed iterations). ``experts``: the experts of a MoE layer split
-    between the two, least-loaded experts to the PIM, the split minimising max(xPU, PIM)."""
+    between the two, least-loaded experts to the PIM.
+
+    ``expert_split``: how the split is chosen. ``optimal``: of all splits (the j least-loaded
+    experts on the PIM, j = 0..E), the one with the smallest stage time. ``greedy`` (the paper
+    authors' heuristic): start with every expert on the PIM and move the most-loaded to the xPU,
+    in ``expert_groups`` equal groups when a device holds more experts than that, while the
+    stage time keeps falling."""
 
     attention: bool = False
     experts: bool = False
+    expert_split: Literal["optimal", "greedy"] = "optimal"
+    expert_groups: int = 4
+
+    def check(self, at: str) -> None:
+        require(self.expert_groups >= 1, f"{at}.expert_groups", "an integer >= 1",
+                self.expert_groups)
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,10 @@ class TopologySection:
     # per device, per direction: 8 x 400 Gb/s ConnectX-7 = 400 GB/s per 8-device node
     inter_node_gb_s: float = 50.0
     inter_node_latency_us: float = 5.0
+    # ``hierarchical``: ring all-reduce inside each node, then across nodes on the inter-node
+    # link; all-to-all traffic on the link it crosses. ``paper``: the authors' simulator's
+    # formulas (sim/cost/parallel.py)
+    collectives: Literal["hierarchical", "paper"] = "hierarchical"
 
     def check(self, at: str) -> None:
         require(self.devices_per_node >= 1, f"{at}.devices_per_node", "an integer >= 1",
@@ -154,12 +174,20 @@ class TopologySection:
 class DuplexSection:
     """The ``duplex:`` section of a ``kind: duplex`` profile."""
 
+    # ``realistic``: the profile's numbers as written. ``paper``: the Duplex authors' simulator
+    # (PAPER_ASSUMPTIONS below is laid over the profile before the scenario's own overrides)
+    assumptions: Literal["realistic", "paper"] = "realistic"
     pim: PimSection | None = None
     # Bank bundles per device: groups of banks with their own data paths. The PIM's bandwidth is
     # the sum over bundles; a bundle is shared by whichever processors stream from it.
     bank_bundles: int = 2
     # 0.909 nJ per row activation (paper) / 1 KiB HBM3 page: paid per byte streamed on any path
     row_activation_pj_per_byte: float = 0.0
+    # Whether co-processed streams share the bank bundles' bandwidth (sim/hardware/bundles.py);
+    # false: each processor runs at its own rate, the stage takes the longer of the two
+    bundle_contention: bool = True
+    # false: the embedding lookup and the LM head cost nothing (the authors' simulator)
+    embedding_and_lm_head: bool = True
     # MoE layers: ``tensor`` (ET) splits every expert over the devices of a node, experts divided
     # among nodes; ``expert`` (EP) gives each device whole experts
     expert_parallel: Literal["tensor", "expert"] = "tensor"
@@ -176,6 +204,7 @@ class DuplexSection:
         require(self.row_activation_pj_per_byte >= 0, f"{at}.row_activation_pj_per_byte",
                 "a number >= 0", self.row_activation_pj_per_byte)
         self.placement.check(f"{at}.placement")
+        self.coprocessing.check(f"{at}.coprocessing")
         self.routing.check(f"{at}.routing")
         self.topology.check(f"{at}.topology")
 
@@ -183,14 +212,58 @@ class DuplexSection:
         """The DuplexSpec fields this section sets (SI units)."""
         t = self.topology
         return dict(
+            assumptions=self.assumptions,
             pim=None if self.pim is None else PimSpec.of(self.pim),
-            bank_bundles=self.bank_bundles,
+            bank_bundles=self.bank_bundles, bundle_contention=self.bundle_contention,
+            embedding_and_lm_head=self.embedding_and_lm_head,
             row_activation_pj_per_byte=self.row_activation_pj_per_byte,
             expert_parallel=self.expert_parallel, placement=self.placement,
             coprocessing=self.coprocessing, routing=self.routing,
             devices_per_node=t.devices_per_node,
             inter_node_bandwidth=t.inter_node_gb_s * _GIGA,
-            inter_node_latency_s=t.inter_node_latency_us * _MICRO)
+            inter_node_latency_s=t.inter_node_latency_us * _MICRO, collectives=t.collectives)
+
+
+# -- the paper's assumptions ------------------------------------------------------------------
+# The Duplex authors' simulator (an analytic roofline): what ``assumptions: paper`` lays over a
+# profile, before the scenario's own overrides (which therefore still win). Each line is one of
+# its rules; the numbers are its presets.
+PAPER_ASSUMPTIONS: dict = {
+    # 100% of peak FLOP/s, bandwidth and link rate; no kernel-launch or per-iteration cost
+    "efficiency": {"compute": 1.0, "memory": 1.0, "interconnect": 1.0, "kernel_launch_us": 0.0,
+                   "iteration_overhead_ms": 0.0},
+    "power": {"idle_w": 0.0},                      # dynamic energy only
+    "interconnect": {"bandwidth_gb_s": 450.0, "latency_us": 0.8},     # NVLink per direction
+    "duplex": {
+        "bundle_contention": False,                # two time tracks joined by a max
+        "embedding_and_lm_head": False,            # both cost nothing
+        # each op on the faster unit, except dense layers and the MoE gate (on the xPU)
+        "placement": {"policy": "fastest_allowed",
+                      "pim_kinds": ["attn_decode", "attn_prefill", "moe_expert"]},
+        # heaviest experts to the xPU, in 4 groups, while the estimate falls
+        "coprocessing": {"expert_split": "greedy", "expert_groups": 4},
+        # 400 Gb/s NDR InfiniBand per device; ring all-reduce at NVLink parameters
+        "topology": {"inter_node_gb_s": 50.0, "inter_node_latency_us": 0.13,
+                     "collectives": "paper"},
+    },
+}
+_PAPER_PIM = {"efficiency": {"compute": 1.0, "memory": 1.0, "kernel_launch_us": 0.0}}
+
+
+def assumptions_of(profile: dict) -> object:
+    """The ``duplex.assumptions`` a raw profile mapping asks for (``None`` when unset)."""
+    section = profile.get("duplex")
+    return section.get("assumptions") if isinstance(section, dict) else None
+
+
+def paper_overlay(profile: dict) -> dict:
+    """:data:`PAPER_ASSUMPTIONS` for this raw profile mapping: its PIM, if it has one, at 100%
+    of its peaks and without launch cost too."""
+    section = profile.get("duplex")
+    if isinstance(section, dict) and isinstance(section.get("pim"), dict):
+        return {**PAPER_ASSUMPTIONS,
+                "duplex": {**PAPER_ASSUMPTIONS["duplex"], "pim": _PAPER_PIM}}
+    return PAPER_ASSUMPTIONS
 
 
 # -- specs (SI units) ---------------------------------------------------------------------------
@@ -223,8 +296,11 @@ class PimSpec:
 class DuplexSpec(DeviceSpec):
     """A device of kind ``duplex``: the DeviceSpec fields are the xPU and its HBM path."""
 
+    assumptions: str = "realistic"
     pim: PimSpec | None = None
     bank_bundles: int = 2
+    bundle_contention: bool = True
+    embedding_and_lm_head: bool = True
     row_activation_pj_per_byte: float = 0.0
     expert_parallel: str = "tensor"
     placement: PlacementSection = field(default_factory=PlacementSection)
@@ -233,6 +309,7 @@ class DuplexSpec(DeviceSpec):
     devices_per_node: int = 8
     inter_node_bandwidth: float = 50e9
     inter_node_latency_s: float = 5e-6
+    collectives: str = "hierarchical"
 
     @classmethod
     def from_device(cls, device: DeviceSpec) -> "DuplexSpec":

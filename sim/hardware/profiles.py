@@ -20,7 +20,7 @@ from sim.hardware.calibration.schema import (CalibrationSection, MeasuredSection
 from sim.config import parse, read_text, require
 from sim.errors import HardwareError, ScenarioError, did_you_mean
 from sim.hardware.device import DeviceSpec, Efficiency
-from sim.hardware.duplex import DuplexSection, DuplexSpec
+from sim.hardware.duplex import DuplexSection, DuplexSpec, assumptions_of, paper_overlay
 from sim.registry import Registry
 
 # The shipped profiles live in the package (the repository's top-level hardware_profiles/ is a
@@ -107,7 +107,9 @@ class PowerSection:
     idle_w: float
 
     def check(self, at: str) -> None:
-        _positive(self, at, "tdp_w", "idle_w")
+        _positive(self, at, "tdp_w")
+        # 0 is an idealisation (dynamic energy only), as the Duplex paper's simulator assumes
+        require(self.idle_w >= 0, f"{at}.idle_w", "a number >= 0", self.idle_w)
         require(self.idle_w < self.tdp_w, f"{at}.idle_w", f"a number < tdp_w ({self.tdp_w})",
                 self.idle_w)
 
@@ -224,8 +226,17 @@ def load_device(name_or_path: str, overrides: dict | None = None,
         return _load_cached(str(path), stamp)
     if not isinstance(overrides, dict):
         raise ScenarioError(_shown(str(path)), None, "overrides as a mapping", overrides)
-    data = _deep_merge(_read_yaml(str(path), stamp), overrides)
+    data = _with_assumptions(_read_yaml(str(path), stamp), overrides)
     return _to_spec(parse(ProfileFile, data, path=_shown(str(path))), str(path))
+
+
+def _with_assumptions(raw: dict, overrides: dict) -> dict:
+    """``raw`` with ``overrides`` merged in; with ``duplex.assumptions: paper`` (in either), the
+    paper's overlay goes between them, so what a scenario sets itself still wins."""
+    data = _deep_merge(raw, overrides)
+    if assumptions_of(data) == "paper":
+        data = _deep_merge(_deep_merge(raw, paper_overlay(data)), overrides)
+    return data
 
 
 def _resolve(name_or_path: str, base_dir: Path | None) -> Path:
@@ -267,7 +278,7 @@ def _read_yaml(path: str, mtime_ns: int) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _load_cached(path: str, mtime_ns: int) -> DeviceSpec:
-    data = _read_yaml(path, mtime_ns)
+    data = _with_assumptions(_read_yaml(path, mtime_ns), {})
     profile = parse(ProfileFile, data, path=_shown(path))
     if Path(path).parent in _profile_dirs() and profile.name != Path(path).stem:
         # A copied profile whose name was not updated would silently report the wrong device.

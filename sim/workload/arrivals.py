@@ -37,6 +37,9 @@ class ArrivalConfig:
     schedule: list[list[float]] | None = None   # piecewise: [[duration_s, rate_rps], ...]
     clients: int | None = None      # closed_loop: concurrent clients
     think_time_s: float = 0.0       # closed_loop: pause between a request's end and the next
+    # requests sent together at start_s before the process's own arrivals: a system that
+    # starts loaded (the Duplex authors start their Poisson sweep with 0.7 x max batch)
+    initial_requests: int = 0
 
     def __post_init__(self) -> None:
         ARRIVALS.require(self.kind, "kind")
@@ -68,6 +71,11 @@ class ArrivalConfig:
             require(self.rate_rps > 0 and np.isfinite(self.rate_rps), "rate_rps",
                     "a number > 0", self.rate_rps)
         require(self.cv > 0 and np.isfinite(self.cv), "cv", "a number > 0", self.cv)
+        require(self.initial_requests >= 0, "initial_requests", "an integer >= 0",
+                self.initial_requests)
+        require(self.initial_requests == 0 or self.kind != "closed_loop", "initial_requests",
+                "0 with kind closed_loop (its clients send the first requests)",
+                self.initial_requests)
         require(self.start_s >= 0 and np.isfinite(self.start_s), "start_s", "a number >= 0",
                 self.start_s)
 
@@ -128,3 +136,13 @@ ARRIVALS: Registry[ArrivalGenerator] = Registry("arrival kind", {
     "piecewise": piecewise_arrivals,
     "closed_loop": closed_loop_arrivals,
 })
+
+
+def arrival_times(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` arrival times: the first ``cfg.initial_requests`` together at ``start_s``, then
+    the process of ``cfg.kind``."""
+    initial = min(cfg.initial_requests, n)
+    times = ARRIVALS[cfg.kind](cfg, n - initial, rng)
+    if not initial:
+        return times
+    return np.concatenate([np.full(initial, cfg.start_s), times])

@@ -12,7 +12,7 @@ import pandas as pd
 from sim.config import require
 from sim.errors import ScenarioError
 from sim.workload import transforms
-from sim.workload.arrivals import ARRIVALS, ArrivalConfig
+from sim.workload.arrivals import ArrivalConfig, arrival_times
 from sim.workload.columns import IdLists, TraceColumns
 from sim.workload.fit import ReplayFitConfig, fit_trace
 from sim.workload.lengths import LengthConfig, sample_lengths
@@ -186,7 +186,7 @@ def build_workload(cfg: WorkloadConfig, rng: np.random.Generator, base_dir: Path
     if cfg.trace is not None:
         columns = trace(cfg.trace)
         if cfg.arrivals is not None:
-            columns.arrival_s = ARRIVALS[cfg.arrivals.kind](cfg.arrivals, len(columns), rng)
+            columns.arrival_s = arrival_times(cfg.arrivals, len(columns), rng)
         elif not columns.has_timestamps:
             raise ScenarioError(source, "workload.arrivals",
                                 "an arrival process (this trace has no timestamps)")
@@ -224,14 +224,14 @@ def _generated(cfg: WorkloadConfig, rng: np.random.Generator, trace) -> TraceCol
                   (("prompt_tokens", cfg.prompt_tokens), ("output_tokens", cfg.output_tokens))
                   if c.dist == "empirical"}
         cols = generate_sessions(s, cfg.num_requests,
-                                 lambda k: ARRIVALS[cfg.arrivals.kind](cfg.arrivals, k, rng),
+                                 lambda k: arrival_times(cfg.arrivals, k, rng),
                                  cfg.prompt_tokens, cfg.output_tokens, rng, values)
         return TraceColumns(cols["arrival_s"], cols["prompt_tokens"], cols["output_tokens"],
                             cols["prefix_hashes"], cols["session"], s.prefix_block_tokens)
     if cfg.prefix_sharing is not None:
         p = cfg.prefix_sharing
         n = cfg.num_requests or p.set_size
-        arrivals = ARRIVALS[cfg.arrivals.kind](cfg.arrivals, n, rng)
+        arrivals = arrival_times(cfg.arrivals, n, rng)
         suffix = p.suffix_tokens
         values = getattr(trace(suffix.trace), suffix.column or "prompt_tokens") \
             if suffix.dist == "empirical" else None
@@ -239,7 +239,7 @@ def _generated(cfg: WorkloadConfig, rng: np.random.Generator, trace) -> TraceCol
         outputs = _lengths(cfg.output_tokens, "output_tokens", n, rng, trace)
         return TraceColumns(arrivals, prompts, outputs, ids, None, p.prefix_block_tokens)
     n = cfg.num_requests
-    arrivals = ARRIVALS[cfg.arrivals.kind](cfg.arrivals, n, rng)
+    arrivals = arrival_times(cfg.arrivals, n, rng)
     prompts = _lengths(cfg.prompt_tokens, "prompt_tokens", n, rng, trace)
     outputs = _lengths(cfg.output_tokens, "output_tokens", n, rng, trace)
     return TraceColumns(arrivals, prompts, outputs)
@@ -259,7 +259,7 @@ def _fitted(cfg: WorkloadConfig, rng: np.random.Generator, trace,
                             "an arrival process (the fitted trace has no timestamps)")
     arrivals_cfg = cfg.arrivals or fit.arrivals
     n = cfg.num_requests
-    arrivals = ARRIVALS[arrivals_cfg.kind](arrivals_cfg, n, rng)
+    arrivals = arrival_times(arrivals_cfg, n, rng)
     if cfg.arrivals is None and len(observed):   # the synthetic trace starts where the trace did
         arrivals = arrivals - arrivals_cfg.start_s + float(observed.arrival_s[0])
     prompts = _lengths(cfg.prompt_tokens or fit_prompt, "prompt_tokens", n, rng, trace)
