@@ -12,7 +12,7 @@ import os
 from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -45,6 +45,46 @@ def scenario_path(path: str | Path) -> Path:
     return shipped if shipped.is_file() else path
 
 
+def _check_tp(tp: int, field: str) -> None:
+    require(0 < tp <= 1024 and tp & (tp - 1) == 0, field, "a power of two in [1, 1024]", tp)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """One pool of identical replicas (``cluster.pools``). ``prefill`` replicas hand each
+    request to a ``decode`` replica once its prompt is prefilled (its first token out), the KV
+    cache sent over the prefill replica's links; ``colocated`` replicas serve requests whole.
+    Unset fields take the cluster's (tensor_parallel, router) or the scenario's (hardware)."""
+
+    role: Literal["prefill", "decode", "colocated"]
+    replicas: int = 1
+    tensor_parallel: int | None = None
+    hardware: str | dict | None = None       # a profile name, or {name: ..., <overrides>}
+    router: str | None = None                # decode pools: which decode replica a request gets
+
+    def __post_init__(self):
+        require(0 < self.replicas <= 100_000, "replicas", "an integer in [1, 100000]",
+                self.replicas)
+        if self.tensor_parallel is not None:
+            _check_tp(self.tensor_parallel, "tensor_parallel")
+        if self.router is not None:
+            ROUTERS.require(self.router, "router")
+
+
+@dataclass(frozen=True)
+class KvTransferConfig:
+    """The links prefill replicas send KV caches on: per device and direction (each device of
+    a replica sends its shard on its own link; concurrent transfers from a replica share them).
+    400 Gb/s InfiniBand NDR: 50 GB/s; 200 Gb/s Ethernet: 25; NVLink inside a node: 450."""
+
+    bandwidth_gb_s: float = 50.0
+    latency_us: float = 10.0       # per transfer: connection setup and the first byte
+
+    def __post_init__(self):
+        require(self.bandwidth_gb_s > 0, "bandwidth_gb_s", "a number > 0", self.bandwidth_gb_s)
+        require(self.latency_us >= 0, "latency_us", "a number >= 0", self.latency_us)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     replicas: int = 1
@@ -54,14 +94,32 @@ class ClusterConfig:
     # of a MoE model whose experts are spread over all of them; they step in lockstep
     # (sim/cluster/lockstep.py). No effect on dense models, as in vLLM.
     expert_parallel: bool = False
+    # prefill/decode disaggregation: pools of replicas by role (replaces ``replicas``)
+    pools: tuple[PoolConfig, ...] = ()
+    kv_transfer: KvTransferConfig = KvTransferConfig()
 
     def __post_init__(self):
         require(0 < self.replicas <= 100_000, "replicas", "an integer in [1, 100000]",
                 self.replicas)
-        require(0 < self.tensor_parallel <= 1024 and
-                self.tensor_parallel & (self.tensor_parallel - 1) == 0,
-                "tensor_parallel", "a power of two in [1, 1024]", self.tensor_parallel)
+        _check_tp(self.tensor_parallel, "tensor_parallel")
         ROUTERS.require(self.router, "router")
+        if not self.pools:
+            return
+        roles = {p.role for p in self.pools}
+        require(self.replicas == 1, "replicas", "no value with pools (set replicas per pool)",
+                self.replicas)
+        require(not self.expert_parallel, "expert_parallel", "false with pools",
+                self.expert_parallel)
+        require("decode" in roles or "prefill" not in roles, "pools",
+                "a decode pool beside the prefill pool (prefill replicas hand requests to one)",
+                sorted(roles))
+        require("prefill" in roles or "decode" not in roles, "pools",
+                "a prefill pool beside the decode pool (decode replicas take requests from one)",
+                sorted(roles))
+
+    @property
+    def num_replicas(self) -> int:
+        return sum(p.replicas for p in self.pools) if self.pools else self.replicas
 
 
 GOODPUT_TOKENS = ("output", "prompt+output")
@@ -188,7 +246,7 @@ class Scenario:
         cluster = parse(ClusterConfig, data.get("cluster"), path=path, field="cluster")
         return cls(
             name=name, seed=seed, model=model,
-            hardware=_parse_hardware(data.get("hardware", "h100-sxm"), path),
+            hardware=parse_hardware(data.get("hardware", "h100-sxm"), path),
             cluster=cluster,
             scheduler=_parse_scheduler(data.get("scheduler"), path),
             workload=parse(WorkloadConfig, data["workload"], path=path, field="workload"),
@@ -196,7 +254,7 @@ class Scenario:
             simulation=parse(SimulationConfig, data.get("simulation"), path=path,
                              field="simulation"),
             description=str(data.get("description", "")),
-            failures=_parse_failures(data.get("failures"), cluster.replicas, path,
+            failures=_parse_failures(data.get("failures"), cluster.num_replicas, path,
                                      cluster.expert_parallel),
             engine=parse(EngineTerms, data.get("engine"), path=path, field="engine"),
             overload=parse(OverloadConfig, data.get("overload"), path=path, field="overload"),
@@ -210,6 +268,8 @@ class Scenario:
         out["hardware"] = hw
         for key in ("cluster", "scheduler", "engine", "workload", "slo", "simulation"):
             out[key] = _drop_none(dataclasses.asdict(getattr(self, key)))
+        if not self.cluster.pools:      # scenarios without pools keep their echo
+            del out["cluster"]["pools"], out["cluster"]["kv_transfer"]
         if self.description:
             out["description"] = self.description
         if self.failures:     # only when set, so scenarios without failures keep their echo
@@ -222,19 +282,22 @@ class Scenario:
 def _drop_none(value):
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None and v != {}}
+    if isinstance(value, tuple) and value and isinstance(value[0], dict):
+        return [_drop_none(v) for v in value]
     return value
 
 
-def _parse_hardware(value: Any, path: str | None) -> HardwareConfig:
+def parse_hardware(value: Any, path: str | None, field: str = "hardware") -> HardwareConfig:
+    """A ``hardware`` value: a profile name or path, or ``{name: ..., <overrides>}``."""
     if isinstance(value, str):
         return HardwareConfig(name=value)
     if isinstance(value, dict):
         value = {"name": HardwareConfig.name, **value}
         if not isinstance(value["name"], str):
-            raise ScenarioError(path, "hardware.name", "a profile name or path", value["name"])
+            raise ScenarioError(path, f"{field}.name", "a profile name or path", value["name"])
         rest = {k: v for k, v in value.items() if k != "name"}
         return HardwareConfig(name=value["name"], overrides=copy.deepcopy(rest))
-    raise ScenarioError(path, "hardware", "a profile name, a path, or {name: ..., <overrides>}",
+    raise ScenarioError(path, field, "a profile name, a path, or {name: ..., <overrides>}",
                         value)
 
 

@@ -70,7 +70,8 @@ CASES: dict[str, dict[str, dict]] = {
                   for name in ("fcfs", "aggressive", "conservative", "past_future", "oracle",
                                "batchllm")},
     "router": {name: scenario(cluster={"router": name})
-               for name in ("round-robin", "random", "least-outstanding", "least-kv-load")},
+               for name in ("round-robin", "random", "least-outstanding", "least-kv-load",
+                            "prefix-aware", "session-affinity")},
     "arrival kind": {
         "poisson": scenario(),
         "constant": scenario(workload=workload(arrivals={"kind": "constant", "rate_rps": 10})),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import simpy
 
 from sim.cluster.closed_loop import ClosedLoop
 from sim.cluster.failures import failure_window_attainment, speed_changes, start_failures
+from sim.cluster.kv_transfer import KvLink
 from sim.cluster.lockstep import LockstepGroup
 from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
@@ -99,6 +101,42 @@ def deployment_cost_model(scenario: Scenario, dep: Deployment | None = None) -> 
                            max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens)
 
 
+@dataclass
+class PoolPlan:
+    """One pool of a cluster: its role, the scenario as it applies to it (its hardware,
+    tensor_parallel and replica count) and its deployment."""
+
+    role: str
+    scenario: Scenario
+    deployment: Deployment
+    router: str
+
+
+def resolve_pools(scenario: Scenario) -> list[PoolPlan]:
+    """The cluster's pools, each resolved (one colocated pool without ``cluster.pools``)."""
+    cluster = scenario.cluster
+    if not cluster.pools:
+        return [PoolPlan("colocated", scenario, resolve(scenario), cluster.router)]
+    from sim.scenario import parse_hardware     # (the scenario module sits above this one)
+
+    plans = []
+    for i, pool in enumerate(cluster.pools):
+        hardware = scenario.hardware if pool.hardware is None else \
+            parse_hardware(pool.hardware, scenario.path, f"cluster.pools.{i}.hardware")
+        tp = pool.tensor_parallel or cluster.tensor_parallel
+        sub = dataclasses.replace(scenario, hardware=hardware, cluster=dataclasses.replace(
+            cluster, pools=(), replicas=pool.replicas, tensor_parallel=tp))
+        try:
+            dep = resolve(sub)
+        except ScenarioError as exc:     # the field as the pool's: which pool, which field
+            raise ScenarioError(exc.path, f"cluster.pools.{i} ({exc.field})", exc.expected,
+                                exc.got, exc.hint) from None
+        except CapacityError as exc:
+            raise CapacityError(f"cluster.pools.{i} ({pool.role}): {exc}") from None
+        plans.append(PoolPlan(pool.role, sub, dep, pool.router or cluster.router))
+    return plans
+
+
 def _named(path, field, load):
     try:
         return load()
@@ -147,37 +185,60 @@ def always_served_tokens(dep: Deployment, scenario: Scenario) -> int:
 
 
 class Cluster:
-    """Replicas behind a router, fed by the workload's arrival process."""
+    """Replicas behind a router, fed by the workload's arrival process. With ``cluster.pools``,
+    prefill replicas hand prefilled requests to decode replicas over KV transfer links."""
 
     def __init__(self, scenario: Scenario, deployment: Deployment, workload: Workload,
-                 rng: np.random.Generator, progress: Progress | None = None):
+                 rng: np.random.Generator, progress: Progress | None = None,
+                 pools: list[PoolPlan] | None = None):
         self.scenario, self.deployment, self.workload = scenario, deployment, workload
         self.env = simpy.Environment()
         self.recorder = Recorder()
+        self.pools = pools or [PoolPlan("colocated", scenario, deployment,
+                                        scenario.cluster.router)]
         self.router = ROUTERS[scenario.cluster.router](rng)
-        self._always_served = always_served_tokens(deployment, scenario)
+        self._always_served = min(always_served_tokens(p.deployment, p.scenario)
+                                  for p in self.pools)
         self.progress = progress
         self.ended = 0
         self.last_end_s: float | None = None      # when the last request ended
-        dep = deployment
-        cost = deployment_cost_model(scenario, dep)
-        swap_s = dep.block_bytes / dep.device.pcie_bandwidth
         # data-parallel ranks of a MoE model with expert parallelism step together
-        lockstep = scenario.cluster.expert_parallel and dep.model.num_moe_layers > 0 \
+        lockstep = scenario.cluster.expert_parallel and deployment.model.num_moe_layers > 0 \
             and scenario.cluster.replicas > 1
-        self.replicas = [
-            Replica(self.env, i, self._make_engine(i), cost, self.recorder,
+        self.replicas: list[Replica] = []
+        self._pool_of: list[PoolPlan] = []        # per replica index
+        self.links: dict[int, KvLink] = {}        # prefill replica index -> its KV link
+        transfer = scenario.cluster.kv_transfer
+        for pool in self.pools:
+            dep = pool.deployment
+            cost = deployment_cost_model(pool.scenario, dep)
+            swap_s = dep.block_bytes / dep.device.pcie_bandwidth
+            for _ in range(pool.scenario.cluster.replicas):
+                i = len(self.replicas)
+                self._pool_of.append(pool)
+                self.replicas.append(Replica(
+                    self.env, i, self._make_engine(i), cost, self.recorder,
                     fast_forward=scenario.simulation.fast_forward,
                     swap_seconds_per_block=swap_s,
                     check_invariants=scenario.simulation.check_invariants,
-                    on_finish=self._on_end, on_abort=self._on_abort, lockstep=lockstep)
-            for i in range(scenario.cluster.replicas)]
-        self.group = LockstepGroup(self.env, self.replicas, cost) if lockstep else None
+                    on_finish=self._on_end, on_abort=self._on_abort, lockstep=lockstep,
+                    role=pool.role, on_prefilled=self._on_prefilled))
+                if pool.role == "prefill":
+                    self.links[i] = KvLink(self.env, transfer.bandwidth_gb_s * 1e9,
+                                           transfer.latency_us * 1e-6, self._on_transferred)
+        self.group = LockstepGroup(self.env, self.replicas, self.replicas[0].cost) \
+            if lockstep else None
+        decode_pools = [p for p in self.pools if p.role == "decode"]
+        self.decode_router = ROUTERS[decode_pools[0].router](rng) if decode_pools else None
+        self._transfers: dict[int, tuple[Request, Replica, Engine]] = {}   # in flight, by id
         self._upcoming = self.workload.requests()
         self._next: Request | None = None    # taken from the workload, not yet arrived
         # failure what-ifs: the replicas routers may pick, engines of lost replicas (for their
         # counters), requests waiting for any replica to come back, re-routings so far
-        self._up: list[Replica] = self.replicas
+        self._set_up()
+        self.router.bind(self._up)
+        if self.decode_router is not None:
+            self.decode_router.bind(self._decode_up)
         self.retired_engines: list[Engine] = []
         self._parked: list[Request] = []
         self.rerouted = 0
@@ -188,15 +249,21 @@ class Cluster:
             start_failures(self, scenario.failures)
         self.env.process(self._arrivals())
 
+    def _set_up(self) -> None:
+        """The replicas up: those arrivals may go to (prefill or colocated), and decode ones."""
+        self._up = [r for r in self.replicas if not r.is_down and r.role != "decode"]
+        self._decode_up = [r for r in self.replicas if not r.is_down and r.role == "decode"]
+
     def _make_engine(self, index: int, restart: int = 0) -> Engine:
-        cfg, dep, seed = self.scenario.scheduler, self.deployment, self.scenario.seed
+        pool = self._pool_of[index]
+        cfg, dep, seed = self.scenario.scheduler, pool.deployment, self.scenario.seed
         # a restarted replica's sampling policy gets its own stream, still from the scenario seed
         rng = np.random.default_rng((seed, 1, index) if restart == 0 else (seed, 1, index, restart))
         kv = KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching)
         # stepping (fast_forward off) is the reference: every request updated every iteration
         return Engine(SCHEDULERS[cfg.name](cfg, kv, host_swap_blocks=dep.host_swap_blocks, rng=rng),
                       decode_cohort=self.scenario.simulation.fast_forward,
-                      overload=self.scenario.overload)
+                      overload=self.scenario.overload, hand_off=pool.role == "prefill")
 
     # -- arrivals (open loop from the workload, or closed-loop clients) -----------------------
     _closed_loop: ClosedLoop | None = None   # the clients, for closed-loop workloads
@@ -226,7 +293,8 @@ class Cluster:
         ``scheduled_s``): rejected at once if it can never be served, else routed to a
         replica."""
         reason = "" if req.prompt_tokens + req.output_tokens <= self._always_served else \
-            rejection_reason(req, self.deployment, self.scenario)
+            next(filter(None, (rejection_reason(req, p.deployment, p.scenario)
+                               for p in self.pools)), "")
         if reason:
             req.status = RequestStatus.FINISHED_REJECTED
             req.reject_reason = reason
@@ -237,7 +305,9 @@ class Cluster:
         if not self._up:
             self._parked.append(req)       # every replica is down: wait for one to come back
             return
-        self.router.pick(req, self._up).submit(req, now_s, scheduled_s)
+        replica = self.router.pick(req, self._up)
+        replica.submit(req, now_s, scheduled_s)
+        self.router.load_changed(replica)
     # -- end of arrivals ------------------------------------------------------------------------
 
     # -- failures (sim/cluster/failures.py) -----------------------------------------------------
@@ -246,7 +316,7 @@ class Cluster:
         if replica.is_down:
             return
         evacuated = replica.fail()
-        self._up = [r for r in self.replicas if not r.is_down]
+        self._set_up()
         for req in evacuated:
             self._reroute(req)
 
@@ -256,7 +326,7 @@ class Cluster:
             return
         self.retired_engines.append(replica.engine)
         replica.recover(self._make_engine(index, restart=len(self.retired_engines)))
-        self._up = [r for r in self.replicas if not r.is_down]
+        self._set_up()
         parked, self._parked = self._parked, []
         for req in parked:
             if req.view is None:
@@ -273,7 +343,9 @@ class Cluster:
         old = req.view
         req.view = None
         self.rerouted += 1
-        self.router.pick(req, self._up).submit(req)
+        replica = self.router.pick(req, self._up)
+        replica.submit(req)
+        self.router.load_changed(replica)
         new = req.view
         new.output_generated = old.output_generated
         new.preemptions = old.preemptions + 1
@@ -281,10 +353,36 @@ class Cluster:
         new.cached_prompt_tokens = old.cached_prompt_tokens
         new.first_scheduled_s = old.first_scheduled_s
 
+    # -- prefill/decode disaggregation ---------------------------------------------------------
+    def _on_prefilled(self, req: Request, replica: Replica) -> None:
+        """``replica`` prefilled ``req`` (its first token is out): send its KV on the replica's
+        link, one device's shard per link."""
+        self.router.load_changed(replica)
+        dep = self._pool_of[replica.index].deployment
+        self._transfers[req.id] = (req, replica, replica.engine)
+        req.prefill_replica = replica.index
+        self.links[replica.index].send(
+            req, req.num_computed_tokens * dep.block_bytes / dep.block_size)
+
+    def _on_transferred(self, req: Request, started_s: float) -> None:
+        """``req``'s KV arrived: freed on the prefill side, the request queued on a decode
+        replica, which allocates its KV and decodes from where the prefill left off."""
+        _, prefill, engine = self._transfers.pop(req.id)
+        req.kv_transfer_s = self.env.now - started_s
+        if prefill.engine is engine:        # (not if the replica was lost and restarted since)
+            prefill.release_transferred(req)
+        if not self._decode_up:
+            self._parked.append(req)        # every decode replica is down
+            return
+        decode = self.decode_router.pick(req, self._decode_up)
+        decode.submit(req, transferred=True)
+        self.decode_router.load_changed(decode)
+
     # -- aborts and client retries (sim/scheduling/overload.py) ---------------------------------
     def _on_abort(self, req: Request) -> None:
         """An attempt was aborted at ``req.finish_s``: its client sends the request again after
         the backoff, as a new attempt, while attempts remain; else it ends rejected."""
+        self._load_changed(req.replica)
         req.wasted_tokens += req.prefill_tokens_computed + req.output_generated
         retry = self.scenario.overload.retry
         if req.attempts >= retry.max_attempts:
@@ -305,7 +403,15 @@ class Cluster:
         del self._resending[req.id]
         self._admit(req, resend_s, scheduled_s)
 
+    def _load_changed(self, index: int) -> None:
+        """A request left replica ``index`` (-1: none): its router sees the new load."""
+        if index >= 0:
+            replica = self.replicas[index]
+            router = self.decode_router if replica.role == "decode" else self.router
+            router.load_changed(replica)
+
     def _on_end(self, req: Request) -> None:
+        self._load_changed(req.replica)
         if self._closed_loop is not None:     # closed loop: the request's client may send again
             self._closed_loop.on_end(req)
         self.ended += 1
@@ -336,6 +442,8 @@ class Cluster:
                 self.recorder.request(req)
         for req in self._parked:
             self.recorder.request(req)
+        for req, _, _ in self._transfers.values():     # KV on the wire at the horizon
+            self.recorder.request(req)
         for req in self._resending.values():      # aborted, their next attempt not sent yet
             req.arrival_s = math.nan
             self.recorder.request(req)
@@ -352,27 +460,39 @@ class Cluster:
 def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     """Run a scenario and return its Result (tables, summary, resolved scenario)."""
     started = time.perf_counter()
-    deployment = resolve(scenario)
+    pools = resolve_pools(scenario)
+    deployment = pools[0].deployment
     rng = np.random.default_rng(scenario.seed)
     workload = build_workload(scenario.workload, rng, base_dir=scenario.base_dir,
-                              source=scenario.path, max_model_len=deployment.max_model_len)
-    cluster = Cluster(scenario, deployment, workload, rng, progress)
+                              source=scenario.path,
+                              max_model_len=min(p.deployment.max_model_len for p in pools))
+    cluster = Cluster(scenario, deployment, workload, rng, progress, pools)
     duration = cluster.run()
     requests = cluster.recorder.requests_frame()
     iterations = cluster.recorder.iterations_frame()
     wall = time.perf_counter() - started
-    dev, tp = deployment.device, deployment.tensor_parallel
+    energy = cost = 0.0
+    devices = 0
+    kv_total = np.zeros(len(cluster.replicas))        # each replica's KV blocks
+    for pool in cluster.pools:
+        dev, tp = pool.deployment.device, pool.deployment.tensor_parallel
+        replicas = [r for r in cluster.replicas if cluster._pool_of[r.index] is pool]
+        idle_s = max(len(replicas) * duration - sum(r.busy_s for r in replicas), 0.0)
+        energy += sum(r.energy_j for r in replicas) + idle_s * dev.idle_w * tp
+        devices += len(replicas) * tp
+        cost += len(replicas) * tp * dev.price_usd_per_hour * duration / 3600.0
+        kv_total[[r.index for r in replicas]] = pool.deployment.kv_blocks
     busy = sum(r.busy_s for r in cluster.replicas)
-    idle_s = max(len(cluster.replicas) * duration - busy, 0.0)
-    energy = sum(r.energy_j for r in cluster.replicas) + idle_s * dev.idle_w * tp
-    devices = len(cluster.replicas) * tp
-    cost = devices * dev.price_usd_per_hour * duration / 3600.0
     engines = [r.engine for r in cluster.replicas] + cluster.retired_engines
     kv = [e.kv for e in engines]
     queries = sum(k.queries for k in kv)
     busy_weights = iterations["duration_s"].to_numpy()
+    if len(set(kv_total.tolist())) > 1:     # pools of different sizes: each its own total
+        capacity = (busy_weights * kv_total[iterations["replica"].to_numpy()]).sum()
+    else:
+        capacity = busy_weights.sum() * kv_total[0]
     kv_usage = float((iterations["kv_blocks_used"].to_numpy() * busy_weights).sum()
-                     / (busy_weights.sum() * deployment.kv_blocks)) if busy else 0.0
+                     / capacity) if busy else 0.0
     extra = {
         "kv_usage_mean": kv_usage,       # time-weighted over busy time, all replicas
         "requests_clipped": int(workload.clipped_requests),   # lengths cut to max_model_len
@@ -383,6 +503,8 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
         "events": len(iterations) + len(workload),
         "devices": devices,
     }
+    if scenario.cluster.pools:
+        extra.update(disaggregation_summary(cluster, requests, duration))
     if scenario.failures:
         extra["requests_rerouted"] = cluster.rerouted
         extra["slo_attainment_during_failures"] = failure_window_attainment(
@@ -395,6 +517,33 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     if scenario.simulation.check_invariants:
         check_outcomes(requests, scenario)
     return Result(requests, iterations, summary, scenario.to_dict())
+
+
+def disaggregation_summary(cluster: Cluster, requests: pd.DataFrame, duration: float) -> dict:
+    """Pools, KV transfer times (and their share of the end-to-end latency) and how busy the
+    prefill replicas' links were."""
+    sent = requests[np.isfinite(requests["kv_transfer_s"])]
+    transfer = sent["kv_transfer_s"].to_numpy()
+    done = sent[sent["state"] == "completed"]
+    e2e = float(done["e2e_s"].sum())
+    links = [link.busy_s / duration for link in cluster.links.values()] if duration else []
+    pools = []
+    for pool in cluster.pools:
+        dep = pool.deployment
+        pools.append({"role": pool.role, "replicas": pool.scenario.cluster.replicas,
+                      "tensor_parallel": dep.tensor_parallel, "hardware": dep.device.name,
+                      "kv_blocks_per_replica": dep.kv_blocks})
+    return {
+        "pools": pools,
+        "kv_transfers": int(len(sent)),
+        "kv_transfer_s": {"mean": float(transfer.mean()) if len(transfer) else 0.0,
+                          "p50": float(np.percentile(transfer, 50)) if len(transfer) else 0.0,
+                          "p99": float(np.percentile(transfer, 99)) if len(transfer) else 0.0},
+        # of the completed transferred requests' end-to-end time, the part spent on the wire
+        "kv_transfer_share": float(done["kv_transfer_s"].sum() / e2e) if e2e > 0 else 0.0,
+        "kv_link_utilisation": {"mean": float(np.mean(links)) if links else 0.0,
+                                "max": float(np.max(links)) if links else 0.0},
+    }
 
 
 def check_outcomes(requests: pd.DataFrame, scenario: Scenario) -> None:

@@ -27,9 +27,14 @@ class Replica:
     def __init__(self, env: simpy.Environment, index: int, engine: Engine,
                  cost: CostModel, recorder: Recorder, *, fast_forward: bool = True,
                  swap_seconds_per_block: float = 0.0, check_invariants: bool = False,
-                 on_finish=None, on_abort=None, lockstep: bool = False):
+                 on_finish=None, on_abort=None, lockstep: bool = False,
+                 role: str = "colocated", on_prefilled=None):
         self.env, self.index = env, index
         self.engine, self.cost, self.recorder = engine, cost, recorder
+        # disaggregated clusters: a "prefill" replica hands each prefilled request to the
+        # cluster (``on_prefilled``), which sends its KV to a "decode" replica
+        self.role = role
+        self.on_prefilled = on_prefilled
         self.fast_forward = fast_forward
         self.swap_seconds_per_block = swap_seconds_per_block
         self.check_invariants = check_invariants
@@ -74,16 +79,28 @@ class Replica:
 
     # -- input ---------------------------------------------------------------------------------
     def submit(self, request: Request, now_s: float | None = None,
-               scheduled_s: float | None = None) -> None:
+               scheduled_s: float | None = None, transferred: bool = False) -> None:
         """``now_s``: the exact time (an arrival's own timestamp; SimPy's clock, a sum of
         delays, may be an ulp off it), else now. ``scheduled_s``: when the event that delivers
-        it was scheduled (orders it against an iteration ending at the same instant)."""
+        it was scheduled (orders it against an iteration ending at the same instant).
+        ``transferred``: prefilled elsewhere, its KV arrived here (Engine.add_request)."""
         now_s = self.env.now if now_s is None else now_s
         request.replica = self.index
         request.queued_s = now_s
-        self.engine.add_request(request)
+        self.engine.add_request(request, transferred)
         if self.engine.new_deadlines:
             self._watch_deadlines()
+        self._wake(now_s, scheduled_s)
+
+    def release_transferred(self, request: Request) -> None:
+        """A handed-off request's KV has been sent: free it here (waiting requests may now fit)."""
+        self.engine.release_transferred(request)
+        if not self.is_down:
+            self._wake(self.env.now, None)
+
+    def _wake(self, now_s: float, scheduled_s: float | None) -> None:
+        """New work at ``now_s``: an idle replica starts, a decode run ends at its next
+        boundary."""
         if self.group is not None:
             self.group.wake(now_s)
         elif self._idle is not None and not self._idle.triggered:
@@ -306,6 +323,11 @@ class Replica:
             self.recorder.request(req)
             if self.on_finish is not None:
                 self.on_finish(req)
+        handed = self.engine.handed_off
+        if handed:
+            self.engine.handed_off = []
+            for req in handed:
+                self.on_prefilled(req, self)
 
     def _check(self, plan: BatchPlan) -> None:
         sched = self.engine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
 from typing import Protocol, Sequence
 
@@ -31,6 +33,12 @@ class Router:
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
 
+    def bind(self, replicas: Sequence[ReplicaView]) -> None:
+        """All replicas this router serves, once, before the first pick."""
+
+    def load_changed(self, replica: ReplicaView) -> None:
+        """``replica.num_outstanding`` changed (a request was submitted to it, or ended there)."""
+
     def pick(self, request: Request, replicas: Sequence[ReplicaView]) -> ReplicaView:
         raise NotImplementedError
 
@@ -51,11 +59,159 @@ class RandomRouter(Router):
         return replicas[int(self.rng.integers(len(replicas)))]
 
 
-class LeastOutstandingRouter(Router):
-    """Fewest requests waiting or running; ties go to the lowest index."""
+class _IndexedHeap:
+    """Binary min-heap of the slots ``0..n-1`` keyed on ``(keys[slot], slot)``, which also knows
+    where each slot sits, so that changing any slot's key costs O(log n), not a rebuild."""
 
-    def pick(self, request, replicas):
+    __slots__ = ("keys", "heap", "where")
+
+    def __init__(self, keys: Iterable[int]):
+        self.keys = list(keys)
+        # a sorted array is a valid heap
+        self.heap = sorted(range(len(self.keys)), key=lambda s: (self.keys[s], s))
+        self.where = [0] * len(self.heap)
+        for pos, slot in enumerate(self.heap):
+            self.where[slot] = pos
+
+    @property
+    def top(self) -> int:
+        return self.heap[0]
+
+    def update(self, slot: int, key: int) -> None:
+        old = self.keys[slot]
+        if key == old:
+            return
+        self.keys[slot] = key
+        if key < old:
+            self._sift_up(self.where[slot])
+        else:
+            self._sift_down(self.where[slot])
+
+    def _less(self, a: int, b: int) -> bool:
+        ka, kb = self.keys[a], self.keys[b]
+        return ka < kb or (ka == kb and a < b)
+
+    def _swap(self, i: int, j: int) -> None:
+        heap, where = self.heap, self.where
+        heap[i], heap[j] = heap[j], heap[i]
+        where[heap[i]], where[heap[j]] = i, j
+
+    def _sift_up(self, pos: int) -> None:
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if not self._less(self.heap[pos], self.heap[parent]):
+                return
+            self._swap(pos, parent)
+            pos = parent
+
+    def _sift_down(self, pos: int) -> None:
+        heap, n = self.heap, len(self.heap)
+        while True:
+            child = 2 * pos + 1
+            if child >= n:
+                return
+            if child + 1 < n and self._less(heap[child + 1], heap[child]):
+                child += 1
+            if not self._less(heap[child], heap[pos]):
+                return
+            self._swap(pos, child)
+            pos = child
+
+
+class _LoadIndex:
+    """The outstanding-request counts of the bound replicas, in indexed heaps kept current by
+    ``changed``: the least loaded replica (and, with ``track_max``, the largest count) is read
+    in O(1) and kept in O(log R) per change, instead of a scan over every replica per arrival.
+
+    The heaps are used only when a pick is given exactly the bound replicas, in bound order
+    (the same list object as the last such pick, or one checked element by element once);
+    then the heap's ``(count, position)`` minimum is the replica that ``min`` over the list
+    returns. Any other list (some replicas down, or nothing bound) is scanned, and the heaps are
+    rebuilt from the replicas when the full list comes back, in case a count changed unseen
+    meanwhile (a lost replica's engine replaced)."""
+
+    def __init__(self, track_max: bool = False):
+        self.track_max = track_max
+        self.replicas: list[ReplicaView] = []
+        self.by_index: dict[int, ReplicaView] = {}
+        self._slot: dict[int, int] = {}           # replica.index -> position in ``replicas``
+        self._least: _IndexedHeap | None = None
+        self._most: _IndexedHeap | None = None    # keyed on -count
+        self._synced: Sequence[ReplicaView] | None = None   # the list the heaps stand for
+
+    def bind(self, replicas: Sequence[ReplicaView]) -> None:
+        self.replicas = list(replicas)
+        self.by_index = {r.index: r for r in self.replicas}
+        self._slot = {r.index: slot for slot, r in enumerate(self.replicas)}
+        self._synced = None
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        counts = [r.num_outstanding for r in self.replicas]
+        self._least = _IndexedHeap(counts)
+        self._most = _IndexedHeap(-c for c in counts) if self.track_max else None
+
+    def changed(self, replica: ReplicaView) -> None:
+        slot = self._slot.get(replica.index)
+        if slot is None:
+            return
+        count = replica.num_outstanding
+        self._least.update(slot, count)
+        if self._most is not None:
+            self._most.update(slot, -count)
+
+    def covers(self, replicas: Sequence[ReplicaView]) -> bool:
+        """Whether ``replicas`` is the bound list, so the heaps answer for it."""
+        bound = self.replicas
+        if len(replicas) != len(bound) or not bound:
+            self._synced = None
+            return False
+        if replicas is self._synced:
+            return True
+        if any(a is not b for a, b in zip(replicas, bound)):
+            self._synced = None
+            return False
+        self._synced = replicas
+        self._rebuild()
+        return True
+
+    def least(self, replicas: Sequence[ReplicaView]) -> ReplicaView:
+        """Fewest outstanding requests; ties to the first in list order (the lowest index)."""
+        if self.covers(replicas):
+            return self.replicas[self._least.top]
         return min(replicas, key=_outstanding)
+
+    def spread(self, replicas: Sequence[ReplicaView]) -> tuple[int, int]:
+        """(fewest, most) outstanding requests over ``replicas``."""
+        if self.track_max and self.covers(replicas):
+            return self._least.keys[self._least.top], -self._most.keys[self._most.top]
+        counts = [r.num_outstanding for r in replicas]
+        return min(counts), max(counts)
+
+    def indexed(self, replicas: Sequence[ReplicaView]) -> Mapping[int, ReplicaView]:
+        """``replicas`` by their index."""
+        return self.by_index if self.covers(replicas) else {r.index: r for r in replicas}
+
+
+class LeastOutstandingRouter(Router):
+    """Fewest requests waiting or running; ties go to the lowest index.
+
+    With ``bind`` and ``load_changed`` called, a pick over every replica is O(1) and each load
+    change O(log R) (an indexed heap), not a scan over all replicas per arrival; the replica
+    picked is the same as the scan's."""
+
+    def __init__(self, rng: np.random.Generator):
+        super().__init__(rng)
+        self.loads = _LoadIndex(track_max=False)
+
+    def bind(self, replicas: Sequence[ReplicaView]) -> None:
+        self.loads.bind(replicas)
+
+    def load_changed(self, replica: ReplicaView) -> None:
+        self.loads.changed(replica)
+
+    def pick(self, request: Request, replicas: Sequence[ReplicaView]) -> ReplicaView:
+        return self.loads.least(replicas)
 
 
 class LeastKvLoadRouter(Router):
@@ -66,9 +222,149 @@ class LeastKvLoadRouter(Router):
                                             r.num_outstanding))
 
 
+class _PrefixIndex:
+    """Which prefix hashes were sent to which replica: a global ``hash -> replica indices`` map,
+    so scoring a request costs O(its hashes), and per replica an LRU of its hashes, bounded
+    like the cache it stands for."""
+
+    def __init__(self) -> None:
+        self.holders: dict[int, set[int]] = {}
+        self.lru: dict[int, OrderedDict[int, None]] = {}
+
+    def best(self, hashes: Sequence[int], allowed: Mapping[int, object] | None
+             ) -> tuple[int, set[int]]:
+        """The longest run of leading ``hashes`` any replica (among ``allowed`` indices, if
+        given) holds, and the replicas holding that run (possibly the index's own set: read it
+        before the next ``record``)."""
+        live: set[int] = set()
+        score = 0
+        for h in hashes:
+            holders = self.holders.get(h)
+            if not holders:
+                break
+            if score == 0:
+                held = holders if allowed is None else allowed.keys() & holders
+            else:
+                held = live & holders
+            if not held:
+                break
+            live, score = held, score + 1
+        return score, live
+
+    def record(self, index: int, capacity: int, hashes: Sequence[int]) -> None:
+        """Replica ``index`` was sent ``hashes``; it keeps the ``capacity`` most recent."""
+        lru = self.lru.get(index)
+        if lru is None:
+            lru = self.lru[index] = OrderedDict()
+        holders = self.holders
+        # last hash first, so the leading hashes are the most recent and a prompt's tail is
+        # evicted before its head (as vLLM frees a request's blocks, tail first)
+        for h in reversed(hashes):
+            if h in lru:
+                lru.move_to_end(h)
+            else:
+                lru[h] = None
+                holders.setdefault(h, set()).add(index)
+        while len(lru) > capacity:
+            h, _ = lru.popitem(last=False)
+            held = holders[h]
+            held.discard(index)
+            if not held:
+                del holders[h]
+
+
+class PrefixAwareRouter(Router):
+    """To the replica that was sent the longest run of this request's leading prefix hashes, to
+    reuse its prefix cache (llm-d's prefix scorer, SGLang's cache-aware router); ties go to
+    fewer outstanding requests, then the lower index. A request without hashes, or matching
+    nowhere, goes to the least-outstanding replica.
+
+    Load guard, as SGLang's: when ``most - fewest`` outstanding requests over the given
+    replicas exceeds ``balance_abs`` and ``most > balance_rel * fewest``, the pick is
+    least-outstanding instead, since a hot cache is not worth a long queue.
+
+    The router tracks blocks approximately, from what it routed, not from the caches: each
+    replica is assumed to hold the last ``kv_blocks_total`` distinct hashes sent to it (one hash
+    counted as one KV block whatever ``prefix_block_tokens`` is; leading hashes of a request
+    kept longer than its tail), evicted least recently routed first. It does not see evictions
+    under memory pressure, nor a lost replica's cache being emptied."""
+
+    balance_abs = 32
+    balance_rel = 1.0001
+
+    def __init__(self, rng: np.random.Generator):
+        super().__init__(rng)
+        self.loads = _LoadIndex(track_max=True)
+        self.prefixes = _PrefixIndex()
+
+    def bind(self, replicas: Sequence[ReplicaView]) -> None:
+        self.loads.bind(replicas)
+
+    def load_changed(self, replica: ReplicaView) -> None:
+        self.loads.changed(replica)
+
+    def pick(self, request: Request, replicas: Sequence[ReplicaView]) -> ReplicaView:
+        hashes = request.prefix_hashes
+        if not hashes:
+            return self.loads.least(replicas)
+        replica = None
+        if not self._imbalanced(replicas):
+            by_index = self.loads.indexed(replicas)
+            allowed = None if by_index is self.loads.by_index else by_index
+            score, held = self.prefixes.best(hashes, allowed)
+            if score:
+                index = min(held, key=lambda i: (by_index[i].num_outstanding, i))
+                replica = by_index[index]
+        if replica is None:
+            replica = self.loads.least(replicas)
+        self.prefixes.record(replica.index, max(1, replica.kv_blocks_total), hashes)
+        return replica
+
+    def _imbalanced(self, replicas: Sequence[ReplicaView]) -> bool:
+        fewest, most = self.loads.spread(replicas)
+        return most - fewest > self.balance_abs and most > self.balance_rel * fewest
+
+
+class SessionAffinityRouter(Router):
+    """A session's requests to the replica its previous request went to, where its earlier
+    turns' KV is likely still cached, while that replica is up and under ``kv_full`` of its KV
+    blocks; otherwise (a new session, no session, or that replica down or full) to the
+    least-outstanding replica, and the session is pinned there. O(1) per request besides the
+    least-outstanding pick; one entry per session seen is remembered."""
+
+    kv_full = 0.95
+
+    def __init__(self, rng: np.random.Generator):
+        super().__init__(rng)
+        self.loads = _LoadIndex(track_max=False)
+        self._pinned: dict[int, int] = {}     # session -> replica index
+
+    def bind(self, replicas: Sequence[ReplicaView]) -> None:
+        self.loads.bind(replicas)
+
+    def load_changed(self, replica: ReplicaView) -> None:
+        self.loads.changed(replica)
+
+    def pick(self, request: Request, replicas: Sequence[ReplicaView]) -> ReplicaView:
+        session = request.session
+        if session < 0:
+            return self.loads.least(replicas)
+        index = self._pinned.get(session)
+        if index is not None:
+            replica = self.loads.indexed(replicas).get(index)
+            if replica is not None and \
+                    replica.kv_blocks_used / replica.kv_blocks_total < self.kv_full:
+                return replica
+        replica = self.loads.least(replicas)
+        self._pinned[session] = replica.index
+        return replica
+
+
 ROUTERS: Registry[type[Router]] = Registry("router", {
     "round-robin": RoundRobinRouter,
     "random": RandomRouter,
     "least-outstanding": LeastOutstandingRouter,
     "least-kv-load": LeastKvLoadRouter,
+    "prefix-aware": PrefixAwareRouter,
+    "session-affinity": SessionAffinityRouter,
 })

@@ -17,7 +17,7 @@ REQUEST_SCHEMA = {
     "max_tpot_s": "float64", "preemptions": "int32", "prefill_tokens_computed": "int64",
     "cached_prompt_tokens": "int64", "reason_code": "int16", "slo_code": "int16",
     "session": "int64", "attempts": "int16", "abort_code": "int16", "wasted_tokens": "int64",
-    "first_arrival_s": "float64",
+    "first_arrival_s": "float64", "prefill_replica": "int32", "kv_transfer_s": "float64",
 }
 STATUS_NAMES = {int(RequestStatus.FINISHED_COMPLETED): "completed",
                 int(RequestStatus.FINISHED_REJECTED): "rejected",
@@ -54,7 +54,8 @@ class Recorder:
             self._code(self._reasons, r.reject_reason),
             self._code(self._slo_classes, r.slo_class), r.session, r.attempts,
             self._code(self._reasons, r.abort_reason), r.wasted_tokens,
-            r.arrival_s if r.attempts == 1 else r.first_arrival_s))
+            r.arrival_s if r.attempts == 1 else r.first_arrival_s, r.prefill_replica,
+            r.kv_transfer_s))
 
     def iteration(self, replica: int, start_s: float, duration_s: float, num_iterations: int,
                   num_seqs: int, prefill_tokens: int, decode_tokens: int, preempted: int,

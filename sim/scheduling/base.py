@@ -138,6 +138,8 @@ class Scheduler:
         self.rng = rng if rng is not None else np.random.default_rng(0)   # for sampling policies
         self.waiting: RequestQueue = QUEUES[config.queue]()
         self.running: list[RequestView] = []
+        # prefilled requests handed to another replica, holding their KV until it is sent
+        self.transferring: list[RequestView] = []
         self.swap_space = SwapSpace(host_swap_blocks)     # for swapped-out KV
         self.num_preemptions = 0
         self.num_iterations = 0      # iterations completed (decode runs count every step)
@@ -182,7 +184,7 @@ class Scheduler:
     def kv_holders(self) -> list:
         """Everything holding KV blocks, for KVCache.check: running requests and waiting ones
         that kept blocks (a policy holding blocks otherwise adds its holders)."""
-        return list(self.running) + [r for r in self.waiting if r.kv_blocks]
+        return list(self.running) + [r for r in self.waiting if r.kv_blocks] + self.transferring
 
     # -- policy hooks --------------------------------------------------------------------------
     def admission(self, request: RequestView, computed: list, num_cached: int,
@@ -359,13 +361,28 @@ class Scheduler:
             view.status = RequestStatus.FINISHED_COMPLETED
             self.kv.free(view)
             self.on_finish(view)
-        if len(finished) <= 4:
-            for view in finished:
+        self._remove_running(finished)
+        self.on_release(finished)
+
+    def _remove_running(self, views: list[RequestView]) -> None:
+        if len(views) <= 4:
+            for view in views:
                 self.running.remove(view)       # no __eq__: found by identity, in C
         else:
-            done = set(map(id, finished))
+            done = set(map(id, views))
             self.running = [r for r in self.running if id(r) not in done]
-        self.on_release(finished)
+
+    def hand_off(self, views: list[RequestView]) -> None:
+        """These prefilled requests go on to decode elsewhere: out of the batch, their KV kept
+        until :meth:`release_transferred` (it is being sent). Nothing is learnt from them."""
+        self._remove_running(views)
+        self.transferring.extend(views)
+        self.on_release(views)
+
+    def release_transferred(self, view: RequestView) -> None:
+        """``view``'s KV has been sent: its blocks return to the pool."""
+        self.transferring.remove(view)
+        self.kv.free(view)
 
     def abort(self, aborted: list[RequestView]) -> None:
         """The engine aborts these (overload controls, sim/scheduling/overload.py), between

@@ -25,9 +25,14 @@ class Engine:
     with the batch. Views of members are stale until :meth:`sync`."""
 
     def __init__(self, scheduler: Scheduler, decode_cohort: bool = False,
-                 overload: OverloadConfig | None = None):
+                 overload: OverloadConfig | None = None, hand_off: bool = False):
         self.scheduler = scheduler
         self._requests: dict[int, Request] = {}     # in flight, by id
+        # a prefill replica of a disaggregated cluster: a request whose prefill just emitted a
+        # token leaves for a decode replica (in ``handed_off`` until the replica takes them),
+        # its KV held until :meth:`release_transferred`
+        self.hand_off = hand_off
+        self.handed_off: list[Request] = []
         if decode_cohort and scheduler.supports_decode_cohort():
             scheduler.cohort = DecodeCohort(scheduler.kv, self._requests)
         # overload controls: deadlines as a heap of (time, seq, reason, request, attempt, mark),
@@ -81,8 +86,15 @@ class Engine:
             self.scheduler.cohort.sync_all(self.scheduler.running)
 
     # -- the loop --------------------------------------------------------------------------------
-    def add_request(self, request: Request) -> None:
+    def add_request(self, request: Request, transferred: bool = False) -> None:
+        """``transferred``: the request was prefilled on another replica and its KV sent here;
+        it goes on from where it was (its KV to be allocated, not computed)."""
         view = self.scheduler.view_type(request)
+        if transferred:
+            old = request.view
+            for name in ("num_computed_tokens", "output_generated", "preemptions",
+                         "prefill_tokens_computed", "cached_prompt_tokens", "first_scheduled_s"):
+                setattr(view, name, getattr(old, name))
         request.view = view
         self._requests[request.id] = request
         self.scheduler.add_request(view)
@@ -182,8 +194,10 @@ class Engine:
                 self._members_exceeded()
         else:
             finished = []
+        hand_off, handed = self.hand_off, []
         for view, q in zip(plan.requests, plan.num_new_tokens):
-            if view.num_tokens - view.num_computed_tokens > 1 or view.output_generated == 0:
+            prefill = view.num_tokens - view.num_computed_tokens > 1 or view.output_generated == 0
+            if prefill:
                 view.prefill_tokens_computed += q
             view.num_computed_tokens += q
             if view.num_computed_tokens < view.num_tokens:
@@ -201,9 +215,13 @@ class Engine:
             req.last_token_s = end_s
             if view.output_generated >= req.output_tokens:
                 finished.append(req)
+            elif hand_off and prefill:
+                handed.append(req)
         self.scheduler.num_iterations += 1
         if finished:
             self._finish(finished, end_s)
+        if handed:
+            self._hand_off(handed)
         if cohort is not None:
             self._grow_cohort()
         return finished
@@ -277,6 +295,16 @@ class Engine:
         running, cohort = self.scheduler.running, self.scheduler.cohort
         while cohort.size < len(running) and cohort.can_join(running[cohort.size]):
             cohort.join(running[cohort.size])
+
+    def _hand_off(self, handed: list[Request]) -> None:
+        for req in handed:
+            del self._requests[req.id]
+        self.scheduler.hand_off([req.view for req in handed])
+        self.handed_off.extend(handed)
+
+    def release_transferred(self, request: Request) -> None:
+        """``request``'s KV, held since it was handed off, has been sent."""
+        self.scheduler.release_transferred(request.view)
 
     def _finish(self, finished: list[Request], end_s: float) -> None:
         for req in finished:

@@ -58,6 +58,10 @@ class Request:
     abort_reason: str = ""
     wasted_tokens: int = 0
     first_arrival_s: float = NAN
+    # prefill/decode disaggregation: the replica that prefilled it and how long its KV took to
+    # reach the decode replica (``replica``)
+    prefill_replica: int = -1
+    kv_transfer_s: float = NAN
 
     # -- progress, kept by the view ------------------------------------------------------------
     def _from_view(name, default):                 # noqa: N805 (a property factory)
@@ -97,6 +101,8 @@ class Request:
         self.arrival_s = send_s
         self.view, self.outcome, self.replica = None, None, -1
         self.queued_s = self.first_token_s = self.last_token_s = self.finish_s = NAN
+        self.kv_transfer_s = NAN
+        self.prefill_replica = -1
         self.max_token_gap_s = 0.0
 
     @property
