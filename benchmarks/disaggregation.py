@@ -6,7 +6,8 @@ lognormal lengths (sigma 0.5):
 - ``long_prompt``: prompts ~4,000 tokens, outputs ~400 (prompt:output 10:1: summarisation, RAG);
 - ``chat``: prompts ~1,000 tokens, outputs ~300.
 
-Layouts on the 8 GPUs: colocated TP4 x 2 and TP8 x 1; disaggregated, every split of the 8 GPUs
+Layouts on the 8 GPUs: colocated TP4 x 2, TP8 x 1 and TP4 x PP2 (pipeline, its bubble
+reported); disaggregated, every split of the 8 GPUs
 into prefill and decode pools of TP2 or TP4 replicas (1P:1D at TP4, 2P(TP2):1D(TP4), ...). KV
 transfers ride 400 Gb/s InfiniBand per GPU (50 GB/s); the best disaggregated layout is run again
 on 200 Gb/s Ethernet (25 GB/s) and on a slow 10 GB/s link.
@@ -21,6 +22,9 @@ Prefix routing: Mooncake's conversation trace (first 4,000 requests, gaps halved
 on 8 H100 replicas (TP1) with prefix caching: ``least-outstanding`` against ``prefix-aware``
 (the trace has no sessions, so ``session-affinity`` has nothing to stick to): prefix cache hit
 rate and TTFT.
+
+Expert parallelism: Qwen3-30B-A3B on the 8 GPUs as 8 TP1 replicas, chat at 40 req/s, with and
+without its experts spread over them (vLLM DP + EP): the token exchange's share of step time.
 
     python benchmarks/disaggregation.py --out runs/disagg [--jobs 2] [--requests 400]
 
@@ -45,7 +49,8 @@ RATES = {"long_prompt": (1, 2, 3, 4, 5, 6, 7, 8, 10),
 # unloaded decode step (~16-20 ms), and a loose one
 SLOS = {"tight": (2.0, 0.050), "strict": (2.0, 0.025), "loose": (2.0, 0.200)}
 IB, ETHERNET, SLOW = 50.0, 25.0, 10.0
-COLOCATED = {"TP4 x 2": (4, 2), "TP8 x 1": (8, 1)}
+COLOCATED = {"TP4 x 2": (4, 2, 1), "TP8 x 1": (8, 1, 1), "TP4xPP2 x 1": (4, 1, 2)}
+EP_MODEL, EP_RATE = "qwen3-30b-a3b", 40.0
 TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation.jsonl"
 
 
@@ -99,6 +104,7 @@ def run(args: tuple) -> dict:
            "kv_transfer_share": s.get("kv_transfer_share", 0.0),
            "kv_transfer_p50_s": s.get("kv_transfer_s", {}).get("p50", 0.0),
            "kv_link_utilisation_max": s.get("kv_link_utilisation", {}).get("max", 0.0),
+           "pipeline_bubble_fraction": s.get("pipeline_bubble_fraction", 0.0),
            "wall_s": time.perf_counter() - started}
     done = r[r["state"] == "completed"]
     for slo, (ttft, tpot) in SLOS.items():
@@ -126,12 +132,27 @@ def run_prefix(args: tuple) -> dict:
             "completed": s["requests_completed"], "wall_s": time.perf_counter() - started}
 
 
+def run_ep(expert_parallel: bool) -> dict:
+    """Qwen3-30B-A3B on 8 H100s as 8 TP1 replicas, with the experts spread over them (vLLM
+    DP + EP, lockstep) or each holding all of them."""
+    from sim import Scenario, simulate
+
+    data = scenario("chat", EP_RATE, {"replicas": 8, "tensor_parallel": 1,
+                                      "expert_parallel": expert_parallel}, 2000)
+    data["model"] = EP_MODEL
+    s = simulate(Scenario.from_dict(data)).summary
+    return {"expert_parallel": expert_parallel, "throughput_tok_s": s["throughput_tokens_per_s"],
+            "ttft_p50_s": s["ttft_s"]["p50"], "tpot_p50_s": s["tpot_s"]["p50"],
+            "kv_tokens_per_replica": s["kv_tokens_per_replica"],
+            "exchange_share": s.get("expert_exchange_share", 0.0)}
+
+
 def best(rows: list[dict], slo: str) -> dict:
     """The row of the highest goodput per GPU."""
     return max(rows, key=lambda r: r[f"goodput_{slo}"] / r["gpus"])
 
 
-def summarise(rows: list[dict], prefix: list[dict]) -> dict:
+def summarise(rows: list[dict], prefix: list[dict], ep: list[dict]) -> dict:
     out: dict = {}
     for workload in WORKLOADS:
         entry: dict = {}
@@ -164,6 +185,20 @@ def summarise(rows: list[dict], prefix: list[dict]) -> dict:
         out[workload] = entry
     out["prefix_routing"] = {p["router"]: {k: v for k, v in p.items() if k != "router"}
                              for p in prefix}
+    # pipeline against tensor parallelism on the same 8 GPUs
+    out["pipeline"] = {}
+    for workload in WORKLOADS:
+        entry = {}
+        for config in ("TP8 x 1", "TP4xPP2 x 1"):
+            mine = sorted((r for r in rows if r["workload"] == workload
+                           and r["config"] == config), key=lambda r: r["rate"])
+            top = best(mine, "tight")
+            entry[config] = {"goodput_per_gpu": top["goodput_tight"] / top["gpus"],
+                             "rate": top["rate"], "tpot_p50_s_lowest_rate": mine[0]["tpot_p50_s"],
+                             "ttft_p50_s_lowest_rate": mine[0]["ttft_p50_s"],
+                             "bubble_fraction": top["pipeline_bubble_fraction"]}
+        out["pipeline"][workload] = entry
+    out["expert_parallel"] = {("ep" if e["expert_parallel"] else "no_ep"): e for e in ep}
     return out
 
 
@@ -197,6 +232,23 @@ def markdown(summary: dict, rows: list[dict], wall_s: float) -> str:
             cells = [f"{best(mine, slo)[f'goodput_{slo}'] / best(mine, slo)['gpus']:.3f}"
                      for slo in SLOS]
             lines.append(f"| {workload} | {config} | " + " | ".join(cells) + " |")
+    lines += ["", "Pipeline against tensor parallelism (tight SLO; TPOT and TTFT at the lowest "
+              "rate; bubble at the best rate):", "",
+              "| workload | layout | goodput/GPU | TPOT p50 (ms) | TTFT p50 (s) | bubble |",
+              "|---|---|---:|---:|---:|---:|"]
+    for workload, entry in summary["pipeline"].items():
+        for config, v in entry.items():
+            lines.append(f"| {workload} | {config} | {v['goodput_per_gpu']:.3f} | "
+                         f"{v['tpot_p50_s_lowest_rate'] * 1e3:.1f} | "
+                         f"{v['ttft_p50_s_lowest_rate']:.3f} | {v['bubble_fraction']:.1%} |")
+    lines += ["", f"Expert parallelism: {EP_MODEL} on 8 H100s (8 TP1 replicas), chat at "
+              f"{EP_RATE:g} req/s:", "",
+              "| layout | tok/s | TTFT p50 (s) | TPOT p50 (ms) | KV tokens/replica | "
+              "token exchange share of step time |", "|---|---:|---:|---:|---:|---:|"]
+    for name, v in summary["expert_parallel"].items():
+        lines.append(f"| {name} | {v['throughput_tok_s']:.0f} | {v['ttft_p50_s']:.3f} | "
+                     f"{v['tpot_p50_s'] * 1e3:.1f} | {v['kv_tokens_per_replica']} | "
+                     f"{v['exchange_share']:.1%} |")
     lines += ["", "Prefix routing, Mooncake conversation trace on 8 x Llama-3.1-8B:", "",
               "| router | prefix cache hit rate | TTFT p50 (s) | TTFT p90 (s) |",
               "|---|---:|---:|---:|"]
@@ -244,8 +296,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    layouts = {name: ("colocated", {"replicas": n, "tensor_parallel": tp})
-               for name, (tp, n) in COLOCATED.items()}
+    layouts = {name: ("colocated", {"replicas": n, "tensor_parallel": tp,
+                                    "pipeline_parallel": pp})
+               for name, (tp, n, pp) in COLOCATED.items()}
     layouts.update({name: ("disaggregated", {"pools": pools})
                     for name, pools in splits().items()})
     jobs = [(w, kind, name, layout, rate, args.requests, IB)
@@ -254,6 +307,7 @@ def main() -> None:
         prefix_f = [pool.submit(run_prefix, (router, args.trace_requests))
                     for router in ("least-outstanding", "prefix-aware")] if TRACE.is_file() \
             else []
+        ep_f = [pool.submit(run_ep, flag) for flag in (False, True)]
         rows = list(pool.map(run, jobs, chunksize=1))
         # the best disaggregated layouts again on slower links
         again = []
@@ -264,8 +318,9 @@ def main() -> None:
                       for link in (ETHERNET, SLOW) for rate in RATES[w]]
         rows += list(pool.map(run, again, chunksize=1))
         prefix = [f.result() for f in prefix_f]
+        ep = [f.result() for f in ep_f]
     wall = time.perf_counter() - started
-    summary = summarise(rows, prefix)
+    summary = summarise(rows, prefix, ep)
     summary["wall_s"] = wall
     import pandas as pd
     pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)

@@ -155,18 +155,23 @@ def _print_summary(s: dict, name: str) -> None:
 
 # -- validate ----------------------------------------------------------------------------------
 def cmd_validate(args) -> int:
-    from sim.cluster import resolve
+    from sim.cluster.cluster import resolve_pools
+    from sim.memory import weight_bytes_per_device
     from sim.scenario import Scenario
 
     scenario = Scenario.from_yaml(args.scenario, args.overrides)
-    dep = resolve(scenario)
-    from sim.memory import weight_bytes_per_device
-    console.print(
-        f"[green]ok[/] {args.scenario}: {dep.model.name} on {scenario.cluster.replicas} x "
-        f"{dep.tensor_parallel} {dep.device.name}; weights "
-        f"{weight_bytes_per_device(dep.model, dep.tensor_parallel) / 1e9:.1f} GB/device; KV cache "
-        f"{dep.kv_blocks} blocks = {dep.kv_tokens} tokens per replica; max_model_len "
-        f"{dep.max_model_len}", highlight=False)
+    for pool in resolve_pools(scenario):
+        dep = pool.deployment
+        role = f" ({pool.role})" if scenario.cluster.pools else ""
+        layout = f"{dep.tensor_parallel}" + (f" x pp{dep.pipeline_parallel}"
+                                             if dep.pipeline_parallel > 1 else "")
+        weights = weight_bytes_per_device(dep.model, dep.tensor_parallel,
+                                          pp=dep.pipeline_parallel)
+        console.print(
+            f"[green]ok[/] {args.scenario}{role}: {dep.model.name} on "
+            f"{pool.scenario.cluster.replicas} x {layout} {dep.device.name}; weights "
+            f"{weights / 1e9:.1f} GB/device; KV cache {dep.kv_blocks} blocks = {dep.kv_tokens} "
+            f"tokens per replica; max_model_len {dep.max_model_len}", highlight=False)
     return 0
 
 

@@ -45,8 +45,18 @@ def scenario_path(path: str | Path) -> Path:
     return shipped if shipped.is_file() else path
 
 
+@dataclass(frozen=True)
+class HardwareConfig:
+    name: str = "h100-sxm"
+    overrides: dict = field(default_factory=dict)   # parts of the profile YAML, deep-merged
+
+
 def _check_tp(tp: int, field: str) -> None:
     require(0 < tp <= 1024 and tp & (tp - 1) == 0, field, "a power of two in [1, 1024]", tp)
+
+
+def _check_pp(pp: int, field: str) -> None:
+    require(0 < pp <= 256, field, "an integer in [1, 256] (pipeline stages)", pp)
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,9 @@ class PoolConfig:
     role: Literal["prefill", "decode", "colocated"]
     replicas: int = 1
     tensor_parallel: int | None = None
-    hardware: str | dict | None = None       # a profile name, or {name: ..., <overrides>}
+    pipeline_parallel: int | None = None
+    # a profile name, or {name: ..., <overrides>}; read into a HardwareConfig
+    hardware: str | dict | HardwareConfig | None = None
     router: str | None = None                # decode pools: which decode replica a request gets
 
     def __post_init__(self):
@@ -67,6 +79,15 @@ class PoolConfig:
                 self.replicas)
         if self.tensor_parallel is not None:
             _check_tp(self.tensor_parallel, "tensor_parallel")
+        if self.pipeline_parallel is not None:
+            _check_pp(self.pipeline_parallel, "pipeline_parallel")
+        if isinstance(self.hardware, dict):
+            name = self.hardware.get("name", HardwareConfig.name)
+            require(isinstance(name, str), "hardware.name", "a profile name or path", name)
+            rest = {k: v for k, v in self.hardware.items() if k != "name"}
+            object.__setattr__(self, "hardware", HardwareConfig(name, copy.deepcopy(rest)))
+        elif isinstance(self.hardware, str):
+            object.__setattr__(self, "hardware", HardwareConfig(self.hardware))
         if self.router is not None:
             ROUTERS.require(self.router, "router")
 
@@ -89,6 +110,9 @@ class KvTransferConfig:
 class ClusterConfig:
     replicas: int = 1
     tensor_parallel: int = 1
+    # layers split over this many stages of tensor_parallel devices, micro-batched as vLLM's
+    # virtual engines (sim/cost/pipeline.py); a replica uses tensor_parallel x pipeline_parallel
+    pipeline_parallel: int = 1
     router: str = "round-robin"
     # vLLM's enable_expert_parallel with data parallelism: the replicas are data-parallel ranks
     # of a MoE model whose experts are spread over all of them; they step in lockstep
@@ -102,7 +126,11 @@ class ClusterConfig:
         require(0 < self.replicas <= 100_000, "replicas", "an integer in [1, 100000]",
                 self.replicas)
         _check_tp(self.tensor_parallel, "tensor_parallel")
+        _check_pp(self.pipeline_parallel, "pipeline_parallel")
         ROUTERS.require(self.router, "router")
+        require(self.pipeline_parallel == 1 or not self.expert_parallel, "pipeline_parallel",
+                "1 with expert_parallel (data-parallel ranks step in lockstep)",
+                self.pipeline_parallel)
         if not self.pools:
             return
         roles = {p.role for p in self.pools}
@@ -154,12 +182,6 @@ class SloConfig(SloTargets):
 
     def targets(self, slo_class: str) -> SloTargets:
         return self.classes.get(slo_class, self)
-
-
-@dataclass(frozen=True)
-class HardwareConfig:
-    name: str = "h100-sxm"
-    overrides: dict = field(default_factory=dict)   # parts of the profile YAML, deep-merged
 
 
 def _invariants_by_default() -> bool:
@@ -246,7 +268,7 @@ class Scenario:
         cluster = parse(ClusterConfig, data.get("cluster"), path=path, field="cluster")
         return cls(
             name=name, seed=seed, model=model,
-            hardware=parse_hardware(data.get("hardware", "h100-sxm"), path),
+            hardware=_parse_hardware(data.get("hardware", "h100-sxm"), path),
             cluster=cluster,
             scheduler=_parse_scheduler(data.get("scheduler"), path),
             workload=parse(WorkloadConfig, data["workload"], path=path, field="workload"),
@@ -270,6 +292,12 @@ class Scenario:
             out[key] = _drop_none(dataclasses.asdict(getattr(self, key)))
         if not self.cluster.pools:      # scenarios without pools keep their echo
             del out["cluster"]["pools"], out["cluster"]["kv_transfer"]
+        for pool in out["cluster"].get("pools", []):
+            if "hardware" in pool:
+                pool["hardware"] = {"name": pool["hardware"]["name"],
+                                    **pool["hardware"].get("overrides", {})}
+        if self.cluster.pipeline_parallel == 1:        # (nor pipeline parallelism)
+            del out["cluster"]["pipeline_parallel"]
         if self.description:
             out["description"] = self.description
         if self.failures:     # only when set, so scenarios without failures keep their echo
@@ -287,7 +315,7 @@ def _drop_none(value):
     return value
 
 
-def parse_hardware(value: Any, path: str | None, field: str = "hardware") -> HardwareConfig:
+def _parse_hardware(value: Any, path: str | None, field: str = "hardware") -> HardwareConfig:
     """A ``hardware`` value: a profile name or path, or ``{name: ..., <overrides>}``."""
     if isinstance(value, str):
         return HardwareConfig(name=value)

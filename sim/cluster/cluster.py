@@ -20,6 +20,7 @@ from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
 from sim.cost.factory import make_cost_model
 from sim.cost.model import CostModel
+from sim.cost.pipeline import PipelineCostModel
 from sim.errors import CapacityError, LlmsimError, ScenarioError
 from sim.hardware import DeviceSpec, load_device
 from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
@@ -51,11 +52,16 @@ class Deployment:
     block_size: int
     max_model_len: int
     host_swap_blocks: int
-    block_bytes: int
+    block_bytes: int                  # one block on one device (its stage's layers)
+    pipeline_parallel: int = 1
 
     @property
     def kv_tokens(self) -> int:
         return self.kv_blocks * self.block_size
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.tensor_parallel * self.pipeline_parallel
 
 
 def resolve(scenario: Scenario) -> Deployment:
@@ -65,9 +71,18 @@ def resolve(scenario: Scenario) -> Deployment:
     device = _named(path, "hardware", lambda: load_device(
         scenario.hardware.name, scenario.hardware.overrides or None, base_dir=base))
     tp, cfg = scenario.cluster.tensor_parallel, scenario.scheduler
+    pp = scenario.cluster.pipeline_parallel
     if model.num_heads % tp:
         raise ScenarioError(path, "cluster.tensor_parallel",
                             f"a divisor of {model.name}'s {model.num_heads} attention heads", tp)
+    ranks = scenario.cluster.replicas
+    if scenario.cluster.expert_parallel and model.num_experts and model.num_experts % ranks:
+        raise ScenarioError(path, "cluster.replicas",
+                            f"a divisor of {model.name}'s {model.num_experts} experts with "
+                            "expert_parallel (each rank holds whole experts)", ranks)
+    if pp > model.num_layers:
+        raise ScenarioError(path, "cluster.pipeline_parallel",
+                            f"at most {model.name}'s {model.num_layers} layers", pp)
     if cfg.max_model_len is not None and cfg.max_model_len > model.max_context_tokens:
         raise ScenarioError(path, "scheduler.max_model_len",
                             f"at most {model.name}'s context length ({model.max_context_tokens})",
@@ -77,19 +92,20 @@ def resolve(scenario: Scenario) -> Deployment:
         reserve = cfg.activation_reserve_gib * GIB
     else:
         reserve = activation_reserve_bytes(model, tp, cfg.max_batched_tokens, cfg.max_num_seqs)
-    block_bytes = cfg.block_size * kv_bytes_per_token_per_device(model, tp)
+    block_bytes = cfg.block_size * kv_bytes_per_token_per_device(model, tp, pp)
     if cfg.kv_blocks is not None:
         blocks = cfg.kv_blocks
     else:
         try:
             shards = scenario.cluster.replicas if scenario.cluster.expert_parallel else 1
             blocks = kv_cache_blocks(model, device, tp, cfg.block_size,
-                                     cfg.gpu_memory_utilization, reserve, expert_shards=shards)
+                                     cfg.gpu_memory_utilization, reserve, expert_shards=shards,
+                                     pp=pp)
         except CapacityError as exc:
             raise CapacityError(f"{path or 'scenario'}: {exc}") from None
     host_blocks = int(cfg.swap_space_gib * GIB // block_bytes)
     return Deployment(model, device, tp, blocks, cfg.block_size, max_model_len, host_blocks,
-                      block_bytes)
+                      block_bytes, pp)
 
 
 def deployment_cost_model(scenario: Scenario, dep: Deployment | None = None) -> CostModel:
@@ -97,8 +113,14 @@ def deployment_cost_model(scenario: Scenario, dep: Deployment | None = None) -> 
     its profile has them for this model) with the scenario's engine terms."""
     dep = dep or resolve(scenario)
     cfg = scenario.scheduler
-    return make_cost_model(dep.model, dep.device, dep.tensor_parallel, scenario.engine,
+    cost = make_cost_model(dep.model, dep.device, dep.tensor_parallel, scenario.engine,
                            max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens)
+    if dep.pipeline_parallel > 1:   # stages on the device's link (NVLink inside a node)
+        device = dep.device
+        cost = PipelineCostModel(cost, dep.pipeline_parallel,
+                                 device.interconnect_bandwidth * device.efficiency.interconnect,
+                                 device.interconnect_latency_s)
+    return cost
 
 
 @dataclass
@@ -117,15 +139,14 @@ def resolve_pools(scenario: Scenario) -> list[PoolPlan]:
     cluster = scenario.cluster
     if not cluster.pools:
         return [PoolPlan("colocated", scenario, resolve(scenario), cluster.router)]
-    from sim.scenario import parse_hardware     # (the scenario module sits above this one)
-
     plans = []
     for i, pool in enumerate(cluster.pools):
-        hardware = scenario.hardware if pool.hardware is None else \
-            parse_hardware(pool.hardware, scenario.path, f"cluster.pools.{i}.hardware")
+        hardware = scenario.hardware if pool.hardware is None else pool.hardware
         tp = pool.tensor_parallel or cluster.tensor_parallel
+        pp = pool.pipeline_parallel or cluster.pipeline_parallel
         sub = dataclasses.replace(scenario, hardware=hardware, cluster=dataclasses.replace(
-            cluster, pools=(), replicas=pool.replicas, tensor_parallel=tp))
+            cluster, pools=(), replicas=pool.replicas, tensor_parallel=tp,
+            pipeline_parallel=pp))
         try:
             dep = resolve(sub)
         except ScenarioError as exc:     # the field as the pool's: which pool, which field
@@ -475,7 +496,7 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     devices = 0
     kv_total = np.zeros(len(cluster.replicas))        # each replica's KV blocks
     for pool in cluster.pools:
-        dev, tp = pool.deployment.device, pool.deployment.tensor_parallel
+        dev, tp = pool.deployment.device, pool.deployment.devices_per_replica
         replicas = [r for r in cluster.replicas if cluster._pool_of[r.index] is pool]
         idle_s = max(len(replicas) * duration - sum(r.busy_s for r in replicas), 0.0)
         energy += sum(r.energy_j for r in replicas) + idle_s * dev.idle_w * tp
@@ -505,6 +526,11 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     }
     if scenario.cluster.pools:
         extra.update(disaggregation_summary(cluster, requests, duration))
+    if cluster.group is not None and cluster.group.step_s:
+        # of the expert-parallel group's step time, the MoE layers' token exchange
+        extra["expert_exchange_share"] = cluster.group.exchange_s / cluster.group.step_s
+    if any(p.deployment.pipeline_parallel > 1 for p in cluster.pools):
+        extra["pipeline_bubble_fraction"] = pipeline_bubble(cluster, iterations)
     if scenario.failures:
         extra["requests_rerouted"] = cluster.rerouted
         extra["slo_attainment_during_failures"] = failure_window_attainment(
@@ -519,6 +545,27 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     return Result(requests, iterations, summary, scenario.to_dict())
 
 
+def pipeline_bubble(cluster: Cluster, iterations: pd.DataFrame) -> float:
+    """Share of pipeline stages' busy-replica time spent idle, over the pipelined replicas'
+    iterations: micro-batches dealt as vLLM's virtual engines take them, taken as equal in size
+    (each iteration row's sequences over min(stages, sequences) micro-batches), with the
+    uneven-stage wait (sim/cost/pipeline.py has the exact per-iteration figure)."""
+    busy = total = 0.0
+    for pool in cluster.pools:
+        pp = pool.deployment.pipeline_parallel
+        if pp == 1:
+            continue
+        layers = pool.deployment.model.num_layers
+        even = layers / (pp * -(-layers // pp))
+        mine = iterations[iterations["replica"].isin(
+            [r.index for r in cluster.replicas if cluster._pool_of[r.index] is pool])]
+        duration = mine["duration_s"].to_numpy()
+        micro = np.minimum(mine["num_seqs"].to_numpy(), pp)
+        busy += float((duration * micro / pp * even).sum())
+        total += float(duration.sum())
+    return 1.0 - busy / total if total else 0.0
+
+
 def disaggregation_summary(cluster: Cluster, requests: pd.DataFrame, duration: float) -> dict:
     """Pools, KV transfer times (and their share of the end-to-end latency) and how busy the
     prefill replicas' links were."""
@@ -531,7 +578,8 @@ def disaggregation_summary(cluster: Cluster, requests: pd.DataFrame, duration: f
     for pool in cluster.pools:
         dep = pool.deployment
         pools.append({"role": pool.role, "replicas": pool.scenario.cluster.replicas,
-                      "tensor_parallel": dep.tensor_parallel, "hardware": dep.device.name,
+                      "tensor_parallel": dep.tensor_parallel,
+                      "pipeline_parallel": dep.pipeline_parallel, "hardware": dep.device.name,
                       "kv_blocks_per_replica": dep.kv_blocks})
     return {
         "pools": pools,

@@ -28,6 +28,8 @@ class LockstepGroup:
     def __init__(self, env: simpy.Environment, ranks: list[Replica], cost: CostModel):
         self.env, self.ranks, self.cost = env, ranks, cost
         self._idle: simpy.Event | None = None
+        self.step_s = 0.0           # time stepped, and the part of it exchanging tokens
+        self.exchange_s = 0.0
         for rank in ranks:
             rank.group = self
         self.process = env.process(self._loop())
@@ -75,6 +77,8 @@ class LockstepGroup:
                     seconds += swapped * rank.swap_seconds_per_block
                 costs.append((seconds * rank.slowdown, energy))
             step = max(seconds for seconds, _ in costs)
+            self.step_s += step
+            self.exchange_s += cost.expert_exchange_s(group_tokens, len(ranks))
             end = clock + step
             yield env.timeout(max(end - env.now, 0.0))
             static_w = cost.device.idle_w * cost.tp

@@ -386,12 +386,18 @@ class CostModel:
             self._const_cache[key] = hit
         return hit
 
-    def _expert_parallel_delta_s(self, tokens: int, group_tokens: int, ranks: int) -> float:
+    def expert_exchange_s(self, group_tokens: int, ranks: int) -> float:
+        """Seconds per iteration the MoE layers' token exchange takes in an expert-parallel
+        group of ``ranks`` running ``group_tokens`` tokens: all-gather before, reduce-scatter
+        after every MoE layer (an all-reduce's traffic) on the device link."""
         message = group_tokens * self.model.hidden_size * self.model.dtype_bytes
         exchange = float(ring_allreduce_time_s(message, ranks, self._link_bytes_per_s,
                                                self.device.interconnect_latency_s))
+        return self.model.num_moe_layers * (exchange + self._launch_s)
+
+    def _expert_parallel_delta_s(self, tokens: int, group_tokens: int, ranks: int) -> float:
         return (self.routed_experts_s(group_tokens) / ranks - self.routed_experts_s(tokens)
-                + self.model.num_moe_layers * (exchange + self._launch_s))
+                + self.expert_exchange_s(group_tokens, ranks))
 
     def decode_run(self, num_seqs: int, first_context_tokens: int, steps: int,
                    shared_kv_tokens: int = 0,

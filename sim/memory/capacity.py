@@ -9,11 +9,13 @@ from sim.models.spec import ModelSpec
 GIB = 2**30
 
 
-def kv_bytes_per_token_per_device(model: ModelSpec, tp: int) -> int:
+def kv_bytes_per_token_per_device(model: ModelSpec, tp: int, pp: int = 1) -> int:
     """KV bytes one token occupies on each device: 2 (K and V) x layers x kv_heads x head_dim x
-    dtype bytes / tp. KV heads are split across the TP group, and replicated when fewer than tp."""
+    dtype bytes / tp. KV heads are split across the TP group, and replicated when fewer than tp;
+    with ``pp`` pipeline stages a device holds its stage's layers (the largest stage's count)."""
     kv_heads_per_device = -(-model.num_kv_heads // tp)
-    return 2 * model.num_layers * kv_heads_per_device * model.head_dim * model.dtype_bytes
+    layers = -(-model.num_layers // pp)
+    return 2 * layers * kv_heads_per_device * model.head_dim * model.dtype_bytes
 
 
 def activation_reserve_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int,
@@ -32,34 +34,44 @@ def activation_reserve_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: 
     return max_num_batched_tokens * per_token + logits + GIB
 
 
-def weight_bytes_per_device(model: ModelSpec, tp: int, expert_shards: int = 1) -> float:
-    """Weights one device holds: a TP shard of everything; with expert parallelism over
-    ``expert_shards`` data-parallel ranks, only 1/expert_shards of the routed experts."""
+def weight_bytes_per_device(model: ModelSpec, tp: int, expert_shards: int = 1,
+                            pp: int = 1) -> float:
+    """Weights one device holds: a TP shard of everything (of its stage's share of the layers,
+    with ``pp`` pipeline stages); with expert parallelism over ``expert_shards`` data-parallel
+    ranks, only 1/expert_shards of the routed experts."""
     experts = model.num_moe_layers * model.num_experts * model.expert_params * model.dtype_bytes
-    return (model.weight_bytes - experts * (1 - 1 / expert_shards)) / tp
+    share = -(-model.num_layers // pp) / model.num_layers
+    return (model.weight_bytes - experts * (1 - 1 / expert_shards)) / tp * share
 
 
 def kv_cache_blocks(model: ModelSpec, device: DeviceSpec, tp: int, block_size: int,
                     gpu_memory_utilization: float, reserve_bytes: float,
-                    expert_shards: int = 1) -> int:
-    """Blocks per replica: (capacity x utilization - weights - activation reserve) / block bytes.
+                    expert_shards: int = 1, pp: int = 1) -> int:
+    """Blocks per replica: (capacity x utilization - weights - activation reserve) / block bytes,
+    per device (each device holds its stage's layers of every token's KV).
 
-    Raises CapacityError, with the numbers and a tensor-parallel suggestion, if nothing is left.
+    Raises CapacityError, with the numbers and layouts that would fit, if nothing is left.
     """
     usable = device.hbm_bytes * gpu_memory_utilization
-    weights = weight_bytes_per_device(model, tp, expert_shards)
+    weights = weight_bytes_per_device(model, tp, expert_shards, pp)
     free = usable - weights - reserve_bytes
-    block_bytes = block_size * kv_bytes_per_token_per_device(model, tp)
+    block_bytes = block_size * kv_bytes_per_token_per_device(model, tp, pp)
     if free < block_bytes:
-        # the smallest degree that validation accepts (a power of two dividing the heads) and
-        # that leaves a tenth of the memory for the KV cache
-        fits = [t for t in (2 ** i for i in range(1, 11)) if t > tp and model.num_heads % t == 0
-                and usable - weight_bytes_per_device(model, t, expert_shards) - reserve_bytes
-                >= 0.1 * usable]
-        hint = f"try cluster.tensor_parallel: {fits[0]} or a larger device" if fits else \
-            "no tensor-parallel degree fits it: try a larger device"
+        # the smallest degrees that validation accepts (a power of two dividing the heads; a
+        # stage count up to the layers) and that leave a tenth of the memory for the KV cache
+        def fits(t: int, p: int) -> bool:
+            return usable - weight_bytes_per_device(model, t, expert_shards, p) \
+                - reserve_bytes >= 0.1 * usable
+        tps = [t for t in (2 ** i for i in range(1, 11)) if t > tp and model.num_heads % t == 0
+               and fits(t, pp)]
+        pps = [p for p in (2, 4, 8, 16) if p > pp and p <= model.num_layers and fits(tp, p)]
+        options = ([f"cluster.tensor_parallel: {tps[0]}"] if tps else []) + \
+            ([f"cluster.pipeline_parallel: {pps[0]}"] if pps else [])
+        hint = f"try {' or '.join(options)} or a larger device" if options else \
+            "no tensor- or pipeline-parallel degree fits it: try a larger device"
+        layout = f"tensor_parallel={tp}" + (f", pipeline_parallel={pp}" if pp > 1 else "")
         raise CapacityError(
-            f"{model.name} does not fit on {device.name} with tensor_parallel={tp}: weights "
+            f"{model.name} does not fit on {device.name} with {layout}: weights "
             f"{weights / 1e9:.1f} GB + activation reserve {reserve_bytes / 1e9:.1f} GB > usable "
             f"{usable / 1e9:.1f} GB ({gpu_memory_utilization:g} x {device.hbm_bytes / 1e9:.1f} GB); "
             f"{hint}")

@@ -1,6 +1,7 @@
 """``llmsim plan``: the cheapest configuration that meets the SLOs at the target traffic.
 
-For each candidate (hardware x tensor parallel x scheduler) and each seed:
+For each candidate (hardware x layout x scheduler x router; a layout is tensor x pipeline
+parallel, or a disaggregated unit of prefill and decode pools) and each seed:
 
 1. **Max sustainable rate per replica**: one replica, ``requests_per_replica`` requests at rate r;
    r is bisected geometrically in [min_rps, max_rps] (a candidate that misses the SLO at min_rps
@@ -10,7 +11,8 @@ For each candidate (hardware x tensor parallel x scheduler) and each seed:
    ceil(target / mean max rate) (rounded up to an allowed count) up until every seed meets the
    SLO, then down until none does. Each seed's answer is the smallest count from which on it
    meets the SLO; the recommended deployment is the count at which every seed does.
-3. **Cost**: $/hour = replicas x tensor_parallel x the device's price; $ per million output tokens
+3. **Cost**: $/hour = replicas x devices per replica x the device's price (a disaggregated
+   unit's replica is one copy of its pools, every pool's devices at its own price); $ per million output tokens
    from the cluster runs. Candidates are ranked by $/hour, then $ per million tokens.
 
 Every number is reported as the mean and 95% CI over the seeds (Student's t): the max rate, the
@@ -60,10 +62,23 @@ class Candidate:
     data: dict                         # the base scenario with this candidate's overrides
     usd_per_device_hour: float = math.nan
     infeasible: str = ""               # why it cannot serve at all (empty: it can)
+    pipeline_parallel: int = 1
+    router: str | None = None          # None: the base scenario's
+    pools: list[dict] | None = None    # a disaggregated unit; "replicas" count its copies
+    devices_per_replica: int = 0       # devices of one replica (or unit)
+    usd_per_replica_hour: float = math.nan
 
     @property
     def name(self) -> str:
-        return f"{self.hardware} tp{self.tensor_parallel} {self.scheduler}"
+        if self.pools is not None:
+            layout = ":".join(f"{p.get('replicas', 1)}{p['role'][0].upper()}"
+                              f"(tp{p.get('tensor_parallel', self.tensor_parallel)})"
+                              for p in self.pools)
+        else:
+            layout = f"tp{self.tensor_parallel}" + (
+                f" pp{self.pipeline_parallel}" if self.pipeline_parallel > 1 else "")
+        router = f" {self.router}" if self.router else ""
+        return f"{self.hardware} {layout} {self.scheduler}{router}"
 
 
 @dataclass
@@ -78,7 +93,7 @@ class Plan:
 
 def load_plan(path: str | Path) -> Plan:
     """Parse a plan file and check every candidate's scenario before anything runs."""
-    from sim.cluster import resolve
+    from sim.cluster.cluster import resolve_pools
 
     path = scenario_path(path)          # a file, or a shipped example's name
     config = parse(PlanConfig, load_yaml(path, "plan"), path=str(path))
@@ -88,21 +103,39 @@ def load_plan(path: str | Path) -> Plan:
     plan = Plan(name=config.name or path.stem, path=str(path), config=config, base_dir=base_dir,
                 seeds=config.seed_list(base.seed))
     cand = config.candidates
-    grid = [(h, t, s) for h in cand.hardware or [base.hardware.name]
-            for t in cand.tensor_parallel or [base.cluster.tensor_parallel]
-            for s in cand.scheduler or [base.scheduler.name]]
-    for i, (hw, tp, sched) in enumerate(grid):
-        source = f"{path}: candidate {hw} tp{tp} {sched}"
-        cand_data = apply_overrides(data, [f"hardware={json.dumps(hw)}",
-                                           f"cluster.tensor_parallel={tp}",
-                                           f"scheduler.name={json.dumps(sched)}"], source)
-        candidate = Candidate(i, hw, tp, sched, cand_data)
-        probe = Scenario.from_dict(with_traffic(cand_data, config.search.min_rps, 20, 1,
+    layouts: list[tuple[int, int, list[dict] | None]] = []
+    if cand.colocated:
+        layouts += [(t, p, None) for t in cand.tensor_parallel or [base.cluster.tensor_parallel]
+                    for p in cand.pipeline_parallel or [base.cluster.pipeline_parallel]]
+    layouts += [(base.cluster.tensor_parallel, 1, unit) for unit in cand.pools or []]
+    grid = [(h, layout, s, r) for h in cand.hardware or [base.hardware.name]
+            for layout in layouts
+            for s in cand.scheduler or [base.scheduler.name]
+            for r in cand.router or [None]]
+    for i, (hw, (tp, pp, unit), sched, router) in enumerate(grid):
+        candidate = Candidate(i, hw, tp, sched, {}, pipeline_parallel=pp, router=router,
+                              pools=unit)
+        source = f"{path}: candidate {candidate.name}"
+        sets = [f"hardware={json.dumps(hw)}", f"cluster.tensor_parallel={tp}",
+                f"scheduler.name={json.dumps(sched)}"]
+        if unit is None:
+            sets.append(f"cluster.pipeline_parallel={pp}")
+        else:
+            sets += [f"cluster.pools={json.dumps(unit)}", "cluster.replicas=1"]
+        if router is not None:
+            sets.append(f"cluster.router={json.dumps(router)}")
+        candidate.data = apply_overrides(data, sets, source)
+        probe = Scenario.from_dict(with_traffic(candidate.data, config.search.min_rps, 20, 1,
                                                 base.seed, source),
                                    path=source, base_dir=base_dir)
         try:
-            dep = resolve(probe)
-            candidate.usd_per_device_hour = dep.device.price_usd_per_hour
+            pools = resolve_pools(probe)
+            candidate.usd_per_device_hour = pools[0].deployment.device.price_usd_per_hour
+            candidate.devices_per_replica = sum(
+                p.scenario.cluster.replicas * p.deployment.devices_per_replica for p in pools)
+            candidate.usd_per_replica_hour = sum(
+                p.scenario.cluster.replicas * p.deployment.devices_per_replica
+                * p.deployment.device.price_usd_per_hour for p in pools)
         except CapacityError as exc:
             candidate.infeasible = str(exc).split(": ", 1)[-1]
         plan.candidates.append(candidate)
@@ -117,7 +150,12 @@ def with_traffic(data: dict, rate_rps: float, num_requests: int, replicas: int, 
     if failures:
         data["failures"] = failures
     workload = dict(data.get("workload") or {})
-    sets = [f"cluster.replicas={replicas}", f"seed={seed}"]
+    unit = (data.get("cluster") or {}).get("pools")
+    if unit:        # a disaggregated unit: ``replicas`` copies of each of its pools
+        scaled = [{**p, "replicas": p.get("replicas", 1) * replicas} for p in unit]
+        sets = [f"cluster.pools={json.dumps(scaled)}", f"seed={seed}"]
+    else:
+        sets = [f"cluster.replicas={replicas}", f"seed={seed}"]
     if "trace" in workload:
         trace = dict(workload["trace"] or {})
         trace.pop("time_scale", None)
@@ -304,7 +342,9 @@ class Planner:
         results = []
         for cand in self.plan.candidates:
             entry = {"candidate": cand.name, "hardware": cand.hardware,
-                     "tensor_parallel": cand.tensor_parallel, "scheduler": cand.scheduler,
+                     "tensor_parallel": cand.tensor_parallel,
+                     "pipeline_parallel": cand.pipeline_parallel, "scheduler": cand.scheduler,
+                     "router": cand.router, "pools": cand.pools,
                      "usd_per_device_hour": cand.usd_per_device_hour, "feasible": False,
                      "reason": cand.infeasible}
             results.append(entry)
@@ -331,8 +371,8 @@ class Planner:
             est_n = mean_ci(per_seed_n)
             low = max(min(per_seed_n), math.floor(est_n.low + 1e-9))
             high = min(n, math.ceil(est_n.high - 1e-9))
-            devices = n * cand.tensor_parallel
-            device_hour = cand.tensor_parallel * cand.usd_per_device_hour
+            devices = n * cand.devices_per_replica
+            device_hour = cand.usd_per_replica_hour     # one replica (or unit), all its devices
             values = list(rows.values())
             entry.update({
                 "feasible": True, "replicas": n, "replicas_ci": [low, high],
@@ -340,7 +380,7 @@ class Planner:
                 "devices": devices, "usd_per_hour": n * device_hour,
                 "usd_per_hour_ci": [low * device_hour, high * device_hour],
                 "usd_per_million_output_tokens": mean_ci(
-                    [steady_usd_per_million(r, devices * cand.usd_per_device_hour, target)
+                    [steady_usd_per_million(r, n * device_hour, target)
                      for r in values]).to_dict(),
                 "metrics": {c: _est(values, c) for c in _REPORTED + tuple(
                     c for c, _, _ in self.checks) if c in values[0]},

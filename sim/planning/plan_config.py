@@ -109,12 +109,22 @@ class TrafficConfig:
 class CandidatesConfig:
     hardware: list[str] | None = None        # None: the base scenario's
     tensor_parallel: list[int] | None = None
+    pipeline_parallel: list[int] | None = None
     scheduler: list[str] | None = None
+    router: list[str] | None = None
+    # disaggregated units, each a list of cluster.pools entries (e.g. 1 prefill : 3 decode
+    # replicas); "replicas" then counts copies of a unit. Searched beside the colocated grid
+    # (tensor_parallel x pipeline_parallel), or alone with colocated: false
+    pools: list[list[dict]] | None = None
+    colocated: bool = True
     replicas: list[int] | None = None        # allowed cluster sizes; None: 1..max_replicas
     max_replicas: int = 64
 
     def __post_init__(self):
-        for name in ("hardware", "tensor_parallel", "scheduler", "replicas"):
+        require(self.colocated or self.pools, "colocated",
+                "true unless pools lists disaggregated units", self.colocated)
+        for name in ("hardware", "tensor_parallel", "pipeline_parallel", "scheduler", "router",
+                     "pools", "replicas"):
             value = getattr(self, name)
             require(value is None or len(value) > 0, name, "a non-empty list or null", value)
         require(self.max_replicas > 0, "max_replicas", "an integer > 0", self.max_replicas)

@@ -98,3 +98,24 @@ def test_failures_with_expert_parallel_are_refused():
     data["failures"] = [{"kind": "replica_down", "replica": 0, "at_s": 1.0, "duration_s": 1.0}]
     with pytest.raises(ScenarioError, match="expert_parallel"):
         Scenario.from_dict(data)
+
+
+def test_the_token_exchange_share_is_reported_and_matches_its_formula():
+    scenario = _scenario()
+    result = simulate(scenario)
+    share = result.summary["expert_exchange_share"]
+    assert 0 < share < 1
+    # one step by hand: a 4-rank group running 64 tokens exchanges an all-reduce's traffic per
+    # MoE layer, plus a launch
+    cost = CostModel(get_model("qwen3-30b-a3b"), load_device("h100-sxm"), 1)
+    message = 64 * 2048 * 2
+    ring = ring_allreduce_time_s(message, 4, cost._link_bytes_per_s,
+                                 cost.device.interconnect_latency_s)
+    assert cost.expert_exchange_s(64, 4) == pytest.approx(48 * (ring + cost._launch_s))
+    assert "expert_exchange_share" not in simulate(_scenario(cluster__expert_parallel=False)).summary
+
+
+def test_ranks_that_do_not_divide_the_experts_are_a_one_line_error():
+    with pytest.raises(ScenarioError, match=r"cluster\.replicas.*128 experts") as err:
+        simulate(_scenario(cluster__replicas=3))
+    assert "\n" not in str(err.value)

@@ -151,3 +151,40 @@ def test_plan_resumes_from_stored_runs(tiny_plan, tmp_path):
     assert seen == []                    # every probe and cluster run was already stored
     assert json.loads(json.dumps(again, default=str))["recommendation"]["replicas"] == \
         plan["recommendation"]["replicas"]
+
+
+UNIT = [{"role": "prefill", "replicas": 1, "tensor_parallel": 1},
+        {"role": "decode", "replicas": 2, "tensor_parallel": 1}]
+
+
+def test_topology_candidates_and_their_costs(tmp_path):
+    plan = load_plan(write_plan(tmp_path, candidates={
+        "hardware": ["h100-sxm"], "tensor_parallel": [1, 2], "pipeline_parallel": [1, 2],
+        "router": ["least-outstanding", "prefix-aware"], "pools": [UNIT]}))
+    names = [c.name for c in plan.candidates]
+    assert len(names) == len(set(names)) == (4 + 1) * 2
+    assert "h100-sxm tp2 pp2 fcfs prefix-aware" in names
+    assert "h100-sxm 1P(tp1):2D(tp1) fcfs least-outstanding" in names
+    by = {c.name: c for c in plan.candidates}
+    assert by["h100-sxm tp2 pp2 fcfs prefix-aware"].devices_per_replica == 4
+    unit = by["h100-sxm 1P(tp1):2D(tp1) fcfs least-outstanding"]
+    assert unit.devices_per_replica == 3
+    assert unit.usd_per_replica_hour == pytest.approx(3 * 2.99)
+    # a plan replica of a unit is one copy of each of its pools
+    data = with_traffic(unit.data, 10.0, 60, 3, 0, "t")
+    assert [p["replicas"] for p in data["cluster"]["pools"]] == [3, 6]
+
+
+def test_a_plan_searches_disaggregated_units_end_to_end(tmp_path):
+    path = write_plan(tmp_path, candidates={"hardware": ["h100-sxm"], "scheduler": ["fcfs"],
+                                            "pools": [UNIT], "colocated": False,
+                                            "max_replicas": 4},
+                      seeds=2, search={"min_rps": 8, "max_rps": 256, "iterations": 2},
+                      what_if={"spare_replicas": 0})
+    out = tmp_path / "out"
+    assert main(["plan", str(path), "-o", str(out), "--workers", "1", "--no-progress"]) == 0
+    result = json.loads((out / "plan.json").read_text())
+    entry, = result["candidates"]
+    assert entry["pools"] == UNIT and entry["feasible"]
+    assert entry["devices"] == 3 * entry["replicas"]
+    assert entry["usd_per_hour"] == pytest.approx(entry["replicas"] * 3 * 2.99)
