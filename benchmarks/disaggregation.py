@@ -23,8 +23,10 @@ on 8 H100 replicas (TP1) with prefix caching: ``least-outstanding`` against ``pr
 (the trace has no sessions, so ``session-affinity`` has nothing to stick to): prefix cache hit
 rate and TTFT.
 
-Expert parallelism: Qwen3-30B-A3B on the 8 GPUs as 8 TP1 replicas, chat at 40 req/s, with and
-without its experts spread over them (vLLM DP + EP): the token exchange's share of step time.
+Expert parallelism: Qwen3-30B-A3B on the 8 GPUs, chat at 40 req/s: 8 TP1 replicas with and
+without their experts spread over them (vLLM DP + EP, lockstep), and one TP8 replica with and
+without its experts spread over its devices (EP, all-to-all; balanced and Zipf routing): the
+token exchange's share of step time.
 
     python benchmarks/disaggregation.py --out runs/disagg [--jobs 2] [--requests 400]
 
@@ -132,19 +134,36 @@ def run_prefix(args: tuple) -> dict:
             "completed": s["requests_completed"], "wall_s": time.perf_counter() - started}
 
 
-def run_ep(expert_parallel: bool) -> dict:
-    """Qwen3-30B-A3B on 8 H100s as 8 TP1 replicas, with the experts spread over them (vLLM
-    DP + EP, lockstep) or each holding all of them."""
-    from sim import Scenario, simulate
+EP_LAYOUTS = {"8 x TP1": {"replicas": 8, "tensor_parallel": 1},
+              "8 x TP1, DP+EP": {"replicas": 8, "tensor_parallel": 1, "expert_parallel": True},
+              "1 x TP8": {"replicas": 1, "tensor_parallel": 8},
+              "1 x TP8, EP": {"replicas": 1, "tensor_parallel": 8, "expert_parallel": True},
+              "1 x TP8, EP, zipf routing": {"replicas": 1, "tensor_parallel": 8,
+                                            "expert_parallel": True,
+                                            "moe_routing": {"kind": "zipf", "zipf_s": 0.6}}}
 
-    data = scenario("chat", EP_RATE, {"replicas": 8, "tensor_parallel": 1,
-                                      "expert_parallel": expert_parallel}, 2000)
+
+def run_ep(name: str) -> dict:
+    """Qwen3-30B-A3B on 8 H100s: 8 TP1 replicas with or without their experts spread over them
+    (vLLM DP + EP, lockstep), or one TP8 replica with or without its experts spread over its
+    devices (all-to-all dispatch and combine; the share of a 64-sequence decode step)."""
+    from sim import Scenario, simulate
+    from sim.cluster.cluster import deployment_cost_model
+    from sim.cost.model import BatchShape
+
+    data = scenario("chat", EP_RATE, EP_LAYOUTS[name], 2000)
     data["model"] = EP_MODEL
-    s = simulate(Scenario.from_dict(data)).summary
-    return {"expert_parallel": expert_parallel, "throughput_tok_s": s["throughput_tokens_per_s"],
-            "ttft_p50_s": s["ttft_s"]["p50"], "tpot_p50_s": s["tpot_s"]["p50"],
-            "kv_tokens_per_replica": s["kv_tokens_per_replica"],
-            "exchange_share": s.get("expert_exchange_share", 0.0)}
+    sc = Scenario.from_dict(data)
+    s = simulate(sc).summary
+    out = {"layout": name, "throughput_tok_s": s["throughput_tokens_per_s"],
+           "ttft_p50_s": s["ttft_s"]["p50"], "tpot_p50_s": s["tpot_s"]["p50"],
+           "kv_tokens_per_replica": s["kv_tokens_per_replica"],
+           "exchange_share": s.get("expert_exchange_share", 0.0)}
+    cost = deployment_cost_model(sc)
+    if hasattr(cost, "placed_ops") and sc.cluster.expert_parallel:
+        it = cost.iteration(BatchShape.decode([1300] * 64))
+        out["exchange_share"] = it.breakdown_s.get("alltoall", 0.0) / it.time_s
+    return out
 
 
 def best(rows: list[dict], slo: str) -> dict:
@@ -198,7 +217,7 @@ def summarise(rows: list[dict], prefix: list[dict], ep: list[dict]) -> dict:
                              "ttft_p50_s_lowest_rate": mine[0]["ttft_p50_s"],
                              "bubble_fraction": top["pipeline_bubble_fraction"]}
         out["pipeline"][workload] = entry
-    out["expert_parallel"] = {("ep" if e["expert_parallel"] else "no_ep"): e for e in ep}
+    out["expert_parallel"] = {e["layout"]: e for e in ep}
     return out
 
 
@@ -241,10 +260,10 @@ def markdown(summary: dict, rows: list[dict], wall_s: float) -> str:
             lines.append(f"| {workload} | {config} | {v['goodput_per_gpu']:.3f} | "
                          f"{v['tpot_p50_s_lowest_rate'] * 1e3:.1f} | "
                          f"{v['ttft_p50_s_lowest_rate']:.3f} | {v['bubble_fraction']:.1%} |")
-    lines += ["", f"Expert parallelism: {EP_MODEL} on 8 H100s (8 TP1 replicas), chat at "
-              f"{EP_RATE:g} req/s:", "",
+    lines += ["", f"Expert parallelism: {EP_MODEL} on 8 H100s, chat at {EP_RATE:g} req/s:", "",
               "| layout | tok/s | TTFT p50 (s) | TPOT p50 (ms) | KV tokens/replica | "
-              "token exchange share of step time |", "|---|---:|---:|---:|---:|---:|"]
+              "token exchange share (DP+EP: of step time; EP: of a 64-sequence decode step) |",
+              "|---|---:|---:|---:|---:|---:|"]
     for name, v in summary["expert_parallel"].items():
         lines.append(f"| {name} | {v['throughput_tok_s']:.0f} | {v['ttft_p50_s']:.3f} | "
                      f"{v['tpot_p50_s'] * 1e3:.1f} | {v['kv_tokens_per_replica']} | "
@@ -307,7 +326,7 @@ def main() -> None:
         prefix_f = [pool.submit(run_prefix, (router, args.trace_requests))
                     for router in ("least-outstanding", "prefix-aware")] if TRACE.is_file() \
             else []
-        ep_f = [pool.submit(run_ep, flag) for flag in (False, True)]
+        ep_f = [pool.submit(run_ep, name) for name in EP_LAYOUTS]
         rows = list(pool.map(run, jobs, chunksize=1))
         # the best disaggregated layouts again on slower links
         again = []

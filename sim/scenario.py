@@ -21,6 +21,7 @@ from sim.cluster.router import ROUTERS
 from sim.config import parse, read_text, require
 from sim.cost.engine import EngineTerms
 from sim.errors import LlmsimError, ScenarioError, did_you_mean
+from sim.hardware.duplex import RoutingSection
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.base import EngineConfig
 from sim.scheduling.overload import OverloadConfig
@@ -114,10 +115,13 @@ class ClusterConfig:
     # virtual engines (sim/cost/pipeline.py); a replica uses tensor_parallel x pipeline_parallel
     pipeline_parallel: int = 1
     router: str = "round-robin"
-    # vLLM's enable_expert_parallel with data parallelism: the replicas are data-parallel ranks
-    # of a MoE model whose experts are spread over all of them; they step in lockstep
-    # (sim/cluster/lockstep.py). No effect on dense models, as in vLLM.
+    # vLLM's enable_expert_parallel (MoE models; no effect on dense ones, as in vLLM). With
+    # several replicas: data-parallel ranks whose experts are spread over all of them, stepping
+    # in lockstep (sim/cluster/lockstep.py). With one: the experts spread over the replica's
+    # tensor_parallel devices, whole experts per device, tokens dispatched and combined by
+    # all-to-all, each device as busy as its experts' routed tokens make it (moe_routing)
     expert_parallel: bool = False
+    moe_routing: RoutingSection = RoutingSection()
     # prefill/decode disaggregation: pools of replicas by role (replaces ``replicas``)
     pools: tuple[PoolConfig, ...] = ()
     kv_transfer: KvTransferConfig = KvTransferConfig()
@@ -292,6 +296,8 @@ class Scenario:
             out[key] = _drop_none(dataclasses.asdict(getattr(self, key)))
         if not self.cluster.pools:      # scenarios without pools keep their echo
             del out["cluster"]["pools"], out["cluster"]["kv_transfer"]
+        if self.cluster.moe_routing == RoutingSection():
+            del out["cluster"]["moe_routing"]
         for pool in out["cluster"].get("pools", []):
             if "hardware" in pool:
                 pool["hardware"] = {"name": pool["hardware"]["name"],

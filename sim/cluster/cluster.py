@@ -18,11 +18,14 @@ from sim.cluster.kv_transfer import KvLink
 from sim.cluster.lockstep import LockstepGroup
 from sim.cluster.replica import Replica
 from sim.cluster.router import ROUTERS
+from sim.cost.duplex import DuplexCostModel
+from sim.cost.engine import EngineTiming
 from sim.cost.factory import make_cost_model
 from sim.cost.model import CostModel
 from sim.cost.pipeline import PipelineCostModel
 from sim.errors import CapacityError, LlmsimError, ScenarioError
 from sim.hardware import DeviceSpec, load_device
+from sim.hardware.duplex import DuplexSpec
 from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
                         kv_cache_blocks)
 from sim.memory.blocks import peak_blocks
@@ -112,9 +115,19 @@ def deployment_cost_model(scenario: Scenario, dep: Deployment | None = None) -> 
     """The cost model every replica of ``scenario`` uses: the device's (measured tables where
     its profile has them for this model) with the scenario's engine terms."""
     dep = dep or resolve(scenario)
-    cfg = scenario.scheduler
-    cost = make_cost_model(dep.model, dep.device, dep.tensor_parallel, scenario.engine,
-                           max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens)
+    cfg, cluster = scenario.scheduler, scenario.cluster
+    if cluster.expert_parallel and cluster.replicas == 1 and dep.model.is_moe \
+            and dep.tensor_parallel > 1 and not isinstance(dep.device, DuplexSpec):
+        # experts spread over the replica's devices: the Duplex model's expert layout and
+        # routing on a device without a PIM (it costs everything else as CostModel does)
+        spec = dataclasses.replace(DuplexSpec.from_device(dep.device), expert_parallel="expert",
+                                   routing=cluster.moe_routing)
+        cost = DuplexCostModel(dep.model, spec, dep.tensor_parallel, engine=EngineTiming(
+            scenario.engine, cfg.max_num_seqs, cfg.max_batched_tokens))
+    else:
+        cost = make_cost_model(dep.model, dep.device, dep.tensor_parallel, scenario.engine,
+                               max_num_seqs=cfg.max_num_seqs,
+                               max_batched_tokens=cfg.max_batched_tokens)
     if dep.pipeline_parallel > 1:   # stages on the device's link (NVLink inside a node)
         device = dep.device
         cost = PipelineCostModel(cost, dep.pipeline_parallel,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.cost.energy import EnergyPath
+from sim.cost.engine import EngineTiming
 from sim.cost.model import BatchShape, CostModel, IterationCost
 from sim.cost.moe_routing import ExpertRouter
 from sim.cost.ops import (ALLREDUCE, ALLTOALL, ATTN_DECODE, ATTN_PREFILL, MOE_EXPERT, Op,
@@ -91,8 +92,9 @@ class DuplexCostModel(CostModel):
     balanced routing, tensor-parallel experts), which costs the same as :class:`CostModel`.
     """
 
-    def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16"):
-        super().__init__(model, device, tp, dtype)
+    def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16",
+                 engine: EngineTiming | None = None):
+        super().__init__(model, device, tp, dtype, engine=engine)
         spec = self.spec = DuplexSpec.from_device(device)
         eff, act = device.efficiency, spec.row_activation_pj_per_byte
         # the xPU is the GPU model's processor: the same datasheet rates (CostModel.rates)
@@ -275,15 +277,15 @@ class DuplexCostModel(CostModel):
 
     def _xpu_expert_seconds(self, counts, width: int, f_up, b_up, f_dn, b_dn):
         """Each expert's two GEMMs on the xPU (``counts`` tokens each, intermediate ``width``
-        per device): measured tables or curves when the profile has them, else the roofline
-        without launches (one fused kernel launches once)."""
-        if self._predictor is not None:
+        per device): measured when the profile prices a fused MoE layer (as CostModel reads
+        it: per-expert GEMMs plus the activation), else the roofline without launches (one
+        fused kernel launches once)."""
+        predictor = self._predictor
+        if predictor is not None and predictor.moe_experts_s(
+                np.ones(1), self.model.hidden_size, width, self.model.mlp_gated) is not None:
             up_shape, down_shape = mlp_gemm_shapes(self.model.hidden_size, width,
                                                    self.model.mlp_gated)
-            up, down = self._predictor.gemm_s(counts, *up_shape), \
-                self._predictor.gemm_s(counts, *down_shape)
-            if up is not None and down is not None:
-                return up + down
+            return predictor.gemm_s(counts, *up_shape) + predictor.gemm_s(counts, *down_shape)
         x = self.xpu
         return x.busy_seconds(f_up, b_up) + x.busy_seconds(f_dn, b_dn)
 
@@ -308,15 +310,19 @@ class DuplexCostModel(CostModel):
     def _evaluate(self, shape: BatchShape, ctx: np.ndarray):
         """(seconds, joules) arrays, one per decode context in ``ctx`` (int64)."""
         decode_only = shape.num_prefill == 0
-        tok_s, tok_j = self._token_costs(shape.num_tokens, shape.num_seqs_emitting, decode_only)
+        # with an engine, token-wise layers run at the CUDA graph's padded size
+        tokens, launch_s = self._graph_tokens(shape.num_tokens, decode_only)
+        tok_s, tok_j = self._token_costs(tokens, shape.num_seqs_emitting, decode_only)
         att_s, att_j, _ = self._attention(shape, ctx)
         moe_s = moe_j = 0.0
-        if self.router is not None and shape.num_tokens:
-            table = self._moe_table(shape.num_tokens, decode_only)
-            rows = self.router.rows(shape.num_tokens, shape.num_decode, ctx,
+        if self.router is not None and tokens:
+            table = self._moe_table(tokens, decode_only)
+            rows = self.router.rows(tokens, shape.num_decode, ctx,
                                     shape.prefill_tokens, shape.prefill_kv_tokens)
             moe_s, moe_j = table.seconds[rows], table.joules[rows]
         time_s = self._overhead_s + tok_s + att_s + moe_s
+        if self.engine is not None:
+            time_s = self.engine.step_s(time_s, launch_s, shape.num_decode + shape.num_prefill)
         energy_j = self._static_w * time_s + tok_j + att_j + moe_j
         return time_s, energy_j
 
@@ -406,6 +412,9 @@ class DuplexCostModel(CostModel):
             layers = self.model.num_moe_layers
             busy[XPU] += layers * float(table.xpu_s[row])
             busy[PIM] += layers * float(table.pim_s[row])
+        if self.engine is not None:   # the engine's CPU time not hidden under the device's
+            breakdown["overhead"] = time_s - sum(v for k, v in breakdown.items()
+                                                 if k != "overhead")
         ops = tuple(p.op for p in placed)
         return IterationCost(time_s=time_s, flops=sum(o.count * o.flops for o in ops),
                              bytes=sum(o.count * o.bytes for o in ops), energy_j=energy_j,

@@ -1,7 +1,7 @@
 """``llmsim plan``: the cheapest configuration that meets the SLOs at the target traffic.
 
-For each candidate (hardware x layout x scheduler x router; a layout is tensor x pipeline
-parallel, or a disaggregated unit of prefill and decode pools) and each seed:
+For each candidate (hardware x layout x expert parallelism x scheduler x router; a layout is
+tensor x pipeline parallel, or a disaggregated unit of prefill and decode pools) and each seed:
 
 1. **Max sustainable rate per replica**: one replica, ``requests_per_replica`` requests at rate r;
    r is bisected geometrically in [min_rps, max_rps] (a candidate that misses the SLO at min_rps
@@ -65,6 +65,7 @@ class Candidate:
     pipeline_parallel: int = 1
     router: str | None = None          # None: the base scenario's
     pools: list[dict] | None = None    # a disaggregated unit; "replicas" count its copies
+    expert_parallel: bool | None = None   # None: the base scenario's
     devices_per_replica: int = 0       # devices of one replica (or unit)
     usd_per_replica_hour: float = math.nan
 
@@ -78,7 +79,8 @@ class Candidate:
             layout = f"tp{self.tensor_parallel}" + (
                 f" pp{self.pipeline_parallel}" if self.pipeline_parallel > 1 else "")
         router = f" {self.router}" if self.router else ""
-        return f"{self.hardware} {layout} {self.scheduler}{router}"
+        ep = {None: "", True: " ep", False: " no-ep"}[self.expert_parallel]
+        return f"{self.hardware} {layout}{ep} {self.scheduler}{router}"
 
 
 @dataclass
@@ -108,13 +110,14 @@ def load_plan(path: str | Path) -> Plan:
         layouts += [(t, p, None) for t in cand.tensor_parallel or [base.cluster.tensor_parallel]
                     for p in cand.pipeline_parallel or [base.cluster.pipeline_parallel]]
     layouts += [(base.cluster.tensor_parallel, 1, unit) for unit in cand.pools or []]
-    grid = [(h, layout, s, r) for h in cand.hardware or [base.hardware.name]
+    grid = [(h, layout, e, s, r) for h in cand.hardware or [base.hardware.name]
             for layout in layouts
+            for e in cand.expert_parallel or [None]
             for s in cand.scheduler or [base.scheduler.name]
             for r in cand.router or [None]]
-    for i, (hw, (tp, pp, unit), sched, router) in enumerate(grid):
+    for i, (hw, (tp, pp, unit), ep, sched, router) in enumerate(grid):
         candidate = Candidate(i, hw, tp, sched, {}, pipeline_parallel=pp, router=router,
-                              pools=unit)
+                              pools=unit, expert_parallel=ep)
         source = f"{path}: candidate {candidate.name}"
         sets = [f"hardware={json.dumps(hw)}", f"cluster.tensor_parallel={tp}",
                 f"scheduler.name={json.dumps(sched)}"]
@@ -124,6 +127,8 @@ def load_plan(path: str | Path) -> Plan:
             sets += [f"cluster.pools={json.dumps(unit)}", "cluster.replicas=1"]
         if router is not None:
             sets.append(f"cluster.router={json.dumps(router)}")
+        if ep is not None:
+            sets.append(f"cluster.expert_parallel={json.dumps(ep)}")
         candidate.data = apply_overrides(data, sets, source)
         probe = Scenario.from_dict(with_traffic(candidate.data, config.search.min_rps, 20, 1,
                                                 base.seed, source),
@@ -345,6 +350,7 @@ class Planner:
                      "tensor_parallel": cand.tensor_parallel,
                      "pipeline_parallel": cand.pipeline_parallel, "scheduler": cand.scheduler,
                      "router": cand.router, "pools": cand.pools,
+                     "expert_parallel": cand.expert_parallel,
                      "usd_per_device_hour": cand.usd_per_device_hour, "feasible": False,
                      "reason": cand.infeasible}
             results.append(entry)

@@ -110,6 +110,7 @@ class CandidatesConfig:
     hardware: list[str] | None = None        # None: the base scenario's
     tensor_parallel: list[int] | None = None
     pipeline_parallel: list[int] | None = None
+    expert_parallel: list[bool] | None = None   # MoE: experts spread over the devices or not
     scheduler: list[str] | None = None
     router: list[str] | None = None
     # disaggregated units, each a list of cluster.pools entries (e.g. 1 prefill : 3 decode
@@ -123,8 +124,8 @@ class CandidatesConfig:
     def __post_init__(self):
         require(self.colocated or self.pools, "colocated",
                 "true unless pools lists disaggregated units", self.colocated)
-        for name in ("hardware", "tensor_parallel", "pipeline_parallel", "scheduler", "router",
-                     "pools", "replicas"):
+        for name in ("hardware", "tensor_parallel", "pipeline_parallel", "expert_parallel",
+                     "scheduler", "router", "pools", "replicas"):
             value = getattr(self, name)
             require(value is None or len(value) > 0, name, "a non-empty list or null", value)
         require(self.max_replicas > 0, "max_replicas", "an integer > 0", self.max_replicas)

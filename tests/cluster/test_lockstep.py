@@ -119,3 +119,33 @@ def test_ranks_that_do_not_divide_the_experts_are_a_one_line_error():
     with pytest.raises(ScenarioError, match=r"cluster\.replicas.*128 experts") as err:
         simulate(_scenario(cluster__replicas=3))
     assert "\n" not in str(err.value)
+
+
+def _one_replica(**cluster) -> Scenario:
+    data = copy.deepcopy(MOE)
+    data["cluster"] = {"replicas": 1, "tensor_parallel": 4, **cluster}
+    return Scenario.from_dict(data)
+
+
+def test_expert_parallel_inside_one_replica_dispatches_by_all_to_all():
+    from sim.cluster.cluster import deployment_cost_model
+    from sim.cost.duplex import DuplexCostModel
+
+    plain = deployment_cost_model(_one_replica())
+    ep = deployment_cost_model(_one_replica(expert_parallel=True))
+    skew = deployment_cost_model(_one_replica(expert_parallel=True,
+                                              moe_routing={"kind": "zipf", "zipf_s": 0.8}))
+    assert isinstance(ep, DuplexCostModel) and not isinstance(plain, DuplexCostModel)
+    assert ep.layout.mode == "expert" and ep.layout.experts_per_group == 32
+    shape = BatchShape.decode([800] * 64)
+    breakdown = ep.iteration(shape).breakdown_s
+    assert breakdown["alltoall"] > 0 and "alltoall" not in plain.iteration(shape).breakdown_s
+    # skewed routing: the busiest device's experts get more tokens, so the layer waits longer
+    assert skew.iteration_time(shape)[0] > ep.iteration_time(shape)[0]
+    # everything but the experts and their collectives costs what the plain model says
+    ops = {p.op.name: p.seconds for p in ep.placed_ops(shape)}
+    assert ops["qkv_proj"] == pytest.approx(
+        plain.op_seconds_in(next(o for o in plain.token_ops(64, 64) if o.name == "qkv_proj"),
+                            shape), rel=1e-12)
+    result = simulate(_one_replica(expert_parallel=True))
+    assert result.summary["requests_completed"] == 300

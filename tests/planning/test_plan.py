@@ -165,6 +165,9 @@ def test_topology_candidates_and_their_costs(tmp_path):
     assert len(names) == len(set(names)) == (4 + 1) * 2
     assert "h100-sxm tp2 pp2 fcfs prefix-aware" in names
     assert "h100-sxm 1P(tp1):2D(tp1) fcfs least-outstanding" in names
+    ep = load_plan(write_plan(tmp_path, candidates={"expert_parallel": [False, True]}))
+    assert [c.name for c in ep.candidates] == ["h100-sxm tp1 no-ep fcfs", "h100-sxm tp1 ep fcfs"]
+    assert ep.candidates[1].data["cluster"]["expert_parallel"] is True
     by = {c.name: c for c in plan.candidates}
     assert by["h100-sxm tp2 pp2 fcfs prefix-aware"].devices_per_replica == 4
     unit = by["h100-sxm 1P(tp1):2D(tp1) fcfs least-outstanding"]
