@@ -206,8 +206,39 @@ class SimulationConfig:
                 self.horizon_s)
 
 
+# bits per linear-layer weight and bytes per cached value of each precision name
+WEIGHT_BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "fp4": 4, "int4": 4}
+KV_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    """``precision``: the weights' and the KV cache's number formats. ``auto``: the model's own
+    (a checkpoint's quantization_config, else its dtype). FP8 weights run their GEMMs at the
+    device's FP8 rate (W8A8); 4-bit weights move a quarter of the bytes and compute in bf16
+    (W4A16). Embeddings, norms and the MoE router stay in the model's dtype."""
+
+    weights: Literal["auto", "bf16", "fp16", "fp8", "int8", "fp4", "int4"] = "auto"
+    kv_cache: Literal["auto", "bf16", "fp16", "fp8"] = "auto"
+
+    @property
+    def is_default(self) -> bool:
+        return self.weights == "auto" and self.kv_cache == "auto"
+
+    def apply(self, model):
+        """``model`` with these formats (a ModelSpec)."""
+        changes = {}
+        if self.weights != "auto":
+            bits = WEIGHT_BITS[self.weights]
+            changes["weight_bits"] = 0 if bits == 8 * model.dtype_bytes else bits
+        if self.kv_cache != "auto":
+            size = KV_BYTES[self.kv_cache]
+            changes["kv_dtype_bytes"] = 0 if size == model.dtype_bytes else size
+        return dataclasses.replace(model, **changes) if changes else model
+
+
 _TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "engine", "workload",
-             "slo", "simulation", "description", "failures", "overload")
+             "slo", "simulation", "description", "failures", "overload", "precision")
 
 
 @dataclass(frozen=True)
@@ -225,6 +256,7 @@ class Scenario:
     failures: tuple[FailureConfig, ...] = ()    # what-ifs: sim/cluster/failures.py
     engine: EngineTerms = field(default_factory=EngineTerms)   # vLLM time terms: sim/cost/engine.py
     overload: OverloadConfig = field(default_factory=OverloadConfig)   # aborts and retries
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)  # weights, KV formats
     path: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)
 
@@ -284,6 +316,8 @@ class Scenario:
                                      cluster.expert_parallel),
             engine=parse(EngineTerms, data.get("engine"), path=path, field="engine"),
             overload=parse(OverloadConfig, data.get("overload"), path=path, field="overload"),
+            precision=parse(PrecisionConfig, data.get("precision"), path=path,
+                            field="precision"),
             path=path, base_dir=base_dir)
 
     def to_dict(self) -> dict:
@@ -310,6 +344,8 @@ class Scenario:
             out["failures"] = [_drop_none(dataclasses.asdict(f)) for f in self.failures]
         if not self.overload.is_default:     # (and so do scenarios without overload controls)
             out["overload"] = _drop_none(dataclasses.asdict(self.overload))
+        if not self.precision.is_default:
+            out["precision"] = dataclasses.asdict(self.precision)
         return out
 
 

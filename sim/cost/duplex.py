@@ -223,7 +223,7 @@ class DuplexCostModel(CostModel):
         c = np.sort(counts.reshape(R, lay.groups, lay.experts_per_group), axis=-1).astype(float)
         h, dt, gated = m.hidden_size, m.dtype_bytes, m.mlp_gated
         w = m.expert_intermediate_size // lay.split
-        f_up, b_up, f_dn, b_dn = expert_gemm_costs(c, h, w, gated, dt)
+        f_up, b_up, f_dn, b_dn = expert_gemm_costs(c, h, w, gated, dt, self.dims.weight_bytes)
         af, ab = activation_cost(1.0, w, gated, dt)      # per token
         live = c > 0                                      # an expert with no tokens is skipped
         f_e = np.where(live, f_up + f_dn, 0.0)
@@ -393,7 +393,8 @@ class DuplexCostModel(CostModel):
         c = counts[int(np.argmax(counts.sum(axis=-1)))]
         c = c[c > 0].astype(float)
         return moe_experts_op(c, m.hidden_size, m.expert_intermediate_size // lay.split,
-                              m.mlp_gated, m.dtype_bytes, m.num_moe_layers)
+                              m.mlp_gated, m.dtype_bytes, m.num_moe_layers,
+                              self.dims.weight_bytes)
 
     def iteration(self, shape: BatchShape) -> IterationCost:
         placed = self.placed_ops(shape)

@@ -18,6 +18,7 @@ import numpy as np
 from sim.cost.engine import EngineTiming
 from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, MOE_EXPERT,
                           LayerDims, Op, activation_cost, attn_decode_cost, attn_prefill_cost,
+                          decode_attention_coeffs,
                           expert_gemm_costs, expert_token_counts, gemm_bytes, gemm_flops,
                           mlp_gemm_shapes, moe_experts_op, norm_cost, residual_add_cost,
                           ring_allreduce_time_s, rotary_cost)
@@ -137,13 +138,18 @@ class CostModel:
         self._j_per_byte = device.energy_pj_per_hbm_byte * 1e-12 * tp
         self._const_cache: dict[tuple[int, int], tuple[float, float, float]] = {}
         d = self.dims
-        self._decode_coeffs = (4.0 * d.heads * d.head_dim,
-                               (2.0 * d.q_width + 2.0 * d.kv_width) * d.dtype_bytes,
-                               2.0 * d.kv_width * d.dtype_bytes)
+        self._decode_coeffs = decode_attention_coeffs(d)
+        # low-precision weights: FP8 GEMMs run at the device's FP8 rate (W8A8, as vLLM's FP8
+        # path on Hopper and later); 4-bit weights are dequantised to bf16 (W4A16)
+        self._gemm_rates = self.rates
+        if model.weight_bits == 8 and device.fp8_flops > 0:
+            self._gemm_rates = Rates.datasheet(device.fp8_flops, device.hbm_bandwidth,
+                                               eff.compute, eff.memory, eff.kernel_launch_s)
         # -- calibration: measured tables first, the roofline above as fallback -------------
         self._predictor = None
         fits: dict[str, Rates] = {}
-        if device.calibration is not None:
+        # (tables and curves are measured at the activation dtype: not for other weights)
+        if device.calibration is not None and not model.weight_bits:
             self._predictor, fits = cost_model_predictor(device, model, dtype)
         # attention's rates: its kind's fitted curve if calibrated, else the datasheet roofline
         # (attributes, not a dict lookup: _attention_part is on the hot path)
@@ -169,17 +175,10 @@ class CostModel:
         m, d, dt = self.model, self.dims, self.dims.dtype_bytes
         h, T = d.hidden, num_tokens
         layers, dense, moe = m.num_layers, m.num_dense_layers, m.num_moe_layers
-        qkv_n = d.q_width + 2 * d.kv_width
         ops = [
             Op("embedding", ELEMENTWISE, 0.0, 2.0 * T * h * dt, shape=(T, h)),
             Op("input_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers, shape=(T, h)),
-            Op("qkv_proj", GEMM, gemm_flops(T, h, qkv_n),
-               gemm_bytes(T, h, qkv_n, dt) + (qkv_n * dt if m.qkv_bias else 0), count=layers,
-               shape=(T, h, qkv_n)),
-            Op("rotary", ELEMENTWISE, *rotary_cost(T, d), count=layers,
-               shape=(T, d.q_width + d.kv_width)),
-            Op("o_proj", GEMM, gemm_flops(T, d.q_width, h), gemm_bytes(T, d.q_width, h, dt),
-               count=layers, shape=(T, d.q_width, h)),
+            *(self._mla_projections(T) if d.mla_latent else self._attention_projections(T)),
             Op("residual_add", ELEMENTWISE, *residual_add_cost(T, h, dt), count=2 * layers,
                shape=(T, h)),
             Op("post_attn_norm", ELEMENTWISE, *norm_cost(T, h, dt), count=layers, shape=(T, h)),
@@ -204,15 +203,62 @@ class CostModel:
                           shape=(num_emitting, h, d.vocab)))
         return [op for op in ops if op.flops or op.bytes]
 
+    def _attention_projections(self, T: int) -> list[Op]:
+        """QKV (one fused GEMM), rotary and the output projection of standard attention."""
+        m, d, dt, h, layers = self.model, self.dims, self.dims.dtype_bytes, self.dims.hidden, \
+            self.model.num_layers
+        qkv_n = d.q_width + 2 * d.kv_width
+        return [
+            Op("qkv_proj", GEMM, gemm_flops(T, h, qkv_n),
+               d.linear_bytes(T, h, qkv_n) + (qkv_n * dt if m.qkv_bias else 0), count=layers,
+               shape=(T, h, qkv_n)),
+            Op("rotary", ELEMENTWISE, *rotary_cost(T, d), count=layers,
+               shape=(T, d.q_width + d.kv_width)),
+            Op("o_proj", GEMM, gemm_flops(T, d.q_width, h), d.linear_bytes(T, d.q_width, h),
+               count=layers, shape=(T, d.q_width, h))]
+
+    def _mla_projections(self, T: int) -> list[Op]:
+        """Multi-head latent attention's projections (DeepSeek-V3's MLA, per device): the
+        query's low-rank down and up projections, the latent + rotary key (one for all heads,
+        so every device computes it whole), the latent's up-projection to per-head keys and
+        values (in decode vLLM absorbs it into the query and the output: the same FLOPs and
+        weight reads), rotary on the query's and the key's rotary parts, the output."""
+        d, dt, h, layers = self.dims, self.dims.dtype_bytes, self.dims.hidden, \
+            self.model.num_layers
+        rope = d.mla_qk - d.mla_nope
+        ops, q_in = [], h
+        if d.q_lora:
+            ops += [Op("q_a_proj", GEMM, gemm_flops(T, h, d.q_lora), d.linear_bytes(T, h, d.q_lora),
+                       count=layers, shape=(T, h, d.q_lora)),
+                    Op("q_a_norm", ELEMENTWISE, *norm_cost(T, d.q_lora, dt), count=layers,
+                       shape=(T, d.q_lora))]
+            q_in = d.q_lora
+        q_n, kv_n = d.heads * d.mla_qk, d.heads * (d.mla_nope + d.mla_v)
+        rotary = T * (d.heads + 1) * rope
+        return ops + [
+            Op("q_b_proj", GEMM, gemm_flops(T, q_in, q_n), d.linear_bytes(T, q_in, q_n),
+               count=layers, shape=(T, q_in, q_n)),
+            Op("kv_a_proj", GEMM, gemm_flops(T, h, d.mla_latent),
+               d.linear_bytes(T, h, d.mla_latent), count=layers, shape=(T, h, d.mla_latent)),
+            Op("kv_a_norm", ELEMENTWISE, *norm_cost(T, d.mla_kv_lora, dt), count=layers,
+               shape=(T, d.mla_kv_lora)),
+            Op("kv_b_proj", GEMM, gemm_flops(T, d.mla_kv_lora, kv_n),
+               d.linear_bytes(T, d.mla_kv_lora, kv_n), count=layers,
+               shape=(T, d.mla_kv_lora, kv_n)),
+            Op("rotary", ELEMENTWISE, 3.0 * rotary, 2.0 * rotary * dt, count=layers),
+            Op("o_proj", GEMM, gemm_flops(T, d.heads * d.mla_v, h),
+               d.linear_bytes(T, d.heads * d.mla_v, h), count=layers,
+               shape=(T, d.heads * d.mla_v, h))]
+
     def _mlp_ops(self, name: str, T: int, width: int, count: int) -> list[Op]:
         d, dt = self.dims, self.dims.dtype_bytes
         (_, up_n), _ = mlp_gemm_shapes(d.hidden, width, d.gated)
         return [Op(f"{name}_up", GEMM, gemm_flops(T, d.hidden, up_n),
-                   gemm_bytes(T, d.hidden, up_n, dt), count=count, shape=(T, d.hidden, up_n)),
+                   d.linear_bytes(T, d.hidden, up_n), count=count, shape=(T, d.hidden, up_n)),
                 Op(f"{name}_act", ELEMENTWISE, *activation_cost(T, width, d.gated, dt), count=count,
                    shape=(T, width)),
                 Op(f"{name}_down", GEMM, gemm_flops(T, width, d.hidden),
-                   gemm_bytes(T, width, d.hidden, dt), count=count, shape=(T, width, d.hidden))]
+                   d.linear_bytes(T, width, d.hidden), count=count, shape=(T, width, d.hidden))]
 
     def expert_token_counts(self, num_tokens: int) -> np.ndarray:
         return expert_token_counts(num_tokens, self.model.num_experts, self.model.top_k)
@@ -221,14 +267,17 @@ class CostModel:
         """Routed experts as one fused-MoE op; its time is the sum of per-expert rooflines."""
         d = self.dims
         t = self.expert_token_counts(T)
-        return moe_experts_op(t[t > 0], d.hidden, d.expert_width, d.gated, d.dtype_bytes, count)
+        return moe_experts_op(t[t > 0], d.hidden, d.expert_width, d.gated, d.dtype_bytes, count,
+                              d.weight_bytes)
 
     def _experts_time_s(self, T: int) -> float:
         d, dt = self.dims, self.dims.dtype_bytes
         t = self.expert_token_counts(T)
         t = t[t > 0]
-        f_up, b_up, f_down, b_down = expert_gemm_costs(t, d.hidden, d.expert_width, d.gated, dt)
-        up, down = op_seconds(f_up, b_up, self.rates), op_seconds(f_down, b_down, self.rates)
+        f_up, b_up, f_down, b_down = expert_gemm_costs(t, d.hidden, d.expert_width, d.gated, dt,
+                                                       d.weight_bytes)
+        rates = self._gemm_rates
+        up, down = op_seconds(f_up, b_up, rates), op_seconds(f_down, b_down, rates)
         # a fused MoE kernel launches once for all experts: count the launch twice (up, down),
         # not per expert
         per_expert = up + down - 2 * self._launch_s
@@ -261,6 +310,8 @@ class CostModel:
             return self.allreduce_time_s(num_tokens) + self._launch_s
         if op.kind == MOE_EXPERT:
             return self._experts_time_s(num_tokens)
+        if op.kind == GEMM:
+            return float(op_seconds(op.flops, op.bytes, self._gemm_rates))
         return float(op_seconds(op.flops, op.bytes, self.rates))
 
     def _calibrated_seconds(self, op: Op, num_tokens: int) -> float | None:

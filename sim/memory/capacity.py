@@ -11,11 +11,15 @@ GIB = 2**30
 
 def kv_bytes_per_token_per_device(model: ModelSpec, tp: int, pp: int = 1) -> int:
     """KV bytes one token occupies on each device: 2 (K and V) x layers x kv_heads x head_dim x
-    dtype bytes / tp. KV heads are split across the TP group, and replicated when fewer than tp;
-    with ``pp`` pipeline stages a device holds its stage's layers (the largest stage's count)."""
-    kv_heads_per_device = -(-model.num_kv_heads // tp)
+    KV element bytes / tp. KV heads are split across the TP group, and replicated when fewer
+    than tp; with ``pp`` pipeline stages a device holds its stage's layers (the largest
+    stage's count). MLA caches one latent + rotary key per token and layer for all heads: every
+    device of the TP group holds it whole."""
     layers = -(-model.num_layers // pp)
-    return 2 * layers * kv_heads_per_device * model.head_dim * model.dtype_bytes
+    if model.is_mla:
+        return layers * model.kv_values_per_token_layer * model.kv_element_bytes
+    kv_heads_per_device = -(-model.num_kv_heads // tp)
+    return 2 * layers * kv_heads_per_device * model.head_dim * model.kv_element_bytes
 
 
 def activation_reserve_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int,
@@ -39,7 +43,8 @@ def weight_bytes_per_device(model: ModelSpec, tp: int, expert_shards: int = 1,
     """Weights one device holds: a TP shard of everything (of its stage's share of the layers,
     with ``pp`` pipeline stages); with expert parallelism over ``expert_shards`` data-parallel
     ranks, only 1/expert_shards of the routed experts."""
-    experts = model.num_moe_layers * model.num_experts * model.expert_params * model.dtype_bytes
+    experts = model.num_moe_layers * model.num_experts * model.expert_params \
+        * model.linear_weight_bytes
     share = -(-model.num_layers // pp) / model.num_layers
     return (model.weight_bytes - experts * (1 - 1 / expert_shards)) / tp * share
 

@@ -54,6 +54,47 @@ _MODELS = (
         head_dim=128, intermediate_size=6144, vocab_size=151936, max_context_tokens=40960,
         num_experts=128, top_k=8, expert_intermediate_size=768, moe_layer_interval=1,
         source="Qwen/Qwen3-30B-A3B config.json"),
+    ModelSpec(
+        # As qwen3-30b-a3b: every layer MoE, HF intermediate_size 12288 kept but unused, no
+        # shared experts, per-head q/k RMSNorms (94 x 256 weights) not counted. Published 235B
+        # total, 22B activated; ModelSpec gives 235.09B and 22.19B.
+        name="qwen3-235b-a22b", num_layers=94, hidden_size=4096, num_heads=64, num_kv_heads=4,
+        head_dim=128, intermediate_size=12288, vocab_size=151936, max_context_tokens=40960,
+        num_experts=128, top_k=8, expert_intermediate_size=1536, moe_layer_interval=1,
+        source="Qwen/Qwen3-235B-A22B config.json"),
+    # -- Multi-head latent attention (DeepseekV3ForCausalLM) ----------------------------------
+    ModelSpec(
+        # MLA: the cache holds a 512-value latent + a 64-value rotary key per token and layer;
+        # queries go through a 1536-rank projection. head_dim 192 = qk_nope 128 + qk_rope 64
+        # (the q/k width per head; values are v_head_dim 128); num_kv_heads is HF's
+        # num_key_value_heads (= heads: the latent expands to per-head K and V). The first
+        # first_k_dense_replace = 3 layers have a dense 18432-wide MLP; the other 58 are MoE:
+        # 256 routed experts (top-8) and 1 shared expert, all moe_intermediate_size 2048 wide.
+        # The checkpoint ships block-wise FP8 weights (quantization_config fp8); weight_bits is
+        # left 0 (bf16) here since the precision is a scenario choice. ModelSpec gives 671.03B
+        # total, the published 671B main model: the 14B multi-token-prediction module (layer 61,
+        # num_nextn_predict_layers 1) is not counted, nor the router's per-expert score bias
+        # (e_score_correction_bias, 58 x 256). 37.55B activated vs the published 37B.
+        name="deepseek-v3", num_layers=61, hidden_size=7168, num_heads=128, num_kv_heads=128,
+        head_dim=192, intermediate_size=18432, vocab_size=129280, max_context_tokens=163840,
+        q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64,
+        v_head_dim=128,
+        num_experts=256, top_k=8, expert_intermediate_size=2048, num_shared_experts=1,
+        shared_expert_intermediate_size=2048, first_k_dense_layers=3, moe_layer_interval=1,
+        source="deepseek-ai/DeepSeek-V3 config.json"),
+    ModelSpec(
+        # DeepSeek-V3's architecture (DeepseekV3ForCausalLM) with 64 heads, 384 routed experts,
+        # one dense layer (first_k_dense_replace 1) and a 163840 vocabulary; no MTP module
+        # (num_nextn_predict_layers 0). Ships FP8 like DeepSeek-V3; weight_bits left 0.
+        # ModelSpec gives 1026.4B total (published "1.04T"; the 1,026B also quoted matches) and
+        # 32.86B activated (published 32B; the tech report's 32.6B).
+        name="kimi-k2", num_layers=61, hidden_size=7168, num_heads=64, num_kv_heads=64,
+        head_dim=192, intermediate_size=18432, vocab_size=163840, max_context_tokens=131072,
+        q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64,
+        v_head_dim=128,
+        num_experts=384, top_k=8, expert_intermediate_size=2048, num_shared_experts=1,
+        shared_expert_intermediate_size=2048, first_k_dense_layers=1, moe_layer_interval=1,
+        source="moonshotai/Kimi-K2-Instruct config.json"),
     # -- Other MoE ----------------------------------------------------------------------------
     ModelSpec(
         # Mixtral's HF intermediate_size is the expert width; every layer is MoE.
@@ -101,7 +142,12 @@ HF_NAMES.update({"meta-llama/llama-3.1-8b-instruct": "llama-3.1-8b",
                  "qwen/qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b",
                  "qwen/qwen3-30b-a3b-thinking-2507": "qwen3-30b-a3b",
                  "qwen/qwen2.5-7b-instruct": "qwen2.5-7b",
-                 "mistralai/mixtral-8x7b-instruct-v0.1": "mixtral-8x7b"})
+                 "mistralai/mixtral-8x7b-instruct-v0.1": "mixtral-8x7b",
+                 # DeepSeek-R1 and the base and 0324 releases share DeepSeek-V3's config
+                 "deepseek-ai/deepseek-v3-base": "deepseek-v3",
+                 "deepseek-ai/deepseek-v3-0324": "deepseek-v3",
+                 "deepseek-ai/deepseek-r1": "deepseek-v3",
+                 "moonshotai/kimi-k2-base": "kimi-k2"})
 
 
 def catalog_name(name: str) -> str | None:

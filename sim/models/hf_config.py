@@ -40,6 +40,15 @@ class _Config:
             raise self.error(key, f"expected a positive integer, got {value!r}")
         return value
 
+    def non_negative_int(self, key: str, default: int) -> int:
+        """An integer >= 0; absent or null: ``default``."""
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.error(key, f"expected an integer >= 0, got {value!r}")
+        return value
+
     def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
@@ -54,18 +63,51 @@ class _Config:
             raise self.error(key, f"expected one of {', '.join(_DTYPE_BYTES)}, got {value!r}")
         return _DTYPE_BYTES[value]
 
+    def weight_bits(self) -> int:
+        """ModelSpec.weight_bits from ``quantization_config`` (absent: 0, the dtype's width).
+
+        ``quant_method: fp8`` is the block-wise FP8 of DeepSeek-V3 and Kimi-K2 (and Qwen's -FP8
+        releases): every linear layer of the decoder stores e4m3 weights (1 byte) plus a float32
+        scale per 128 x 128 block (1/16384 of the weights, not counted), while the embeddings,
+        norms and the MoE router stay in the config's dtype, which is what ModelSpec's
+        weight_bits 8 means. GPTQ and AWQ store ``bits``-bit integer weights with per-group
+        scales (the scales not counted); ``mxfp4`` (gpt-oss) 4-bit floats. Other methods
+        (compressed-tensors, ...) lay out their weights differently and are refused rather than
+        silently simulated at the dtype.
+        """
+        quant = self.data.get("quantization_config")
+        if quant is None:
+            return 0
+        if not isinstance(quant, dict):
+            raise self.error("quantization_config", f"expected an object, got {quant!r}")
+        method = quant.get("quant_method")
+        if method == "fp8":
+            return 8
+        if method == "mxfp4":
+            return 4
+        if method in ("gptq", "awq"):
+            bits = quant.get("bits", 4)
+            if bits not in (4, 8):
+                raise self.error("quantization_config.bits", f"expected 4 or 8, got {bits!r}")
+            return bits
+        raise self.error("quantization_config.quant_method",
+                         f"unsupported {method!r}; supported: 'fp8', 'mxfp4', 'gptq', 'awq' (or "
+                         f"remove quantization_config to simulate the model at its dtype)")
+
 
 def _decoder(cfg: _Config, name: str, *, qkv_bias: bool, head_dim_default: int | None = None,
-             **moe: int) -> ModelSpec:
-    """Fields shared by every supported architecture (Llama-style decoder), plus MoE extras."""
+             head_dim: int | None = None, **extra: int) -> ModelSpec:
+    """Fields shared by every supported architecture (Llama-style decoder), plus MoE and MLA
+    extras. ``head_dim`` given: the config's head_dim key is not read."""
     hidden = cfg.positive_int("hidden_size")
     heads = cfg.positive_int("num_attention_heads")
     kv_heads = cfg.positive_int("num_key_value_heads", default=heads)   # absent: MHA
     if heads % kv_heads:
         raise cfg.error("num_key_value_heads",
                         f"{kv_heads} does not divide num_attention_heads {heads}")
-    # head_dim may be null in configs written by transformers: same as absent.
-    head_dim = cfg.positive_int("head_dim", default=head_dim_default or hidden // heads)
+    if head_dim is None:
+        # head_dim may be null in configs written by transformers: same as absent.
+        head_dim = cfg.positive_int("head_dim", default=head_dim_default or hidden // heads)
     return ModelSpec(
         name=name,
         num_layers=cfg.positive_int("num_hidden_layers"),
@@ -77,10 +119,11 @@ def _decoder(cfg: _Config, name: str, *, qkv_bias: bool, head_dim_default: int |
         vocab_size=cfg.positive_int("vocab_size"),
         max_context_tokens=cfg.positive_int("max_position_embeddings"),
         dtype_bytes=cfg.dtype_bytes(),
+        weight_bits=cfg.weight_bits(),
         tie_word_embeddings=cfg.flag("tie_word_embeddings", False),
         qkv_bias=qkv_bias,
         source=str(cfg.path),
-        **moe,
+        **extra,
     )
 
 
@@ -141,6 +184,82 @@ def _check_mlp_only_layers(cfg: _Config, num_layers: int, interval: int) -> None
                         f"needs every {interval}-th layer to be MoE)")
 
 
+def _deepseek(cfg: _Config, name: str, *, first_k_dense_default: int,
+              shared_default: int) -> ModelSpec:
+    """DeepSeek-V2/V3 (and Kimi-K2): multi-head latent attention, fine-grained MoE with shared
+    experts after ``first_k_dense_replace`` dense layers.
+
+    The MLA shape keys are required (they are what makes the model, as num_experts is for
+    Qwen3-MoE); the others default as transformers' DeepseekV2Config / DeepseekV3Config have
+    them. transformers' DeepseekV3Config sets head_dim = qk_rope_head_dim (for its rotary
+    embedding) and may write that to a saved config: the key is ignored, ModelSpec's head_dim is
+    the query/key width per head, qk_nope_head_dim + qk_rope_head_dim.
+    """
+    nope = cfg.positive_int("qk_nope_head_dim")
+    mla = dict(
+        kv_lora_rank=cfg.positive_int("kv_lora_rank"),
+        # null (DeepSeek-V2-Lite): a plain h x heads*qk query projection. Absent: 1536, the
+        # transformers default.
+        q_lora_rank=(0 if "q_lora_rank" in cfg.data and cfg.data["q_lora_rank"] is None
+                     else cfg.positive_int("q_lora_rank", default=1536)),
+        qk_nope_head_dim=nope,
+        qk_rope_head_dim=cfg.positive_int("qk_rope_head_dim"),
+        v_head_dim=cfg.positive_int("v_head_dim"),
+    )
+    head_dim = nope + mla["qk_rope_head_dim"]
+    # n_routed_experts null: every layer dense (the checkpoints' modeling_deepseek.py rule).
+    # Absent is an error rather than a transformers default: the expert count makes the model.
+    if "n_routed_experts" in cfg.data and cfg.data["n_routed_experts"] is None:
+        return _decoder(cfg, name, qkv_bias=False, head_dim=head_dim, **mla)
+    num_layers = cfg.positive_int("num_hidden_layers")
+    first_dense = cfg.non_negative_int("first_k_dense_replace", default=first_k_dense_default)
+    if first_dense >= num_layers:
+        raise cfg.error("first_k_dense_replace",
+                        f"{first_dense} leaves no MoE layer of num_hidden_layers {num_layers}")
+    # modeling_deepseek.py makes layer i MoE when i >= first_k_dense_replace and
+    # i % moe_layer_freq == 0 (counted from layer 0); ModelSpec counts the interval from
+    # first_k_dense_layers. Only the number of MoE layers matters to the simulator: refuse a
+    # combination where the two rules give different numbers (every published config has 1).
+    freq = cfg.positive_int("moe_layer_freq", default=1)
+    hf_moe_layers = sum(1 for i in range(first_dense, num_layers) if i % freq == 0)
+    if not hf_moe_layers:
+        raise cfg.error("moe_layer_freq", f"{freq} leaves no MoE layer after "
+                                          f"first_k_dense_replace {first_dense} of "
+                                          f"num_hidden_layers {num_layers}")
+    if hf_moe_layers != (num_layers - first_dense) // freq:
+        raise cfg.error("moe_layer_freq",
+                        f"unsupported: {freq} with first_k_dense_replace {first_dense} makes "
+                        f"{hf_moe_layers} MoE layers, ModelSpec's interval rule "
+                        f"{(num_layers - first_dense) // freq}")
+    expert_width = cfg.positive_int("moe_intermediate_size")
+    # Shared experts are one MLP n_shared_experts x moe_intermediate_size wide; ModelSpec
+    # counts n_shared_experts of moe_intermediate_size, the same parameters and FLOPs. null:
+    # none (modeling_deepseek.py's test); absent: the transformers default.
+    shared = (0 if "n_shared_experts" in cfg.data and cfg.data["n_shared_experts"] is None
+              else cfg.non_negative_int("n_shared_experts", default=shared_default))
+    return _decoder(cfg, name, qkv_bias=False, head_dim=head_dim, **mla,
+                    num_experts=cfg.positive_int("n_routed_experts"),
+                    top_k=cfg.positive_int("num_experts_per_tok"),
+                    expert_intermediate_size=expert_width,
+                    num_shared_experts=shared,
+                    shared_expert_intermediate_size=expert_width if shared else 0,
+                    first_k_dense_layers=first_dense,
+                    moe_layer_interval=freq)
+
+
+def _deepseek_v2(cfg: _Config, name: str) -> ModelSpec:
+    # DeepseekV2Config defaults: first_k_dense_replace 0, n_shared_experts None.
+    return _deepseek(cfg, name, first_k_dense_default=0, shared_default=0)
+
+
+def _deepseek_v3(cfg: _Config, name: str) -> ModelSpec:
+    # DeepseekV3Config defaults: first_k_dense_replace 3, n_shared_experts 1. V3's router adds
+    # a per-expert score bias (e_score_correction_bias, n_routed_experts values a MoE layer)
+    # that ModelSpec does not count: 14,848 parameters in DeepSeek-V3. The multi-token-
+    # prediction layers (num_nextn_predict_layers) are not part of the served model.
+    return _deepseek(cfg, name, first_k_dense_default=3, shared_default=1)
+
+
 # architectures[0] -> converter. One line per supported architecture.
 ARCHITECTURES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "LlamaForCausalLM": _llama,
@@ -149,6 +268,8 @@ ARCHITECTURES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "Qwen2ForCausalLM": _qwen2,
     "Qwen3ForCausalLM": _qwen3,
     "Qwen3MoeForCausalLM": _qwen3_moe,
+    "DeepseekV2ForCausalLM": _deepseek_v2,
+    "DeepseekV3ForCausalLM": _deepseek_v3,
 }
 
 
@@ -191,19 +312,64 @@ def check_spec(spec: ModelSpec, where: str) -> None:
                   "vocab_size", "max_context_tokens", "dtype_bytes"):
         if getattr(spec, field) <= 0:
             raise fail(field, f"expected > 0, got {getattr(spec, field)}")
+    for field in ("intermediate_size", "num_experts", "top_k", "expert_intermediate_size",
+                  "num_shared_experts", "shared_expert_intermediate_size", "moe_layer_interval",
+                  "first_k_dense_layers", *_MLA_FIELDS, "weight_bits", "kv_dtype_bytes"):
+        if getattr(spec, field) < 0:
+            raise fail(field, f"expected >= 0, got {getattr(spec, field)}")
     if spec.num_heads % spec.num_kv_heads:
         raise fail("num_kv_heads", f"{spec.num_kv_heads} does not divide num_heads "
                                    f"{spec.num_heads}")
+    if spec.weight_bits > 32:
+        raise fail("weight_bits", f"expected 0 (the dtype) or 1..32, got {spec.weight_bits}")
+    _check_mla(spec, fail)
+    if spec.first_k_dense_layers >= spec.num_layers:
+        raise fail("first_k_dense_layers", f"expected < num_layers ({spec.num_layers}), got "
+                                           f"{spec.first_k_dense_layers}")
     if spec.is_moe:
         if not 0 < spec.top_k <= spec.num_experts:
             raise fail("top_k", f"expected 1..num_experts ({spec.num_experts}), got {spec.top_k}")
         if spec.expert_intermediate_size <= 0:
             raise fail("expert_intermediate_size", "expected > 0 for a MoE model")
-        if not 0 < spec.moe_layer_interval <= spec.num_layers:
+        # the interval counts from the first layer after the dense ones
+        moe_span = spec.num_layers - spec.first_k_dense_layers
+        if not 0 < spec.moe_layer_interval <= moe_span:
             raise fail("moe_layer_interval",
-                       f"expected 1..num_layers ({spec.num_layers}), got {spec.moe_layer_interval}")
+                       f"expected 1..{moe_span} (num_layers - first_k_dense_layers), got "
+                       f"{spec.moe_layer_interval}")
+    if spec.num_shared_experts:
+        if not spec.is_moe:
+            raise fail("num_shared_experts", "expected 0 without routed experts (num_experts 0)")
+        if spec.shared_expert_intermediate_size <= 0:
+            raise fail("shared_expert_intermediate_size",
+                       f"expected > 0 with {spec.num_shared_experts} shared experts")
     if spec.num_dense_layers and spec.intermediate_size <= 0:
         raise fail("intermediate_size", f"expected > 0: {spec.num_dense_layers} dense layers")
+
+
+# Multi-head latent attention fields besides kv_lora_rank, which turns MLA on.
+_MLA_FIELDS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+               "v_head_dim")
+
+
+def _check_mla(spec: ModelSpec, fail: Callable[[str, str], ModelError]) -> None:
+    """MLA shape: kv_lora_rank > 0 turns it on and needs the rotary key and value widths;
+    head_dim is then the query/key width per head. Without it the other MLA fields would be
+    silently ignored (a GQA model), so they must be 0."""
+    if not spec.is_mla:
+        stray = [f for f in _MLA_FIELDS[1:] if getattr(spec, f)]
+        if stray:
+            raise fail("kv_lora_rank", f"expected > 0 (multi-head latent attention) when "
+                                       f"{', '.join(stray)} are set")
+        return
+    for field in ("qk_rope_head_dim", "v_head_dim"):
+        if getattr(spec, field) <= 0:
+            raise fail(field, f"expected > 0 with kv_lora_rank {spec.kv_lora_rank} (multi-head "
+                              f"latent attention)")
+    qk = spec.qk_nope_head_dim + spec.qk_rope_head_dim
+    if spec.head_dim != qk:
+        raise fail("head_dim", f"expected qk_nope_head_dim + qk_rope_head_dim = {qk} with "
+                               f"multi-head latent attention, got {spec.head_dim}")
 
 
 __all__ = ["ARCHITECTURES", "check_spec", "load_hf_config"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Architecture numbers of a dense, GQA or MoE decoder.
+    """Architecture numbers of a dense, GQA, MLA or MoE decoder.
 
     Attention: ``num_heads`` query heads and ``num_kv_heads`` key/value heads (GQA when fewer),
     each ``head_dim`` wide. MLP: ``mlp_gated`` (SwiGLU: gate+up then down, 3 matrices) or plain
@@ -36,6 +36,22 @@ class ModelSpec:
     num_shared_experts: int = 0
     shared_expert_intermediate_size: int = 0
     moe_layer_interval: int = 0
+    # the first layers keep a dense MLP before the MoE layers start (DeepSeek's
+    # first_k_dense_replace); the MoE interval counts from there
+    first_k_dense_layers: int = 0
+    # Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): per token and layer the cache holds
+    # one compressed latent of kv_lora_rank values and a rotary key of qk_rope_head_dim values,
+    # shared by every head; queries and keys have qk_nope_head_dim + qk_rope_head_dim per head,
+    # values v_head_dim. q_lora_rank: the query's low-rank projection (0: a plain one).
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # precision: weight bits per parameter of the linear layers (0: 8 x dtype_bytes; 8 = FP8,
+    # 4 = FP4/INT4) and KV cache element bytes (0: dtype_bytes; 1 = FP8)
+    weight_bits: int = 0
+    kv_dtype_bytes: int = 0
     source: str = field(default="", compare=False)   # where the numbers come from
 
     # -- derived shapes ------------------------------------------------------------------------
@@ -45,7 +61,30 @@ class ModelSpec:
 
     @property
     def num_moe_layers(self) -> int:
-        return self.num_layers // self.moe_layer_interval if self.is_moe else 0
+        if not self.is_moe:
+            return 0
+        return (self.num_layers - self.first_k_dense_layers) // self.moe_layer_interval
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def kv_element_bytes(self) -> int:
+        """Bytes of one cached K/V (or latent) value."""
+        return self.kv_dtype_bytes or self.dtype_bytes
+
+    @property
+    def linear_weight_bytes(self) -> float:
+        """Bytes of one linear-layer weight (fractional below 8 bits)."""
+        return self.weight_bits / 8 if self.weight_bits else float(self.dtype_bytes)
+
+    @property
+    def kv_values_per_token_layer(self) -> int:
+        """Values cached per token and layer, whole model (every KV head, K and V)."""
+        if self.is_mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.num_kv_heads * self.head_dim
 
     @property
     def num_dense_layers(self) -> int:
@@ -71,6 +110,15 @@ class ModelSpec:
     @property
     def attention_params_per_layer(self) -> int:
         h = self.hidden_size
+        if self.is_mla:
+            heads, qk = self.num_heads, self.qk_nope_head_dim + self.qk_rope_head_dim
+            if self.q_lora_rank:      # down-projection, its norm, up-projection
+                q = h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * heads * qk
+            else:
+                q = h * heads * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank \
+                + self.kv_lora_rank * heads * (self.qk_nope_head_dim + self.v_head_dim)
+            return q + kv + heads * self.v_head_dim * h
         params = h * (self.q_size + 2 * self.kv_size) + self.q_size * h
         if self.qkv_bias:
             params += self.q_size + 2 * self.kv_size
@@ -118,9 +166,17 @@ class ModelSpec:
 
     @property
     def weight_bytes(self) -> int:
-        return self.num_params * self.dtype_bytes
+        """Bytes of the weights: linear layers at ``weight_bits``; embeddings, norms and the
+        MoE router at ``dtype_bytes`` (as FP8 and FP4 checkpoints keep them)."""
+        if not self.weight_bits:
+            return self.num_params * self.dtype_bytes
+        kept = self.embedding_params + self.num_layers * self.norm_params_per_layer \
+            + self.hidden_size + self.num_moe_layers * self.hidden_size * self.num_experts
+        return int((self.num_params - kept) * self.linear_weight_bytes
+                   + kept * self.dtype_bytes)
 
     @property
     def kv_bytes_per_token(self) -> int:
-        """Bytes of KV cache per token, whole model: 2 (K and V) x layers x kv_heads x head_dim x dtype."""
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
+        """Bytes of KV cache per token, whole model: layers x values per layer (2 x kv_heads x
+        head_dim; MLA: latent + rotary key) x the KV element size."""
+        return self.num_layers * self.kv_values_per_token_layer * self.kv_element_bytes

@@ -23,6 +23,21 @@ PUBLISHED = {
     "opt-66b": (66e9, 0.01),        # "66B"; OPT's position embeddings and biases are left out
     "grok-1": (314e9, 0.01),
     "glam-143b": (143e9, 0.02),
+    # Qwen3-235B-A22B: "235B"; its q/k norms (94 x 256) are not counted.
+    "qwen3-235b-a22b": (235e9, 0.02),
+    # DeepSeek-V3's HF total, 684,531,386,000, is this main model (671B) + its 14B multi-token
+    # prediction module + the FP8 checkpoint's float32 block scales; see test_deepseek_v3_hf_total.
+    "deepseek-v3": (671e9, 0.02),
+    "kimi-k2": (1.04e12, 0.02),     # "1.04T"; 1,026B is also quoted (test_kimi_k2_params)
+}
+
+# name -> published activated parameters (one token's share of a MoE), tolerance 2%. Kimi-K2's
+# is its tech report's 32.6B (arXiv:2507.20534, Table 2); the headline "32B" is 2.7% below
+# ModelSpec's 32.86B.
+PUBLISHED_ACTIVE = {
+    "qwen3-235b-a22b": 22e9,
+    "deepseek-v3": 37e9,
+    "kimi-k2": 32.6e9,
 }
 
 
@@ -34,6 +49,11 @@ def test_every_catalog_entry_has_a_published_total() -> None:
 def test_param_total_matches_published(name: str) -> None:
     published, tolerance = PUBLISHED[name]
     assert CATALOG[name].num_params == pytest.approx(published, rel=tolerance, abs=0)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_ACTIVE))
+def test_active_params_match_published(name: str) -> None:
+    assert CATALOG[name].num_active_params == pytest.approx(PUBLISHED_ACTIVE[name], rel=0.02)
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))
@@ -55,12 +75,17 @@ def test_kv_bytes_per_token_by_hand() -> None:
     # head_dim 128 rather than hidden/heads = 80 is what makes this 262144
     assert CATALOG["qwen3-32b"].kv_bytes_per_token == 2 * 64 * 8 * 128 * 2 == 262144
     assert CATALOG["qwen3-30b-a3b"].kv_bytes_per_token == 2 * 48 * 4 * 128 * 2
+    assert CATALOG["qwen3-235b-a22b"].kv_bytes_per_token == 2 * 94 * 4 * 128 * 2 == 192512
+    # MLA: layers x (latent 512 + rotary key 64) x 2 bytes, whatever the head count
+    assert CATALOG["deepseek-v3"].kv_bytes_per_token == 61 * (512 + 64) * 2 == 70272
+    assert CATALOG["kimi-k2"].kv_bytes_per_token == 61 * (512 + 64) * 2 == 70272
 
 
 @pytest.mark.parametrize("name, group", [
     ("llama-2-7b", 1), ("llama-2-13b", 1), ("llama-2-70b", 8), ("llama-3.1-8b", 4),
     ("llama-3.1-70b", 8), ("qwen2.5-7b", 7), ("qwen3-32b", 8), ("qwen3-30b-a3b", 8),
     ("mixtral-8x7b", 4), ("grok-1", 6), ("opt-66b", 1), ("glam-143b", 1),
+    ("qwen3-235b-a22b", 16), ("deepseek-v3", 1), ("kimi-k2", 1),
 ])
 def test_gqa_group_size(name: str, group: int) -> None:
     assert CATALOG[name].gqa_group_size == group
@@ -100,6 +125,66 @@ def test_grok_active_params_by_hand() -> None:
     per_layer = h * (6144 + 2 * 1024) + 6144 * h + 2 * 3 * h * 32768 + h * 8 + 2 * h
     expected = 64 * per_layer + 131072 * h + h
     assert CATALOG["grok-1"].num_active_params == expected
+
+
+def _deepseek_mla_params(h: int, heads: int) -> int:
+    """One DeepSeek-V3-shaped MLA block by hand (HF DeepseekV3Attention's weights)."""
+    q = h * 1536 + 1536 + 1536 * heads * (128 + 64)    # q_a_proj, q_a_layernorm, q_b_proj
+    kv = h * (512 + 64) + 512 + 512 * heads * (128 + 128)  # kv_a_proj_with_mqa, norm, kv_b_proj
+    return q + kv + heads * 128 * h                     # o_proj
+
+
+def test_deepseek_v3_shape_by_hand() -> None:
+    spec = CATALOG["deepseek-v3"]
+    h = 7168
+    assert spec.is_mla and spec.is_moe
+    assert (spec.num_dense_layers, spec.num_moe_layers) == (3, 58)
+    assert spec.attention_params_per_layer == _deepseek_mla_params(h, 128) == 187_107_328
+    expert = 3 * h * 2048
+    dense_layer = _deepseek_mla_params(h, 128) + 2 * h + 3 * h * 18432
+    moe_layer = _deepseek_mla_params(h, 128) + 2 * h + (256 + 1) * expert + h * 256
+    expected = 3 * dense_layer + 58 * moe_layer + 2 * 129280 * h + h
+    assert spec.num_params == expected == 671_026_404_352
+    assert spec.num_active_params == expected - 58 * (256 - 8) * expert == 37_552_282_624
+
+
+def test_deepseek_v3_hf_total() -> None:
+    """The Hub's 684,531,386,000 for deepseek-ai/DeepSeek-V3, rebuilt from ModelSpec: what the
+    main model leaves out is exactly the router's score bias, the MTP module and FP8 scales."""
+    spec, h = CATALOG["deepseek-v3"], 7168
+    bias = 58 * 256                     # e_score_correction_bias, one per expert and MoE layer
+    # MTP module (layer 61): a MoE decoder layer (+ its bias), eh_proj (2h -> h), 3 norms and
+    # its own copies of the embedding and output head
+    mtp_layer = spec.attention_params_per_layer + spec.norm_params_per_layer \
+        + spec.moe_mlp_params + 256
+    mtp = mtp_layer + 2 * h * h + 3 * h + spec.embedding_params
+
+    def blocks(rows: int, cols: int) -> int:      # float32 scale per 128 x 128 FP8 block
+        return -(-rows // 128) * -(-cols // 128)
+
+    attention = blocks(1536, h) + blocks(128 * 192, 1536) + blocks(576, h) \
+        + blocks(128 * 256, 512) + blocks(h, 128 * 128)
+
+    def mlp(width: int) -> int:
+        return 2 * blocks(width, h) + blocks(h, width)
+
+    # FP8: every linear layer of the 61 + 1 decoder layers (eh_proj, router stay bf16)
+    scales = 3 * (attention + mlp(18432)) + 59 * (attention + 257 * mlp(2048))
+    assert spec.num_params + bias + mtp + scales == 684_531_386_000
+
+
+def test_kimi_k2_params() -> None:
+    spec = CATALOG["kimi-k2"]
+    assert (spec.num_dense_layers, spec.num_moe_layers) == (1, 60)
+    assert spec.attention_params_per_layer == _deepseek_mla_params(7168, 64)
+    assert spec.num_params == pytest.approx(1.026e12, rel=1e-3)     # the "1,026B" figure
+    assert spec.num_active_params == pytest.approx(32e9, rel=0.03)  # the headline "32B"
+
+
+def test_deepseek_r1_is_deepseek_v3() -> None:
+    assert get_model("deepseek-ai/DeepSeek-R1") is CATALOG["deepseek-v3"]
+    assert get_model("moonshotai/Kimi-K2-Instruct") is CATALOG["kimi-k2"]
+    assert get_model("Qwen/Qwen3-235B-A22B") is CATALOG["qwen3-235b-a22b"]
 
 
 @pytest.mark.parametrize("name", ["llama-2-7b", "llama-3.1-70b", "qwen3-32b", "opt-66b"])

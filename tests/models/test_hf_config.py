@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,60 @@ QWEN3_30B_A3B: dict[str, Any] = {
     "rope_theta": 1e6, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
     "vocab_size": 151936,
 }
+# DeepSeek-V3's config.json as published (auto_map left out); DeepSeek-R1's is the same.
+_FP8_BLOCKS = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+               "weight_block_size": [128, 128]}
+DEEPSEEK_V3: dict[str, Any] = {
+    "architectures": ["DeepseekV3ForCausalLM"], "attention_bias": False,
+    "attention_dropout": 0.0, "aux_loss_alpha": 0.001, "bos_token_id": 0, "eos_token_id": 1,
+    "ep_size": 1, "first_k_dense_replace": 3, "hidden_act": "silu", "hidden_size": 7168,
+    "initializer_range": 0.02, "intermediate_size": 18432, "kv_lora_rank": 512,
+    "max_position_embeddings": 163840, "model_type": "deepseek_v3",
+    "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8, "n_routed_experts": 256,
+    "n_shared_experts": 1, "norm_topk_prob": True, "num_attention_heads": 128,
+    "num_experts_per_tok": 8, "num_hidden_layers": 61, "num_key_value_heads": 128,
+    "num_nextn_predict_layers": 1, "q_lora_rank": 1536, "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64, "quantization_config": _FP8_BLOCKS, "rms_norm_eps": 1e-06,
+    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0,
+                     "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096,
+                     "type": "yarn"},
+    "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
+    "seq_aux": True, "tie_word_embeddings": False, "topk_group": 4, "topk_method": "noaux_tc",
+    "torch_dtype": "bfloat16", "transformers_version": "4.33.1", "use_cache": True,
+    "v_head_dim": 128, "vocab_size": 129280,
+}
+# Kimi-K2-Instruct: the same architecture and keys, other numbers.
+KIMI_K2: dict[str, Any] = {
+    **DEEPSEEK_V3, "bos_token_id": 163584, "eos_token_id": 163585, "first_k_dense_replace": 1,
+    "max_position_embeddings": 131072, "model_type": "kimi_k2", "n_group": 1,
+    "n_routed_experts": 384, "num_attention_heads": 64, "num_key_value_heads": 64,
+    "num_nextn_predict_layers": 0, "rope_theta": 50000.0, "routed_scaling_factor": 2.827,
+    "rope_scaling": {"beta_fast": 1.0, "beta_slow": 1.0, "factor": 32.0, "mscale": 1.0,
+                     "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096,
+                     "type": "yarn"},
+    "topk_group": 1, "vocab_size": 163840,
+}
+# DeepSeek-V2-Lite: no query low-rank projection (q_lora_rank null), 2 shared experts, bf16.
+DEEPSEEK_V2_LITE: dict[str, Any] = {
+    "architectures": ["DeepseekV2ForCausalLM"], "attention_bias": False, "aux_loss_alpha": 0.001,
+    "first_k_dense_replace": 1, "hidden_act": "silu", "hidden_size": 2048,
+    "intermediate_size": 10944, "kv_lora_rank": 512, "max_position_embeddings": 163840,
+    "model_type": "deepseek_v2", "moe_intermediate_size": 1408, "moe_layer_freq": 1,
+    "n_group": 1, "n_routed_experts": 64, "n_shared_experts": 2, "norm_topk_prob": False,
+    "num_attention_heads": 16, "num_experts_per_tok": 6, "num_hidden_layers": 27,
+    "num_key_value_heads": 16, "q_lora_rank": None, "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64, "routed_scaling_factor": 1.0, "scoring_func": "softmax",
+    "tie_word_embeddings": False, "topk_group": 1, "topk_method": "greedy",
+    "torch_dtype": "bfloat16", "v_head_dim": 128, "vocab_size": 102400,
+}
+# A small DeepseekV3 config: 6 layers, the first 2 dense; tests vary one key at a time.
+TINY_MLA: dict[str, Any] = {
+    "architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 256, "intermediate_size": 512,
+    "max_position_embeddings": 1024, "num_attention_heads": 8, "num_hidden_layers": 6,
+    "vocab_size": 1000, "kv_lora_rank": 64, "q_lora_rank": 96, "qk_nope_head_dim": 32,
+    "qk_rope_head_dim": 16, "v_head_dim": 32, "n_routed_experts": 8, "num_experts_per_tok": 2,
+    "moe_intermediate_size": 64, "n_shared_experts": 1, "first_k_dense_replace": 2,
+}
 # A minimal config each architecture accepts; tests vary one key at a time.
 TINY: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 512,
@@ -90,6 +145,11 @@ def tiny(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not _DROP}
 
 
+def tiny_mla(**changes: Any) -> dict[str, Any]:
+    data = {**TINY_MLA, **changes}
+    return {k: v for k, v in data.items() if v is not _DROP}
+
+
 # -- real configs reproduce the catalog ---------------------------------------------------------
 @pytest.mark.parametrize("name, config", [
     ("llama-3.1-8b", LLAMA_31_8B), ("mixtral-8x7b", MIXTRAL_8X7B), ("qwen2.5-7b", QWEN25_7B),
@@ -98,6 +158,96 @@ def tiny(**changes: Any) -> dict[str, Any]:
 def test_real_config_matches_catalog(tmp_path: Path, name: str, config: dict) -> None:
     spec = load_hf_config(write(tmp_path, config), name=name)
     assert spec == CATALOG[name]        # every field but source
+
+
+@pytest.mark.parametrize("name, config", [("deepseek-v3", DEEPSEEK_V3), ("kimi-k2", KIMI_K2)])
+def test_real_mla_config_matches_catalog(tmp_path: Path, name: str, config: dict) -> None:
+    spec = load_hf_config(write(tmp_path, config), name=name)
+    # the checkpoints ship FP8; the catalog leaves the precision to the scenario
+    assert spec.weight_bits == 8
+    assert dataclasses.replace(spec, weight_bits=0) == CATALOG[name]
+    assert spec.num_params == CATALOG[name].num_params
+    assert spec.num_active_params == CATALOG[name].num_active_params
+    assert spec.kv_bytes_per_token == 61 * (512 + 64) * 2 == 70272
+
+
+def test_deepseek_v3_fields(tmp_path: Path) -> None:
+    spec = load_hf_config(write(tmp_path, DEEPSEEK_V3, dirname="DeepSeek-V3"))
+    assert spec.name == "DeepSeek-V3"
+    assert spec.is_mla and spec.is_moe
+    assert (spec.kv_lora_rank, spec.q_lora_rank, spec.qk_nope_head_dim, spec.qk_rope_head_dim,
+            spec.v_head_dim, spec.head_dim) == (512, 1536, 128, 64, 128, 192)
+    assert (spec.num_experts, spec.top_k, spec.expert_intermediate_size) == (256, 8, 2048)
+    assert (spec.num_shared_experts, spec.shared_expert_intermediate_size) == (1, 2048)
+    assert (spec.first_k_dense_layers, spec.num_dense_layers, spec.num_moe_layers) == (3, 3, 58)
+    assert spec.dtype_bytes == 2 and spec.linear_weight_bytes == 1.0
+
+
+def test_fp8_weights_only_shrink_the_linear_layers(tmp_path: Path) -> None:
+    fp8 = load_hf_config(write(tmp_path, DEEPSEEK_V3, "a"))
+    bf16 = load_hf_config(write(tmp_path, {**DEEPSEEK_V3, "quantization_config": None}, "b"))
+    assert (fp8.weight_bits, bf16.weight_bits) == (8, 0)
+    assert fp8.num_params == bf16.num_params
+    assert bf16.weight_bytes == 2 * bf16.num_params
+    kept = fp8.embedding_params + 61 * 2 * 7168 + 7168 + 58 * 7168 * 256   # stay bf16
+    assert fp8.weight_bytes == (fp8.num_params - kept) + 2 * kept
+
+
+def test_fp8_applies_to_other_architectures(tmp_path: Path) -> None:
+    # e.g. Qwen/Qwen3-235B-A22B-FP8 (Qwen3MoeForCausalLM) ships the same block-wise FP8
+    spec = load_hf_config(write(tmp_path, {**QWEN3_30B_A3B, "quantization_config": _FP8_BLOCKS}))
+    assert spec.weight_bits == 8
+
+
+def test_deepseek_v2_lite(tmp_path: Path) -> None:
+    spec = load_hf_config(write(tmp_path, DEEPSEEK_V2_LITE))
+    assert spec.q_lora_rank == 0 and spec.is_mla        # null: a plain query projection
+    assert spec.attention_params_per_layer == \
+        2048 * 16 * 192 + 2048 * 576 + 512 + 512 * 16 * 256 + 16 * 128 * 2048
+    assert (spec.num_shared_experts, spec.shared_expert_intermediate_size) == (2, 1408)
+    assert (spec.num_dense_layers, spec.num_moe_layers) == (1, 26)
+    assert spec.num_params == 15_706_484_224           # the HF safetensors total ("15.7B")
+    assert spec.weight_bits == 0 and spec.kv_bytes_per_token == 27 * 576 * 2
+
+
+def test_deepseek_defaults(tmp_path: Path) -> None:
+    # absent optional keys take transformers' DeepseekV3Config / DeepseekV2Config defaults
+    absent = {k: _DROP for k in ("q_lora_rank", "n_shared_experts", "first_k_dense_replace",
+                                 "num_key_value_heads", "moe_layer_freq")}
+    v3 = load_hf_config(write(tmp_path, tiny_mla(**absent), "a"))
+    assert (v3.q_lora_rank, v3.num_shared_experts, v3.first_k_dense_layers) == (1536, 1, 3)
+    assert (v3.num_kv_heads, v3.moe_layer_interval, v3.weight_bits) == (8, 1, 0)
+    v2 = load_hf_config(write(tmp_path, tiny_mla(architectures=["DeepseekV2ForCausalLM"],
+                                                 **absent), "b"))
+    assert (v2.num_shared_experts, v2.shared_expert_intermediate_size) == (0, 0)
+    assert (v2.first_k_dense_layers, v2.num_moe_layers) == (0, 6)
+
+
+def test_deepseek_nulls(tmp_path: Path) -> None:
+    spec = load_hf_config(write(tmp_path, tiny_mla(q_lora_rank=None, n_shared_experts=None)))
+    assert (spec.q_lora_rank, spec.num_shared_experts) == (0, 0)
+    dense = load_hf_config(write(tmp_path, tiny_mla(n_routed_experts=None), "dense"))
+    assert not dense.is_moe and dense.is_mla and dense.num_dense_layers == 6
+
+
+def test_deepseek_head_dim_key_is_ignored(tmp_path: Path) -> None:
+    # transformers' DeepseekV3Config saves head_dim = qk_rope_head_dim (its rotary width)
+    spec = load_hf_config(write(tmp_path, tiny_mla(head_dim=16)))
+    assert spec.head_dim == 32 + 16
+
+
+def test_deepseek_moe_layer_freq(tmp_path: Path) -> None:
+    # layers 2..5, every 2nd: HF's rule (i % 2 == 0) and ModelSpec's both give 2 MoE layers
+    spec = load_hf_config(write(tmp_path, tiny_mla(moe_layer_freq=2)))
+    assert (spec.moe_layer_interval, spec.num_moe_layers, spec.num_dense_layers) == (2, 2, 4)
+
+
+def test_deepseek_moe_layer_freq_unrepresentable(tmp_path: Path) -> None:
+    # 7 layers, 2 dense, every 3rd: HF makes layers 3 and 6 MoE, ModelSpec's rule only 1
+    path = write(tmp_path, tiny_mla(num_hidden_layers=7, moe_layer_freq=3))
+    with pytest.raises(ModelError, match=f"^{path}: moe_layer_freq: unsupported: 3 .* 2 MoE "
+                                         f"layers, ModelSpec's interval rule 1$"):
+        load_hf_config(path)
 
 
 def test_llama_31_8b_fields(tmp_path: Path) -> None:
@@ -195,7 +345,8 @@ def test_tied_embeddings(tmp_path: Path) -> None:
 def test_registry_covers_the_promised_architectures() -> None:
     assert set(ARCHITECTURES) == {
         "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM",
-        "Qwen3ForCausalLM", "Qwen3MoeForCausalLM"}
+        "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "DeepseekV2ForCausalLM",
+        "DeepseekV3ForCausalLM"}
 
 
 # -- errors: one line, naming file and key ------------------------------------------------------
@@ -224,6 +375,45 @@ def test_missing_moe_field(tmp_path: Path, key: str) -> None:
     path = write(tmp_path, config)
     with pytest.raises(ModelError, match=f"^{path}: {key}: missing$"):
         load_hf_config(path)
+
+
+@pytest.mark.parametrize("key", ["kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                                 "v_head_dim", "n_routed_experts", "num_experts_per_tok",
+                                 "moe_intermediate_size"])
+def test_missing_deepseek_field(tmp_path: Path, key: str) -> None:
+    # e.g. kv_lora_rank absent while the other MLA keys are there: refused, not a default
+    path = write(tmp_path, tiny_mla(**{key: _DROP}))
+    with pytest.raises(ModelError) as info:
+        load_hf_config(path)
+    assert str(info.value) == f"{path}: {key}: missing"
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"first_k_dense_replace": -1}, "first_k_dense_replace: expected an integer >= 0, got -1"),
+    ({"first_k_dense_replace": 6}, "first_k_dense_replace: 6 leaves no MoE layer"),
+    ({"first_k_dense_replace": 1.5}, "first_k_dense_replace: expected an integer >= 0, got 1.5"),
+    ({"n_shared_experts": -1}, "n_shared_experts: expected an integer >= 0, got -1"),
+    ({"kv_lora_rank": 0}, "kv_lora_rank: expected a positive integer, got 0"),
+    ({"q_lora_rank": 0}, "q_lora_rank: expected a positive integer, got 0"),
+    ({"v_head_dim": None}, "v_head_dim: missing"),
+    ({"num_experts_per_tok": 9}, "top_k: expected 1..num_experts (8), got 9"),
+    ({"moe_layer_freq": 5}, "moe_layer_freq: unsupported: 5 with first_k_dense_replace 2 "
+                            "makes 1 MoE layers, ModelSpec's interval rule 0"),
+    ({"moe_layer_freq": 7}, "moe_layer_freq: 7 leaves no MoE layer after first_k_dense_replace 2 "
+                            "of num_hidden_layers 6"),
+    ({"quantization_config": {"quant_method": "compressed-tensors"}},
+     "quantization_config.quant_method: unsupported 'compressed-tensors'; supported: 'fp8'"),
+    ({"quantization_config": {"quant_method": "gptq", "bits": 3}},
+     "quantization_config.bits: expected 4 or 8, got 3"),
+    ({"quantization_config": "fp8"}, "quantization_config: expected an object, got 'fp8'"),
+])
+def test_bad_deepseek_values(tmp_path: Path, changes: dict, needle: str) -> None:
+    path = write(tmp_path, tiny_mla(**changes))
+    with pytest.raises(ModelError) as info:
+        load_hf_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {needle}")
+    assert "\n" not in message
 
 
 def test_missing_architectures(tmp_path: Path) -> None:
@@ -327,8 +517,65 @@ def test_get_model_yaml_inconsistent_spec(tmp_path: Path) -> None:
         get_model(str(path))
 
 
+_MLA_YAML = ("num_layers: 4\nhidden_size: 64\nnum_heads: 4\nnum_kv_heads: 4\nhead_dim: 24\n"
+             "intermediate_size: 128\nvocab_size: 100\nmax_context_tokens: 512\n"
+             "kv_lora_rank: 32\nqk_nope_head_dim: 16\nqk_rope_head_dim: 8\nv_head_dim: 16\n"
+             "num_experts: 4\ntop_k: 2\nexpert_intermediate_size: 32\nmoe_layer_interval: 1\n"
+             "num_shared_experts: 1\nshared_expert_intermediate_size: 32\n"
+             "first_k_dense_layers: 1\n")
+
+
+def test_get_model_yaml_mla(tmp_path: Path) -> None:
+    (tmp_path / "tiny-mla.yaml").write_text(_MLA_YAML)
+    spec = get_model("tiny-mla.yaml", base_dir=tmp_path)
+    assert spec.is_mla and (spec.num_dense_layers, spec.num_moe_layers) == (1, 3)
+    assert spec.kv_bytes_per_token == 4 * (32 + 8) * 2
+
+
+@pytest.mark.parametrize("change, needle", [
+    ("kv_lora_rank: 0", "kv_lora_rank: expected > 0 (multi-head latent attention) when "
+                        "qk_nope_head_dim, qk_rope_head_dim, v_head_dim are set"),
+    ("qk_rope_head_dim: 0", "qk_rope_head_dim: expected > 0 with kv_lora_rank 32"),
+    ("v_head_dim: 0", "v_head_dim: expected > 0 with kv_lora_rank 32"),
+    ("head_dim: 16", "head_dim: expected qk_nope_head_dim + qk_rope_head_dim = 24"),
+    ("first_k_dense_layers: 4", "first_k_dense_layers: expected < num_layers (4), got 4"),
+    ("first_k_dense_layers: -1", "first_k_dense_layers: expected >= 0, got -1"),
+    ("moe_layer_interval: 4", "moe_layer_interval: expected 1..3"),
+    ("shared_expert_intermediate_size: 0", "shared_expert_intermediate_size: expected > 0"),
+    ("weight_bits: 64", "weight_bits: expected 0 (the dtype) or 1..32, got 64"),
+])
+def test_get_model_yaml_bad_mla(tmp_path: Path, change: str, needle: str) -> None:
+    key = change.split(":")[0]
+    text = "".join(line + "\n" for line in _MLA_YAML.splitlines()
+                   if not line.startswith(key + ":")) + change + "\n"
+    path = tmp_path / "bad-mla.yaml"
+    path.write_text(text)
+    with pytest.raises(ModelError, match="^" + re.escape(f"{path}: {needle}")):
+        get_model(str(path))
+
+
+def test_get_model_yaml_shared_experts_need_routed_ones(tmp_path: Path) -> None:
+    path = tmp_path / "shared.yaml"
+    path.write_text("num_layers: 2\nhidden_size: 64\nnum_heads: 4\nnum_kv_heads: 4\n"
+                    "head_dim: 16\nintermediate_size: 128\nvocab_size: 100\n"
+                    "max_context_tokens: 512\nnum_shared_experts: 1\n"
+                    "shared_expert_intermediate_size: 32\n")
+    with pytest.raises(ModelError, match=f"^{path}: num_shared_experts: expected 0 without"):
+        get_model(str(path))
+
+
 def test_get_model_unsupported_file_kind(tmp_path: Path) -> None:
     path = tmp_path / "model.txt"
     path.write_text("hello")
     with pytest.raises(LlmsimError, match="expected a HF config.json"):
         get_model(str(path))
+
+
+@pytest.mark.parametrize("quant, bits", [({"quant_method": "gptq", "bits": 4}, 4),
+                                         ({"quant_method": "awq", "bits": 4}, 4),
+                                         ({"quant_method": "gptq", "bits": 8}, 8),
+                                         ({"quant_method": "mxfp4"}, 4),
+                                         ({"quant_method": "fp8"}, 8)])
+def test_quantized_checkpoints_set_the_weight_bits(tmp_path: Path, quant: dict, bits: int) -> None:
+    spec = load_hf_config(write(tmp_path, tiny_mla(quantization_config=quant)))
+    assert spec.weight_bits == bits
