@@ -25,6 +25,7 @@ from sim.hardware.duplex import RoutingSection
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.base import EngineConfig
 from sim.scheduling.overload import OverloadConfig
+from sim.scheduling.speculative import SpeculativeConfig
 from sim.workload.workload import WorkloadConfig
 
 # Example scenarios ship in the package (the repository's scenarios/ is a link to them); a
@@ -238,7 +239,8 @@ class PrecisionConfig:
 
 
 _TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "engine", "workload",
-             "slo", "simulation", "description", "failures", "overload", "precision")
+             "slo", "simulation", "description", "failures", "overload", "precision",
+             "speculative")
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,7 @@ class Scenario:
     engine: EngineTerms = field(default_factory=EngineTerms)   # vLLM time terms: sim/cost/engine.py
     overload: OverloadConfig = field(default_factory=OverloadConfig)   # aborts and retries
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)  # weights, KV formats
+    speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)   # drafts
     path: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)
 
@@ -318,6 +321,7 @@ class Scenario:
             overload=parse(OverloadConfig, data.get("overload"), path=path, field="overload"),
             precision=parse(PrecisionConfig, data.get("precision"), path=path,
                             field="precision"),
+            speculative=_parse_speculative(data.get("speculative"), cluster, path),
             path=path, base_dir=base_dir)
 
     def to_dict(self) -> dict:
@@ -346,6 +350,8 @@ class Scenario:
             out["overload"] = _drop_none(dataclasses.asdict(self.overload))
         if not self.precision.is_default:
             out["precision"] = dataclasses.asdict(self.precision)
+        if self.speculative.enabled:
+            out["speculative"] = _drop_none(dataclasses.asdict(self.speculative))
         return out
 
 
@@ -355,6 +361,17 @@ def _drop_none(value):
     if isinstance(value, tuple) and value and isinstance(value[0], dict):
         return [_drop_none(v) for v in value]
     return value
+
+
+def _parse_speculative(value: Any, cluster: ClusterConfig, path: str | None) -> SpeculativeConfig:
+    if isinstance(value, dict) and isinstance(value.get("acceptance"), list):
+        value = {**value, "acceptance": tuple(value["acceptance"])}
+    spec = parse(SpeculativeConfig, value, path=path, field="speculative")
+    if spec.enabled and (cluster.expert_parallel or cluster.pipeline_parallel > 1):
+        raise ScenarioError(path, "speculative.num_tokens",
+                            "0 with expert_parallel or pipeline_parallel (not modelled together)",
+                            spec.num_tokens)
+    return spec
 
 
 def _parse_hardware(value: Any, path: str | None, field: str = "hardware") -> HardwareConfig:

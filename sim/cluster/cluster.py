@@ -23,6 +23,7 @@ from sim.cost.engine import EngineTiming
 from sim.cost.factory import make_cost_model
 from sim.cost.model import CostModel
 from sim.cost.pipeline import PipelineCostModel
+from sim.cost.speculative import SpeculativeCostModel
 from sim.errors import CapacityError, LlmsimError, ScenarioError
 from sim.hardware import DeviceSpec, load_device
 from sim.hardware.duplex import DuplexSpec
@@ -36,6 +37,7 @@ from sim.metrics.summary import slo_met, summarize
 from sim.models import ModelSpec, get_model
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.engine import Engine
+from sim.scheduling.speculative import AcceptanceSampler
 from sim.workload import Request, RequestStatus, Workload, build_workload
 
 if TYPE_CHECKING:    # (the scenario module sits above the cluster: it validates its sections)
@@ -129,6 +131,14 @@ def deployment_cost_model(scenario: Scenario, dep: Deployment | None = None) -> 
         cost = make_cost_model(dep.model, dep.device, dep.tensor_parallel, scenario.engine,
                                max_num_seqs=cfg.max_num_seqs,
                                max_batched_tokens=cfg.max_batched_tokens)
+    spec = scenario.speculative
+    if spec.enabled:                # the draft's runs, added to each step
+        if spec.method == "draft":
+            draft = _named(scenario.path, "speculative.draft_model", lambda: get_model(
+                spec.draft_model, base_dir=scenario.base_dir))
+            cost = SpeculativeCostModel(cost, draft, spec.num_tokens)
+        else:
+            cost = SpeculativeCostModel.head(cost, spec.draft_layers, spec.num_tokens)
     if dep.pipeline_parallel > 1:   # stages on the device's link (NVLink inside a node)
         device = dep.device
         cost = PipelineCostModel(cost, dep.pipeline_parallel,
@@ -253,7 +263,9 @@ class Cluster:
                 self._pool_of.append(pool)
                 self.replicas.append(Replica(
                     self.env, i, self._make_engine(i), cost, self.recorder,
-                    fast_forward=scenario.simulation.fast_forward,
+                    # speculative steps emit at random: no decode runs to cost ahead
+                    fast_forward=scenario.simulation.fast_forward
+                    and not scenario.speculative.enabled,
                     swap_seconds_per_block=swap_s,
                     check_invariants=scenario.simulation.check_invariants,
                     on_finish=self._on_end, on_abort=self._on_abort, lockstep=lockstep,
@@ -296,9 +308,13 @@ class Cluster:
         rng = np.random.default_rng((seed, 1, index) if restart == 0 else (seed, 1, index, restart))
         kv = KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching)
         # stepping (fast_forward off) is the reference: every request updated every iteration
+        spec = self.scenario.speculative
+        sampler = None if not spec.enabled else AcceptanceSampler(
+            spec, np.random.default_rng((seed, 3, index, restart)))
         return Engine(SCHEDULERS[cfg.name](cfg, kv, host_swap_blocks=dep.host_swap_blocks, rng=rng),
                       decode_cohort=self.scenario.simulation.fast_forward,
-                      overload=self.scenario.overload, hand_off=pool.role == "prefill")
+                      overload=self.scenario.overload, hand_off=pool.role == "prefill",
+                      speculative=sampler, speculative_tokens=spec.num_tokens)
 
     # -- arrivals (open loop from the workload, or closed-loop clients) -----------------------
     _closed_loop: ClosedLoop | None = None   # the clients, for closed-loop workloads
@@ -540,6 +556,11 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     }
     if scenario.cluster.pools:
         extra.update(disaggregation_summary(cluster, requests, duration))
+    if scenario.speculative.enabled:
+        samplers = [e.speculative for e in engines if e.speculative is not None]
+        checks = sum(s.verifications for s in samplers)
+        extra["speculative_tokens_per_step"] = 1 + sum(s.accepted_total for s in samplers) \
+            / checks if checks else 0.0
     if cluster.group is not None and cluster.group.step_s:
         # of the expert-parallel group's step time, the MoE layers' token exchange
         extra["expert_exchange_share"] = cluster.group.exchange_s / cluster.group.step_s

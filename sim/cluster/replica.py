@@ -235,7 +235,8 @@ class Replica:
         shape = BatchShape.from_requests(plan.num_new_tokens, plan.computed_before,
                                          plan.num_emitting, plan.shared_kv_tokens,
                                          plan.cohort_size, plan.cohort_context_tokens,
-                                         plan.cohort_max_context)
+                                         plan.cohort_max_context, plan.num_speculative,
+                                         plan.speculative_context_tokens)
         duration, energy = self.cost.iteration_time(shape)
         if self.slowdown != 1.0:
             duration *= self.slowdown

@@ -57,12 +57,17 @@ class BatchShape:
     # keys read by the decode with the longest context (measured tables correct decode attention
     # for unequal contexts with it; 0: unknown, contexts taken as equal)
     decode_max_context: int = 0
+    # speculative decoding: requests verifying drafts (costed as the chunks they are) and their
+    # cached tokens, summed: what the draft runs on (sim/cost/speculative.py)
+    num_speculative: int = 0
+    speculative_context_tokens: int = 0
 
     @classmethod
     def from_requests(cls, new_tokens: list[int], computed_tokens: list[int],
                       emitting: int, shared_kv_tokens: int = 0, more_decodes: int = 0,
                       more_decodes_computed: int = 0,
-                      more_decodes_max_computed: int = 0) -> "BatchShape":
+                      more_decodes_max_computed: int = 0, speculative: int = 0,
+                      speculative_context: int = 0) -> "BatchShape":
         """``shared_kv_tokens``: decode keys not re-read (see ``decode_shared_kv_tokens``);
         ``more_decodes`` decodes not listed, with ``more_decodes_computed`` tokens cached before
         them in all and at most ``more_decodes_max_computed`` for one (a DecodeCohort)."""
@@ -82,7 +87,7 @@ class BatchShape:
                 kv += c + q
         return cls(num_decode + pf_tokens, emitting, num_decode, decode_ctx, num_prefill,
                    pf_tokens, pairs, kv, shared_kv_tokens,
-                   longest + 1 if num_decode else 0)
+                   longest + 1 if num_decode else 0, speculative, speculative_context)
 
     @classmethod
     def decode(cls, context_tokens: list[int]) -> "BatchShape":

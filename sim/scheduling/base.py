@@ -92,6 +92,10 @@ class BatchPlan:
     cohort_size: int = 0
     cohort_context_tokens: int = 0
     cohort_max_context: int = 0
+    # speculative decoding: decodes verifying drafts (each scheduled 1 + drafts tokens), and
+    # the tokens computed before this iteration by them, summed (the draft's own cost)
+    num_speculative: int = 0
+    speculative_context_tokens: int = 0
 
     def add(self, request: RequestView, num_new_tokens: int) -> None:
         self.requests.append(request)
@@ -144,6 +148,8 @@ class Scheduler:
         self.num_preemptions = 0
         self.num_iterations = 0      # iterations completed (decode runs count every step)
         self.cohort: DecodeCohort | None = None   # set by the Engine if supports_decode_cohort
+        # drafted tokens a decode verifies per step (speculative decoding; set by the Engine)
+        self.speculative_tokens = 0
 
     # -- interface -----------------------------------------------------------------------------
     def add_request(self, request: RequestView) -> None:
@@ -241,14 +247,20 @@ class Scheduler:
             if num_new == 1 and generated:          # a decode: one token, which it emits
                 if counts_decodes and budget <= 0:
                     break                   # nobody behind it gets a token either
-                if not self.allocate_or_preempt(req, 1, plan):
+                if self.speculative_tokens:
+                    # verify the drafts: its last token and each draft through the model
+                    num_new = 1 + self.speculative_tokens
+                    decode_only = False     # (a random number of tokens out: no fast-forward)
+                    plan.num_speculative += 1
+                    plan.speculative_context_tokens += computed
+                if not self.allocate_or_preempt(req, num_new, plan):
                     break                   # the request preempted itself
                 scheduled.append(req)
-                new_tokens.append(1)
+                new_tokens.append(num_new)
                 before.append(computed)
                 plan.num_emitting += 1
                 if counts_decodes:
-                    budget -= 1
+                    budget -= num_new
             else:                           # a prefill chunk (or a preempted one's recompute)
                 decode_only = False
                 if budget <= 0:

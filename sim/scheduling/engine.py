@@ -16,6 +16,7 @@ from operator import sub
 from sim.scheduling.base import BatchPlan, Scheduler
 from sim.scheduling.cohort import DecodeCohort
 from sim.scheduling.overload import QUEUE_DEADLINE, TIMEOUT, TOKEN_GAP, OverloadConfig
+from sim.scheduling.speculative import AcceptanceSampler
 from sim.workload.request import Request, RequestStatus
 
 
@@ -25,8 +26,15 @@ class Engine:
     with the batch. Views of members are stale until :meth:`sync`."""
 
     def __init__(self, scheduler: Scheduler, decode_cohort: bool = False,
-                 overload: OverloadConfig | None = None, hand_off: bool = False):
+                 overload: OverloadConfig | None = None, hand_off: bool = False,
+                 speculative: AcceptanceSampler | None = None, speculative_tokens: int = 0):
         self.scheduler = scheduler
+        # speculative decoding (sim/scheduling/speculative.py): how many drafts a decode
+        # verifies, and the sampler of how many pass; no decode cohort (steps emit at random)
+        self.speculative = speculative
+        if speculative is not None:
+            scheduler.speculative_tokens = speculative_tokens
+            decode_cohort = False
         self._requests: dict[int, Request] = {}     # in flight, by id
         # a prefill replica of a disaggregated cluster: a request whose prefill just emitted a
         # token leaves for a decode replica (in ``handed_off`` until the replica takes them),
@@ -194,9 +202,12 @@ class Engine:
                 self._members_exceeded()
         else:
             finished = []
-        hand_off, handed = self.hand_off, []
+        hand_off, handed, speculative = self.hand_off, [], self.speculative
         for view, q in zip(plan.requests, plan.num_new_tokens):
             prefill = view.num_tokens - view.num_computed_tokens > 1 or view.output_generated == 0
+            if speculative is not None and q > 1 and not prefill:
+                self._verified(view, end_s, finished)
+                continue
             if prefill:
                 view.prefill_tokens_computed += q
             view.num_computed_tokens += q
@@ -225,6 +236,22 @@ class Engine:
         if cohort is not None:
             self._grow_cohort()
         return finished
+
+    def _verified(self, view, end_s: float, finished: list[Request]) -> None:
+        """A decode verified its drafts at ``end_s``: it emits its token and the accepted
+        drafts (no more than it has left), all at once; its KV keeps them."""
+        req = self._requests[view.id]
+        emitted = min(1 + self.speculative.accepted(), req.output_tokens - view.output_generated)
+        view.num_computed_tokens += emitted
+        view.output_generated += emitted
+        gap = end_s - req.last_token_s
+        if gap > req.max_token_gap_s:
+            req.max_token_gap_s = gap
+            if gap > self.token_gap_s and view.output_generated < req.output_tokens:
+                self._gap_exceeded.append(req)
+        req.last_token_s = end_s
+        if view.output_generated >= req.output_tokens:
+            finished.append(req)
 
     def max_decode_steps(self, plan: BatchPlan) -> int:
         """Iterations a stable decode plan may repeat: until the first request finishes, and no
