@@ -106,7 +106,7 @@ def resolve(scenario: Scenario) -> Deployment:
             shards = scenario.cluster.replicas if scenario.cluster.expert_parallel else 1
             blocks = kv_cache_blocks(model, device, tp, cfg.block_size,
                                      cfg.gpu_memory_utilization, reserve, expert_shards=shards,
-                                     pp=pp)
+                                     pp=pp, max_num_seqs=cfg.max_num_seqs)
         except CapacityError as exc:
             raise CapacityError(f"{path or 'scenario'}: {exc}") from None
     host_blocks = int(cfg.swap_space_gib * GIB // block_bytes)

@@ -38,6 +38,7 @@ from sim.cost.ops import (ALLREDUCE, ALLTOALL, ATTN_DECODE, ATTN_PREFILL, MOE_EX
 from sim.cost.parallel import ExpertLayout, Topology
 from sim.cost.placement import PIM, XPU, Processor, on_pim, pick
 from sim.cost.roofline import Rates
+from sim.errors import HardwareError
 from sim.hardware.bundles import BankBundles, overlap_seconds
 from sim.hardware.device import DeviceSpec
 from sim.hardware.duplex import DuplexSpec
@@ -95,6 +96,10 @@ class DuplexCostModel(CostModel):
     def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16",
                  engine: EngineTiming | None = None):
         super().__init__(model, device, tp, dtype, engine=engine)
+        if model.has_bounded_layers:
+            raise HardwareError(f"{model.name}: sliding-window and linear-attention layers are "
+                                f"not modelled on {device.name} (Duplex-family devices and "
+                                "expert parallelism inside a replica); use a GPU profile")
         spec = self.spec = DuplexSpec.from_device(device)
         eff, act = device.efficiency, spec.row_activation_pj_per_byte
         # the xPU is the GPU model's processor: the same datasheet rates (CostModel.rates)

@@ -144,6 +144,13 @@ class CostModel:
         self._const_cache: dict[tuple[int, int], tuple[float, float, float]] = {}
         d = self.dims
         self._decode_coeffs = decode_attention_coeffs(d)
+        # sliding-window and linear-attention layers beside the full ones (sim/models/spec.py)
+        self._bounded = model.has_bounded_layers
+        if self._bounded:
+            # linear attention per token and layer: the state's update and readout, 2 x 2
+            # FLOPs per head_dim^2 element; a decode step reads and writes the state
+            self._linear_flops = 4.0 * d.heads * model.head_dim ** 2
+            self._linear_state = model.linear_state_bytes_per_layer / tp
         # low-precision weights: FP8 GEMMs run at the device's FP8 rate (W8A8, as vLLM's FP8
         # path on Hopper and later); 4-bit weights are dequantised to bf16 (W4A16)
         self._gemm_rates = self.rates
@@ -290,6 +297,8 @@ class CostModel:
         return float(per_expert.sum()) + 2 * self._launch_s + float(act)
 
     def attention_ops(self, shape: BatchShape) -> list[Op]:
+        if self._bounded:
+            return self._bounded_attention_ops(shape)
         ops = []
         layers = self.model.num_layers
         if shape.num_prefill:
@@ -373,6 +382,8 @@ class CostModel:
 
         Written with operators that mean the same on Python floats and numpy arrays (IEEE
         doubles either way), so the scalar and vectorised paths agree to the last bit."""
+        if self._bounded:
+            return self._bounded_attention_part(shape, decode_context_tokens, work)
         L = self.model.num_layers
         pf_t = pf_f = pf_b = 0.0
         if shape.num_prefill:
@@ -394,6 +405,86 @@ class CostModel:
                 return L * dec_t, None, None
             return L * dec_t, L * dec_f, L * dec_b
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
+
+    def _bounded_attention_ops(self, shape: BatchShape) -> list[Op]:
+        """The attention ops of each layer kind (the terms of _bounded_attention_part)."""
+        m, d = self.model, self.dims
+        dt, window = float(d.dtype_bytes), m.sliding_window
+        ops = []
+        if shape.num_prefill:
+            q, pairs, kv = shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens
+            ops.append(Op("attn_prefill", ATTN_PREFILL, *attn_prefill_cost(q, pairs, kv, d),
+                          count=m.full_attention_layers))
+            if m.sliding_window_layers:
+                ops.append(Op("attn_prefill_sliding", ATTN_PREFILL, *attn_prefill_cost(
+                    q, min(pairs, q * window), min(kv, q + shape.num_prefill * window), d),
+                    count=m.sliding_window_layers))
+            if m.linear_attention_layers:
+                ops.append(Op("attn_prefill_linear", ATTN_PREFILL, q * self._linear_flops,
+                              2.0 * shape.num_prefill * self._linear_state
+                              + 4.0 * q * d.q_width * dt, count=m.linear_attention_layers))
+        n = shape.num_decode
+        if n:
+            a, b_seq, b_key = self._decode_coeffs
+            ctx = shape.decode_context_tokens
+            ops.append(Op("attn_decode", ATTN_DECODE, a * ctx, b_seq * n + b_key * ctx,
+                          count=m.full_attention_layers))
+            if m.sliding_window_layers:
+                keys = min(ctx, n * window)
+                ops.append(Op("attn_decode_sliding", ATTN_DECODE, a * keys,
+                              b_seq * n + b_key * keys, count=m.sliding_window_layers))
+            if m.linear_attention_layers:
+                ops.append(Op("attn_decode_linear", ATTN_DECODE, n * self._linear_flops,
+                              n * (2.0 * self._linear_state + 4.0 * d.q_width * dt),
+                              count=m.linear_attention_layers))
+        return [op for op in ops if op.count]
+
+    def _bounded_attention_part(self, shape: BatchShape, ctx, work: bool = True):
+        """Attention of a model with sliding-window and linear layers: each kind on its own
+        roofline, times its layer count. A sliding layer attends to at most ``window`` keys
+        per query (taken over the batch: ``min(context, sequences x window)``, exact when every
+        request is past the window or none is); a linear layer reads and writes each
+        sequence's state once per step and does 4 FLOPs per head_dim^2 element per token."""
+        m, d = self.model, self.dims
+        dt = float(d.dtype_bytes)
+        window = m.sliding_window
+        seconds = flops = nbytes = 0.0
+        a, b_seq, b_key = self._decode_coeffs
+        n = shape.num_decode
+        if shape.num_prefill:
+            q, pairs, kv = shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens
+            parts = [(m.full_attention_layers, attn_prefill_cost(q, pairs, kv, d))]
+            if m.sliding_window_layers:
+                parts.append((m.sliding_window_layers, attn_prefill_cost(
+                    q, min(pairs, q * window), min(kv, q + shape.num_prefill * window), d)))
+            if m.linear_attention_layers:
+                parts.append((m.linear_attention_layers, (
+                    q * self._linear_flops,
+                    2.0 * shape.num_prefill * self._linear_state + 4.0 * q * d.q_width * dt)))
+            for layers, (f, b) in parts:
+                seconds = seconds + layers * op_seconds(f, b, self._prefill_rates)
+                flops, nbytes = flops + layers * f, nbytes + layers * b
+        if n:
+            parts = [(m.full_attention_layers, ctx)]
+            if m.sliding_window_layers:
+                cap = n * window
+                parts.append((m.sliding_window_layers,
+                              np.minimum(ctx, cap) if isinstance(ctx, np.ndarray)
+                              else min(ctx, cap)))
+            for layers, keys in parts:
+                f, b = a * keys, b_seq * n + b_key * keys
+                seconds = seconds + layers * op_seconds(f, b, self._decode_rates)
+                flops, nbytes = flops + layers * f, nbytes + layers * b
+            if m.linear_attention_layers:
+                f = n * self._linear_flops
+                b = n * (2.0 * self._linear_state + 4.0 * d.q_width * dt)
+                seconds = seconds + m.linear_attention_layers * op_seconds(f, b, self._decode_rates)
+                flops = flops + m.linear_attention_layers * f
+                nbytes = nbytes + m.linear_attention_layers * b
+        if isinstance(ctx, np.ndarray):     # one value per step, as the plain path returns
+            seconds = seconds + np.zeros(ctx.shape)
+            flops, nbytes = flops + np.zeros(ctx.shape), nbytes + np.zeros(ctx.shape)
+        return (seconds, flops, nbytes) if work else (seconds, None, None)
 
     def _total(self, shape: BatchShape, decode_context_tokens, expert_group=None):
         tokens, launch_s = self._graph_tokens(shape.num_tokens, shape.num_prefill == 0)
@@ -483,6 +574,11 @@ class CostModel:
         :func:`~sim.cost.roofline.op_seconds`). The energy is summed in
         closed form (FLOPs and bytes grow linearly with the context): the sum of the
         per-iteration energies up to rounding."""
+        if self._bounded:      # per step through the general path (not linear in context)
+            times, energies = self.decode_run(num_seqs, first_context_tokens, steps,
+                                              shared_kv_tokens)
+            times, energies = times.tolist(), energies.tolist()
+            return times, lambda k: float(sum(energies[:k]))
         tokens, launch_s = self._graph_tokens(num_seqs, True)
         tok_s, tok_f, tok_b = self._token_part(tokens, num_seqs)
         base_s = self._overhead_s + tok_s       # _total: overhead + token part + attention

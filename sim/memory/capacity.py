@@ -15,7 +15,7 @@ def kv_bytes_per_token_per_device(model: ModelSpec, tp: int, pp: int = 1) -> int
     than tp; with ``pp`` pipeline stages a device holds its stage's layers (the largest
     stage's count). MLA caches one latent + rotary key per token and layer for all heads: every
     device of the TP group holds it whole."""
-    layers = -(-model.num_layers // pp)
+    layers = -(-model.full_attention_layers // pp)
     if model.is_mla:
         return layers * model.kv_values_per_token_layer * model.kv_element_bytes
     kv_heads_per_device = -(-model.num_kv_heads // tp)
@@ -49,17 +49,33 @@ def weight_bytes_per_device(model: ModelSpec, tp: int, expert_shards: int = 1,
     return (model.weight_bytes - experts * (1 - 1 / expert_shards)) / tp * share
 
 
+def bounded_kv_bytes_per_device(model: ModelSpec, tp: int, pp: int = 1) -> float:
+    """One sequence's sliding-window and linear-attention cache on one device (split as the
+    heads are, over its stage's share of the layers)."""
+    if not model.has_bounded_layers:
+        return 0.0
+    kv_share = -(-model.num_kv_heads // tp) / model.num_kv_heads
+    sliding = model.sliding_window_layers * model.sliding_window \
+        * model.kv_values_per_token_layer * model.kv_element_bytes
+    linear = model.linear_attention_layers * model.linear_state_bytes_per_layer
+    return (sliding * kv_share + linear / tp) / pp
+
+
 def kv_cache_blocks(model: ModelSpec, device: DeviceSpec, tp: int, block_size: int,
                     gpu_memory_utilization: float, reserve_bytes: float,
-                    expert_shards: int = 1, pp: int = 1) -> int:
+                    expert_shards: int = 1, pp: int = 1, max_num_seqs: int = 0) -> int:
     """Blocks per replica: (capacity x utilization - weights - activation reserve) / block bytes,
-    per device (each device holds its stage's layers of every token's KV).
+    per device (each device holds its stage's layers of every token's KV). A model with
+    sliding-window or linear-attention layers first sets aside their bounded cache for
+    ``max_num_seqs`` sequences (as vLLM's hybrid manager must find room for them); the blocks
+    count the full-attention layers' cache, which grows with every token.
 
     Raises CapacityError, with the numbers and layouts that would fit, if nothing is left.
     """
     usable = device.hbm_bytes * gpu_memory_utilization
     weights = weight_bytes_per_device(model, tp, expert_shards, pp)
-    free = usable - weights - reserve_bytes
+    free = usable - weights - reserve_bytes \
+        - max_num_seqs * bounded_kv_bytes_per_device(model, tp, pp)
     block_bytes = block_size * kv_bytes_per_token_per_device(model, tp, pp)
     if free < block_bytes:
         # the smallest degrees that validation accepts (a power of two dividing the heads; a

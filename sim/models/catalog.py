@@ -62,6 +62,36 @@ _MODELS = (
         head_dim=128, intermediate_size=12288, vocab_size=151936, max_context_tokens=40960,
         num_experts=128, top_k=8, expert_intermediate_size=1536, moe_layer_interval=1,
         source="Qwen/Qwen3-235B-A22B config.json"),
+    # -- Sliding-window and linear attention ---------------------------------------------------
+    ModelSpec(
+        # gpt-oss: layer_types alternate sliding (window 128) and full attention, 18 of each;
+        # every layer MoE (128 experts of 2880, top-4, SwiGLU); q/k/v with bias; attention
+        # sinks (64 per layer) not counted. The only published checkpoint stores the experts
+        # in MXFP4 (quantization_config quant_method mxfp4): weight_bits 4 here, which also
+        # counts the (bf16, ~1% of the weights) attention projections at 4 bits. Published
+        # 116.8B total, 5.1B activated.
+        name="gpt-oss-120b", num_layers=36, hidden_size=2880, num_heads=64, num_kv_heads=8,
+        head_dim=64, intermediate_size=2880, vocab_size=201088, max_context_tokens=131072,
+        qkv_bias=True, num_experts=128, top_k=4, expert_intermediate_size=2880,
+        moe_layer_interval=1, sliding_window=128, sliding_window_layers=18, weight_bits=4,
+        source="openai/gpt-oss-120b config.json"),
+    ModelSpec(
+        # As gpt-oss-120b with 24 layers (12 sliding) and 32 experts. Published 20.9B total,
+        # 3.6B activated.
+        name="gpt-oss-20b", num_layers=24, hidden_size=2880, num_heads=64, num_kv_heads=8,
+        head_dim=64, intermediate_size=2880, vocab_size=201088, max_context_tokens=131072,
+        qkv_bias=True, num_experts=32, top_k=4, expert_intermediate_size=2880,
+        moe_layer_interval=1, sliding_window=128, sliding_window_layers=12, weight_bits=4,
+        source="openai/gpt-oss-20b config.json"),
+    ModelSpec(
+        # MiniMax-M1 (text): lightning (linear) attention in 7 of every 8 layers, softmax
+        # attention in the 8th (10 of 80); each linear layer keeps a 64 x 128 x 128 fp32 state
+        # per sequence; 32 experts of 9216, top-2. The lightning layers' output gates and norms
+        # are not counted (~2%). Published 456B total, 45.9B activated.
+        name="minimax-m1", num_layers=80, hidden_size=6144, num_heads=64, num_kv_heads=8,
+        head_dim=128, intermediate_size=9216, vocab_size=200064, max_context_tokens=1000000,
+        num_experts=32, top_k=2, expert_intermediate_size=9216, moe_layer_interval=1,
+        linear_attention_layers=70, source="MiniMaxAI/MiniMax-M1-80k config.json"),
     # -- Multi-head latent attention (DeepseekV3ForCausalLM) ----------------------------------
     ModelSpec(
         # MLA: the cache holds a 512-value latent + a 64-value rotary key per token and layer;

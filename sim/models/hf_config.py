@@ -314,9 +314,17 @@ def check_spec(spec: ModelSpec, where: str) -> None:
             raise fail(field, f"expected > 0, got {getattr(spec, field)}")
     for field in ("intermediate_size", "num_experts", "top_k", "expert_intermediate_size",
                   "num_shared_experts", "shared_expert_intermediate_size", "moe_layer_interval",
-                  "first_k_dense_layers", *_MLA_FIELDS, "weight_bits", "kv_dtype_bytes"):
+                  "first_k_dense_layers", *_MLA_FIELDS, "weight_bits", "kv_dtype_bytes",
+                  "sliding_window", "sliding_window_layers", "linear_attention_layers",
+                  "linear_state_bytes"):
         if getattr(spec, field) < 0:
             raise fail(field, f"expected >= 0, got {getattr(spec, field)}")
+    if spec.full_attention_layers < 1:
+        raise fail("sliding_window_layers", "sliding-window + linear-attention layers leave no "
+                   f"full-attention layer of {spec.num_layers} (at least one is modelled)")
+    if (spec.sliding_window > 0) != (spec.sliding_window_layers > 0):
+        raise fail("sliding_window", "a window > 0 with sliding_window_layers > 0 (and only "
+                   f"then), got {spec.sliding_window} with {spec.sliding_window_layers} layers")
     if spec.num_heads % spec.num_kv_heads:
         raise fail("num_kv_heads", f"{spec.num_kv_heads} does not divide num_heads "
                                    f"{spec.num_heads}")

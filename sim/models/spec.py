@@ -48,6 +48,15 @@ class ModelSpec:
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+    # Layers that do not keep every token's KV: ``sliding_window_layers`` attend to the last
+    # ``sliding_window`` tokens only (gpt-oss, Gemma; Llama-4's chunked attention, counted at
+    # its chunk size), ``linear_attention_layers`` keep a constant state per sequence instead of
+    # a cache (MiniMax's lightning attention: ``linear_state_bytes`` per layer and sequence; 0:
+    # heads x head_dim^2 in fp32). The other layers are full (softmax) attention.
+    sliding_window: int = 0
+    sliding_window_layers: int = 0
+    linear_attention_layers: int = 0
+    linear_state_bytes: int = 0
     # precision: weight bits per parameter of the linear layers (0: 8 x dtype_bytes; 8 = FP8,
     # 4 = FP4/INT4) and KV cache element bytes (0: dtype_bytes; 1 = FP8)
     weight_bits: int = 0
@@ -78,6 +87,28 @@ class ModelSpec:
     def linear_weight_bytes(self) -> float:
         """Bytes of one linear-layer weight (fractional below 8 bits)."""
         return self.weight_bits / 8 if self.weight_bits else float(self.dtype_bytes)
+
+    @property
+    def full_attention_layers(self) -> int:
+        """Layers whose cache grows with every token."""
+        return self.num_layers - self.sliding_window_layers - self.linear_attention_layers
+
+    @property
+    def has_bounded_layers(self) -> bool:
+        return bool(self.sliding_window_layers or self.linear_attention_layers)
+
+    @property
+    def linear_state_bytes_per_layer(self) -> int:
+        """One sequence's state in one linear-attention layer (whole model, all heads)."""
+        return self.linear_state_bytes or self.num_heads * self.head_dim ** 2 * 4
+
+    @property
+    def kv_bytes_per_sequence(self) -> int:
+        """The cache a sequence holds whatever its length, once past the window: the sliding
+        layers' last ``sliding_window`` tokens and the linear layers' states (whole model)."""
+        return (self.sliding_window_layers * self.sliding_window * self.kv_values_per_token_layer
+                * self.kv_element_bytes
+                + self.linear_attention_layers * self.linear_state_bytes_per_layer)
 
     @property
     def kv_values_per_token_layer(self) -> int:
@@ -177,6 +208,7 @@ class ModelSpec:
 
     @property
     def kv_bytes_per_token(self) -> int:
-        """Bytes of KV cache per token, whole model: layers x values per layer (2 x kv_heads x
-        head_dim; MLA: latent + rotary key) x the KV element size."""
-        return self.num_layers * self.kv_values_per_token_layer * self.kv_element_bytes
+        """Bytes of KV cache per token, whole model: full-attention layers x values per layer
+        (2 x kv_heads x head_dim; MLA: latent + rotary key) x the KV element size. Sliding-window
+        and linear layers hold a bounded amount per sequence (``kv_bytes_per_sequence``)."""
+        return self.full_attention_layers * self.kv_values_per_token_layer * self.kv_element_bytes

@@ -22,6 +22,10 @@ PUBLISHED = {
     "qwen3-30b-a3b": (30_532_122_624, 1e-6),
     "opt-66b": (66e9, 0.01),        # "66B"; OPT's position embeddings and biases are left out
     "grok-1": (314e9, 0.01),
+    "gpt-oss-120b": (116.8e9, 0.01),
+    "gpt-oss-20b": (20.9e9, 0.01),
+    # the lightning layers' output gates and norms are not counted
+    "minimax-m1": (456e9, 0.03),
     "glam-143b": (143e9, 0.02),
     # Qwen3-235B-A22B: "235B"; its q/k norms (94 x 256) are not counted.
     "qwen3-235b-a22b": (235e9, 0.02),
@@ -35,6 +39,8 @@ PUBLISHED = {
 # is its tech report's 32.6B (arXiv:2507.20534, Table 2); the headline "32B" is 2.7% below
 # ModelSpec's 32.86B.
 PUBLISHED_ACTIVE = {
+    # gpt-oss's model card counts the activated parameters without the input embedding (a
+    # lookup): 5.1B and 3.6B; ModelSpec counts both embeddings (tested below without it)
     "qwen3-235b-a22b": 22e9,
     "deepseek-v3": 37e9,
     "kimi-k2": 32.6e9,
@@ -199,3 +205,22 @@ def test_list_models_is_the_catalog_sorted() -> None:
     names = [m.name for m in list_models()]
     assert names == sorted(CATALOG)
     assert get_model("llama-3.1-8b") is CATALOG["llama-3.1-8b"]
+
+
+@pytest.mark.parametrize("name, active", [("gpt-oss-120b", 5.1e9), ("gpt-oss-20b", 3.6e9)])
+def test_gpt_oss_active_params_without_the_input_embedding(name: str, active: float) -> None:
+    spec = CATALOG[name]
+    lookup = spec.vocab_size * spec.hidden_size
+    assert spec.num_active_params - lookup == pytest.approx(active, rel=0.03)
+
+
+def test_bounded_layers_hold_a_bounded_cache() -> None:
+    oss = CATALOG["gpt-oss-120b"]
+    # only the 18 full-attention layers grow per token; the 18 sliding ones hold 128 tokens
+    assert oss.kv_bytes_per_token == 18 * 2 * 8 * 64 * 2 == 36_864
+    assert oss.kv_bytes_per_sequence == 18 * 128 * 2 * 8 * 64 * 2
+    m1 = CATALOG["minimax-m1"]
+    # softmax attention in 10 of 80 layers; 70 lightning layers with a 64 x 128 x 128 fp32 state
+    assert m1.full_attention_layers == 10
+    assert m1.kv_bytes_per_token == 10 * 2 * 8 * 128 * 2 == 40_960
+    assert m1.kv_bytes_per_sequence == 70 * 64 * 128 * 128 * 4
