@@ -238,9 +238,51 @@ class PrecisionConfig:
         return dataclasses.replace(model, **changes) if changes else model
 
 
+@dataclass(frozen=True)
+class KvCompressionConfig:
+    """``kv_compression``: a compressed KV cache, as bytes per cached value and work per read.
+
+    ``bits``: stored bits per value (KIVI-style quantisation; 16: none). ``merge_from``: the
+    depth fraction from which adjacent layers share one merged cache (MiniCache merges from the
+    middle, 0.5; 1.0: no merging), keeping ``retained`` of the tokens unmerged in each merged
+    layer. ``flops_per_value``: dequantisation work per cached value read. The cache's bytes
+    scale by ``bits / 16 x (merge_from + (1 - merge_from) x (1/2 + retained))``."""
+
+    bits: int = 16
+    merge_from: float = 1.0
+    retained: float = 0.0
+    flops_per_value: float = 0.0
+
+    def __post_init__(self):
+        require(self.bits in (2, 3, 4, 8, 16), "bits", "one of 2, 3, 4, 8, 16", self.bits)
+        require(0 <= self.merge_from <= 1, "merge_from", "a fraction in [0, 1]",
+                self.merge_from)
+        require(0 <= self.retained <= 0.5, "retained", "a fraction in [0, 0.5]", self.retained)
+        require(self.flops_per_value >= 0, "flops_per_value", "a number >= 0",
+                self.flops_per_value)
+
+    @property
+    def is_default(self) -> bool:
+        return self == KvCompressionConfig()
+
+    @property
+    def ratio(self) -> float:
+        """Compressed bytes over 16-bit bytes."""
+        merged = self.merge_from + (1 - self.merge_from) * (0.5 + self.retained)
+        return self.bits / 16 * merged
+
+    def apply(self, model):
+        if self.is_default:
+            return model
+        # (the bits replace the cache's own element size)
+        factor = self.ratio * 2 / (model.kv_dtype_bytes or model.dtype_bytes)
+        return dataclasses.replace(model, kv_compression=factor,
+                                   kv_compression_flops_per_value=self.flops_per_value)
+
+
 _TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "engine", "workload",
              "slo", "simulation", "description", "failures", "overload", "precision",
-             "speculative")
+             "speculative", "kv_compression")
 
 
 @dataclass(frozen=True)
@@ -260,6 +302,7 @@ class Scenario:
     overload: OverloadConfig = field(default_factory=OverloadConfig)   # aborts and retries
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)  # weights, KV formats
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)   # drafts
+    kv_compression: KvCompressionConfig = field(default_factory=KvCompressionConfig)
     path: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)
 
@@ -322,6 +365,8 @@ class Scenario:
             precision=parse(PrecisionConfig, data.get("precision"), path=path,
                             field="precision"),
             speculative=_parse_speculative(data.get("speculative"), cluster, path),
+            kv_compression=parse(KvCompressionConfig, data.get("kv_compression"), path=path,
+                                 field="kv_compression"),
             path=path, base_dir=base_dir)
 
     def to_dict(self) -> dict:
@@ -350,6 +395,8 @@ class Scenario:
             out["overload"] = _drop_none(dataclasses.asdict(self.overload))
         if not self.precision.is_default:
             out["precision"] = dataclasses.asdict(self.precision)
+        if not self.kv_compression.is_default:
+            out["kv_compression"] = dataclasses.asdict(self.kv_compression)
         if self.speculative.enabled:
             out["speculative"] = _drop_none(dataclasses.asdict(self.speculative))
         return out

@@ -72,8 +72,8 @@ class Deployment:
 def resolve(scenario: Scenario) -> Deployment:
     """Load model and hardware and size the KV cache; every error names the scenario field."""
     path, base = scenario.path, scenario.base_dir
-    model = scenario.precision.apply(
-        _named(path, "model", lambda: get_model(scenario.model, base_dir=base)))
+    model = scenario.kv_compression.apply(scenario.precision.apply(
+        _named(path, "model", lambda: get_model(scenario.model, base_dir=base))))
     device = _named(path, "hardware", lambda: load_device(
         scenario.hardware.name, scenario.hardware.overrides or None, base_dir=base))
     tp, cfg = scenario.cluster.tensor_parallel, scenario.scheduler

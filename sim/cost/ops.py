@@ -55,7 +55,8 @@ class LayerDims:
     dtype_bytes: int      # activations (and weights and KV unless set below)
     gated: bool
     weight_bytes: float = 0.0   # one linear-layer weight (0: dtype_bytes)
-    kv_bytes: int = 0           # one cached value (0: dtype_bytes)
+    kv_bytes: float = 0         # one cached value (0: dtype_bytes; fractional if compressed)
+    kv_flops_per_key: float = 0.0   # compression: FLOPs per key read (dequantising)
     # multi-head latent attention (0: none): the cached latent + rotary key per token, the
     # latent's rank, the query/key width per head (nope + rope), its non-rotary part, the value
     # width per head, the query's low rank
@@ -85,10 +86,13 @@ class LayerDims:
             shared_expert_width=model.num_shared_experts * model.shared_expert_intermediate_size // tp,
             vocab=-(-model.vocab_size // tp), dtype_bytes=model.dtype_bytes, gated=model.mlp_gated,
             weight_bytes=model.linear_weight_bytes if model.weight_bits else 0.0,
-            kv_bytes=model.kv_dtype_bytes, **mla)
+            kv_bytes=model.kv_element_bytes if model.kv_compression != 1.0
+            else model.kv_dtype_bytes,
+            kv_flops_per_key=model.kv_compression_flops_per_value * (
+                mla.get("mla_latent") or 2 * kv_heads * model.head_dim), **mla)
 
     @property
-    def kv_element_bytes(self) -> int:
+    def kv_element_bytes(self) -> float:
         return self.kv_bytes or self.dtype_bytes
 
     def linear_bytes(self, m, k, n):
@@ -174,8 +178,11 @@ def decode_attention_coeffs(dims: LayerDims) -> tuple[float, float, float]:
     dt, kvb = float(dims.dtype_bytes), float(dims.kv_element_bytes)
     if dims.mla_latent:
         h, latent, rank = dims.heads, dims.mla_latent, dims.mla_kv_lora
-        return (2.0 * h * (latent + rank), h * (latent + rank) * dt + latent * kvb,
-                latent * kvb)
+        return (2.0 * h * (latent + rank) + dims.kv_flops_per_key,
+                h * (latent + rank) * dt + latent * kvb, latent * kvb)
+    if dims.kv_flops_per_key:
+        return (4.0 * dims.heads * dims.head_dim + dims.kv_flops_per_key,
+                2.0 * dims.q_width * dt + 2.0 * dims.kv_width * kvb, 2.0 * dims.kv_width * kvb)
     if kvb == dt:
         return (4.0 * dims.heads * dims.head_dim, (2.0 * dims.q_width + 2.0 * dims.kv_width) * dt,
                 2.0 * dims.kv_width * dt)

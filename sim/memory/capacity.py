@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from sim.errors import CapacityError
 from sim.hardware.device import DeviceSpec
 from sim.models.spec import ModelSpec
@@ -17,9 +19,9 @@ def kv_bytes_per_token_per_device(model: ModelSpec, tp: int, pp: int = 1) -> int
     device of the TP group holds it whole."""
     layers = -(-model.full_attention_layers // pp)
     if model.is_mla:
-        return layers * model.kv_values_per_token_layer * model.kv_element_bytes
+        return math.ceil(layers * model.kv_values_per_token_layer * model.kv_element_bytes)
     kv_heads_per_device = -(-model.num_kv_heads // tp)
-    return 2 * layers * kv_heads_per_device * model.head_dim * model.kv_element_bytes
+    return math.ceil(2 * layers * kv_heads_per_device * model.head_dim * model.kv_element_bytes)
 
 
 def activation_reserve_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int,

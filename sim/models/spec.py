@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -61,6 +62,10 @@ class ModelSpec:
     # 4 = FP4/INT4) and KV cache element bytes (0: dtype_bytes; 1 = FP8)
     weight_bits: int = 0
     kv_dtype_bytes: int = 0
+    # KV compression (sim/scenario.py's kv_compression: quantisation, cross-layer merging): the
+    # factor on each cached value's bytes, and the FLOPs it adds per value read (dequantising)
+    kv_compression: float = 1.0
+    kv_compression_flops_per_value: float = 0.0
     source: str = field(default="", compare=False)   # where the numbers come from
 
     # -- derived shapes ------------------------------------------------------------------------
@@ -79,9 +84,10 @@ class ModelSpec:
         return self.kv_lora_rank > 0
 
     @property
-    def kv_element_bytes(self) -> int:
-        """Bytes of one cached K/V (or latent) value."""
-        return self.kv_dtype_bytes or self.dtype_bytes
+    def kv_element_bytes(self) -> float:
+        """Bytes of one cached K/V (or latent) value (fractional when compressed)."""
+        size = self.kv_dtype_bytes or self.dtype_bytes
+        return size if self.kv_compression == 1.0 else size * self.kv_compression
 
     @property
     def linear_weight_bytes(self) -> float:
@@ -211,4 +217,5 @@ class ModelSpec:
         """Bytes of KV cache per token, whole model: full-attention layers x values per layer
         (2 x kv_heads x head_dim; MLA: latent + rotary key) x the KV element size. Sliding-window
         and linear layers hold a bounded amount per sequence (``kv_bytes_per_sequence``)."""
-        return self.full_attention_layers * self.kv_values_per_token_layer * self.kv_element_bytes
+        return math.ceil(self.full_attention_layers * self.kv_values_per_token_layer
+                         * self.kv_element_bytes)

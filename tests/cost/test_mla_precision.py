@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -157,3 +158,31 @@ def test_deepseek_v3_on_eight_h200s_with_fp8_weights():
     assert dep.kv_tokens > 500_000
     with pytest.raises(Exception, match="does not fit"):
         resolve(Scenario.from_yaml(path, ["precision.weights=bf16"]))
+
+
+def test_kv_compression_scales_the_cache_and_its_reads():
+    from sim.scenario import KvCompressionConfig
+
+    cfg = KvCompressionConfig(bits=4, merge_from=0.5, retained=0.05, flops_per_value=0.1)
+    assert cfg.ratio == pytest.approx(0.25 * (0.5 + 0.5 * 0.55))       # 5.16x smaller
+    model = cfg.apply(L8)
+    assert model.kv_bytes_per_token == math.ceil(L8.kv_bytes_per_token * cfg.ratio)
+    assert kv_bytes_per_token_per_device(model, 1) == math.ceil(32 * 2 * 8 * 128 * 2 * cfg.ratio)
+    plain, small = LayerDims.of(L8), LayerDims.of(model)
+    f0, b0 = attn_decode_cost(1, 1000, plain)
+    f1, b1 = attn_decode_cost(1, 1000, small)
+    # keys and values read at the compressed size; 0.1 FLOP per value to dequantise
+    assert b1 == pytest.approx(2 * 4096 * 2 + 1001 * 2 * 1024 * 2 * cfg.ratio)
+    assert f1 == pytest.approx(f0 + 1000 * 0.1 * 2 * 1024)
+    # an FP8 cache compressed to 4 bits: the bits replace the element size
+    fp8 = cfg.apply(dataclasses.replace(L8, kv_dtype_bytes=1))
+    assert fp8.kv_element_bytes == pytest.approx(model.kv_element_bytes)
+
+
+def test_kv_compression_in_a_scenario():
+    base = resolve(_scenario())
+    small = resolve(_scenario(kv_compression={"bits": 4}))
+    assert small.kv_tokens == pytest.approx(4 * base.kv_tokens, rel=0.01)
+    assert _scenario(kv_compression={"bits": 8}).to_dict()["kv_compression"]["bits"] == 8
+    with pytest.raises(ScenarioError, match=r"kv_compression\.bits"):
+        _scenario(kv_compression={"bits": 5})
