@@ -62,6 +62,39 @@ _MODELS = (
         head_dim=128, intermediate_size=12288, vocab_size=151936, max_context_tokens=40960,
         num_experts=128, top_k=8, expert_intermediate_size=1536, moe_layer_interval=1,
         source="Qwen/Qwen3-235B-A22B config.json"),
+    # -- Llama 4: MoE with a shared expert, chunked local attention ---------------------------
+    ModelSpec(
+        # Llama-4-Scout (text model of Llama4ForConditionalGeneration; the config's text_config):
+        # 16 routed experts (top-1) of HF's intermediate_size 8192 plus 1 shared expert of 8192,
+        # MoE every layer (interleave_moe_layer_step 1). intermediate_size here is HF's
+        # intermediate_size_mlp 16384, the dense width (unused: no dense layer), not HF's
+        # intermediate_size, which is the expert width. Attention: chunked local attention
+        # (attention_chunk_size 8192) in 3 of every 4 layers, the 4th global and without RoPE
+        # (no_rope_layer_interval 4): 36 chunked and 12 global layers. A chunked layer attends
+        # only to the earlier tokens of its own 8192-token chunk, between 0 and 8192 of them;
+        # it is modelled as an 8192-token sliding window, the upper bound, which is what the
+        # simulator charges for it. The L2 q/k norm has no weights. Published 109B total, 17B
+        # activated; ModelSpec gives 107.77B (-1.1%) and 17.17B (+1.0%) for the text model:
+        # the published total presumably also counts the vision encoder and projector, which
+        # are not modelled here.
+        name="llama-4-scout", num_layers=48, hidden_size=5120, num_heads=40, num_kv_heads=8,
+        head_dim=128, intermediate_size=16384, vocab_size=202048, max_context_tokens=10485760,
+        num_experts=16, top_k=1, expert_intermediate_size=8192, num_shared_experts=1,
+        shared_expert_intermediate_size=8192, moe_layer_interval=1,
+        sliding_window=8192, sliding_window_layers=36,
+        source="meta-llama/Llama-4-Scout-17B-16E config.json (text_config)"),
+    ModelSpec(
+        # Llama-4-Maverick: as Scout but 128 routed experts and MoE every other layer
+        # (interleave_moe_layer_step 2: layers 1, 3, ..., 47 are MoE); the other 24 layers have
+        # a dense MLP of intermediate_size_mlp 16384. 1M context. Published 400B total, 17B
+        # activated; ModelSpec gives 400.71B (+0.2%) and 17.18B (+1.1%) for the text model
+        # (vision encoder not modelled, as for Scout).
+        name="llama-4-maverick", num_layers=48, hidden_size=5120, num_heads=40, num_kv_heads=8,
+        head_dim=128, intermediate_size=16384, vocab_size=202048, max_context_tokens=1048576,
+        num_experts=128, top_k=1, expert_intermediate_size=8192, num_shared_experts=1,
+        shared_expert_intermediate_size=8192, moe_layer_interval=2,
+        sliding_window=8192, sliding_window_layers=36,
+        source="meta-llama/Llama-4-Maverick-17B-128E config.json (text_config)"),
     # -- Sliding-window and linear attention ---------------------------------------------------
     ModelSpec(
         # gpt-oss: layer_types alternate sliding (window 128) and full attention, 18 of each;
@@ -177,7 +210,9 @@ HF_NAMES.update({"meta-llama/llama-3.1-8b-instruct": "llama-3.1-8b",
                  "deepseek-ai/deepseek-v3-base": "deepseek-v3",
                  "deepseek-ai/deepseek-v3-0324": "deepseek-v3",
                  "deepseek-ai/deepseek-r1": "deepseek-v3",
-                 "moonshotai/kimi-k2-base": "kimi-k2"})
+                 "moonshotai/kimi-k2-base": "kimi-k2",
+                 "meta-llama/llama-4-scout-17b-16e-instruct": "llama-4-scout",
+                 "meta-llama/llama-4-maverick-17b-128e-instruct": "llama-4-maverick"})
 
 
 def catalog_name(name: str) -> str | None:

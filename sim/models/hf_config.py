@@ -96,12 +96,17 @@ class _Config:
 
 
 def _decoder(cfg: _Config, name: str, *, qkv_bias: bool, head_dim_default: int | None = None,
-             head_dim: int | None = None, **extra: int) -> ModelSpec:
+             head_dim: int | None = None, kv_heads_default: int | None = None,
+             **extra: int) -> ModelSpec:
     """Fields shared by every supported architecture (Llama-style decoder), plus MoE and MLA
-    extras. ``head_dim`` given: the config's head_dim key is not read."""
+    extras. ``head_dim`` given: the config's head_dim key is not read. ``kv_heads_default``:
+    num_key_value_heads when the key is absent (null stays MHA, as in transformers)."""
     hidden = cfg.positive_int("hidden_size")
     heads = cfg.positive_int("num_attention_heads")
-    kv_heads = cfg.positive_int("num_key_value_heads", default=heads)   # absent: MHA
+    if kv_heads_default is not None and "num_key_value_heads" not in cfg.data:
+        kv_heads = kv_heads_default
+    else:
+        kv_heads = cfg.positive_int("num_key_value_heads", default=heads)   # absent: MHA
     if heads % kv_heads:
         raise cfg.error("num_key_value_heads",
                         f"{kv_heads} does not divide num_attention_heads {heads}")
@@ -260,6 +265,97 @@ def _deepseek_v3(cfg: _Config, name: str) -> ModelSpec:
     return _deepseek(cfg, name, first_k_dense_default=3, shared_default=1)
 
 
+def _gpt_oss(cfg: _Config, name: str) -> ModelSpec:
+    """openai/gpt-oss-*: every layer MoE (num_local_experts experts of intermediate_size, gated,
+    no shared expert), attention with q/k/v/o biases, and ``layer_types`` alternating sliding-
+    window and full attention. Defaults as transformers' GptOssConfig: head_dim 64 (null:
+    hidden/heads), num_key_value_heads 8, 128 experts top-4, sliding_window 128, attention_bias
+    true, layer_types absent: sliding, full, sliding, ... (half of the layers sliding). The
+    attention sinks (heads values a layer) and the experts' biases are not counted."""
+    num_layers = cfg.positive_int("num_hidden_layers")
+    hidden = cfg.positive_int("hidden_size")
+    heads = cfg.positive_int("num_attention_heads")
+    # the published configs write both num_experts_per_tok and experts_per_token (the original
+    # openai config's name); transformers reads the former
+    top_k = cfg.positive_int("num_experts_per_tok", default=0) or \
+        cfg.positive_int("experts_per_token", default=4)
+    if "experts_per_token" in cfg.data and top_k != cfg.positive_int("experts_per_token"):
+        raise cfg.error("experts_per_token", f"{cfg.data['experts_per_token']!r} differs from "
+                                             f"num_experts_per_tok {top_k}")
+    layer_types = cfg.data.get("layer_types")
+    if layer_types is None:
+        # transformers: layer i sliding when (i + 1) is odd
+        sliding_layers = sum(1 for i in range(num_layers) if (i + 1) % 2)
+    else:
+        if not isinstance(layer_types, list) or len(layer_types) != num_layers:
+            raise cfg.error("layer_types", f"expected a list of num_hidden_layers ({num_layers}) "
+                                           f"entries, got {_short(layer_types)}")
+        bad = [t for t in layer_types if t not in ("sliding_attention", "full_attention")]
+        if bad:
+            raise cfg.error("layer_types", f"expected 'sliding_attention' or 'full_attention', "
+                                           f"got {bad[0]!r}")
+        sliding_layers = layer_types.count("sliding_attention")
+        if sliding_layers == num_layers:
+            raise cfg.error("layer_types", "every layer is sliding_attention; at least one "
+                                           "full_attention layer is modelled")
+    window = 0
+    if sliding_layers:
+        if "sliding_window" in cfg.data and cfg.data["sliding_window"] is None:
+            raise cfg.error("sliding_window", f"null, but {sliding_layers} layers are "
+                                              f"sliding_attention")
+        window = cfg.positive_int("sliding_window", default=128)
+    head_dim = (hidden // heads if "head_dim" in cfg.data and cfg.data["head_dim"] is None
+                else cfg.positive_int("head_dim", default=64))
+    return _decoder(cfg, name, qkv_bias=cfg.flag("attention_bias", True), head_dim=head_dim,
+                    kv_heads_default=8,
+                    num_experts=cfg.positive_int("num_local_experts", default=128),
+                    top_k=top_k,
+                    expert_intermediate_size=cfg.positive_int("intermediate_size"),
+                    moe_layer_interval=1,
+                    sliding_window=window, sliding_window_layers=sliding_layers)
+
+
+def _minimax(cfg: _Config, name: str) -> ModelSpec:
+    """MiniMax-Text-01 / MiniMax-M1 (the checkpoints' remote code): ``attn_type_list`` gives
+    each layer's attention, 0 lightning (linear) attention with a constant state, 1 softmax
+    attention; every layer MoE (num_local_experts experts of intermediate_size, top
+    num_experts_per_tok), no shared expert. Defaults as transformers' MiniMaxConfig:
+    num_key_value_heads 8, head_dim hidden/heads, 8 experts top-2. Absent attn_type_list is
+    refused rather than guessed (transformers' MiniMaxConfig would alternate, which is not
+    the published models' 7-in-8). The lightning layers' output gates and norms are not
+    counted."""
+    num_layers = cfg.positive_int("num_hidden_layers")
+    types = cfg.data.get("attn_type_list")
+    if types is None:
+        raise cfg.error("attn_type_list", "missing (needed: which layers are linear attention, "
+                                          "0, and which softmax attention, 1)")
+    if not isinstance(types, list) or len(types) != num_layers:
+        raise cfg.error("attn_type_list", f"expected a list of num_hidden_layers ({num_layers}) "
+                                          f"entries, got {_short(types)}")
+    bad = [t for t in types if not isinstance(t, int) or isinstance(t, bool) or t not in (0, 1)]
+    if bad:
+        raise cfg.error("attn_type_list", f"expected 0 (linear) or 1 (softmax), got {bad[0]!r}")
+    if 1 not in types:
+        raise cfg.error("attn_type_list", "no softmax-attention layer (1); at least one is "
+                                          "modelled")
+    shared = cfg.data.get("shared_intermediate_size")
+    if shared not in (None, 0):
+        raise cfg.error("shared_intermediate_size", f"unsupported {shared!r} (shared experts "
+                                                    f"are not modelled for MiniMax; 0 or absent)")
+    return _decoder(cfg, name, qkv_bias=False, kv_heads_default=8,
+                    num_experts=cfg.positive_int("num_local_experts", default=8),
+                    top_k=cfg.positive_int("num_experts_per_tok", default=2),
+                    expert_intermediate_size=cfg.positive_int("intermediate_size"),
+                    moe_layer_interval=1,
+                    linear_attention_layers=types.count(0))
+
+
+def _short(value: Any) -> str:
+    """A config value for a one-line message, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 # architectures[0] -> converter. One line per supported architecture.
 ARCHITECTURES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "LlamaForCausalLM": _llama,
@@ -270,6 +366,9 @@ ARCHITECTURES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "Qwen3MoeForCausalLM": _qwen3_moe,
     "DeepseekV2ForCausalLM": _deepseek_v2,
     "DeepseekV3ForCausalLM": _deepseek_v3,
+    "GptOssForCausalLM": _gpt_oss,
+    "MiniMaxM1ForCausalLM": _minimax,
+    "MiniMaxText01ForCausalLM": _minimax,
 }
 
 

@@ -33,6 +33,10 @@ PUBLISHED = {
     # prediction module + the FP8 checkpoint's float32 block scales; see test_deepseek_v3_hf_total.
     "deepseek-v3": (671e9, 0.02),
     "kimi-k2": (1.04e12, 0.02),     # "1.04T"; 1,026B is also quoted (test_kimi_k2_params)
+    # Llama 4: "109B" / "400B" total; ModelSpec counts the text model only (no vision encoder):
+    # 107.77B (-1.1%) and 400.71B (+0.2%)
+    "llama-4-scout": (109e9, 0.02),
+    "llama-4-maverick": (400e9, 0.02),
 }
 
 # name -> published activated parameters (one token's share of a MoE), tolerance 2%. Kimi-K2's
@@ -44,6 +48,9 @@ PUBLISHED_ACTIVE = {
     "qwen3-235b-a22b": 22e9,
     "deepseek-v3": 37e9,
     "kimi-k2": 32.6e9,
+    # "17B" activated for both: ModelSpec gives 17.17B and 17.18B
+    "llama-4-scout": 17e9,
+    "llama-4-maverick": 17e9,
 }
 
 
@@ -91,7 +98,8 @@ def test_kv_bytes_per_token_by_hand() -> None:
     ("llama-2-7b", 1), ("llama-2-13b", 1), ("llama-2-70b", 8), ("llama-3.1-8b", 4),
     ("llama-3.1-70b", 8), ("qwen2.5-7b", 7), ("qwen3-32b", 8), ("qwen3-30b-a3b", 8),
     ("mixtral-8x7b", 4), ("grok-1", 6), ("opt-66b", 1), ("glam-143b", 1),
-    ("qwen3-235b-a22b", 16), ("deepseek-v3", 1), ("kimi-k2", 1),
+    ("qwen3-235b-a22b", 16), ("deepseek-v3", 1), ("kimi-k2", 1), ("llama-4-scout", 5),
+    ("llama-4-maverick", 5),
 ])
 def test_gqa_group_size(name: str, group: int) -> None:
     assert CATALOG[name].gqa_group_size == group
@@ -224,3 +232,35 @@ def test_bounded_layers_hold_a_bounded_cache() -> None:
     assert m1.full_attention_layers == 10
     assert m1.kv_bytes_per_token == 10 * 2 * 8 * 128 * 2 == 40_960
     assert m1.kv_bytes_per_sequence == 70 * 64 * 128 * 128 * 4
+
+
+def test_llama_4_chunked_attention_cache_by_hand() -> None:
+    scout = CATALOG["llama-4-scout"]
+    # chunked attention in 36 of 48 layers, charged at the 8192-token chunk (the upper bound);
+    # only the 12 global (NoPE) layers grow per token
+    assert (scout.sliding_window, scout.sliding_window_layers) == (8192, 36)
+    assert scout.full_attention_layers == 12
+    assert scout.kv_bytes_per_token == 12 * 2 * 8 * 128 * 2 == 49_152
+    assert scout.kv_bytes_per_sequence == 36 * 8192 * 2 * 8 * 128 * 2
+    maverick = CATALOG["llama-4-maverick"]
+    assert maverick.kv_bytes_per_token == scout.kv_bytes_per_token
+    assert maverick.kv_bytes_per_sequence == scout.kv_bytes_per_sequence
+
+
+def test_llama_4_params_by_hand() -> None:
+    h = 5120
+    attention = h * (40 * 128 + 2 * 8 * 128) + 40 * 128 * h
+    expert = 3 * h * 8192                   # routed and shared experts alike
+    dense_mlp = 3 * h * 16384
+    embeddings = 2 * 202048 * h             # untied
+    scout, maverick = CATALOG["llama-4-scout"], CATALOG["llama-4-maverick"]
+    moe = 16 * expert + expert + h * 16     # routed + shared + router
+    assert scout.num_params == 48 * (attention + 2 * h + moe) + embeddings + h
+    assert scout.num_active_params == 48 * (attention + 2 * h + 2 * expert + h * 16) \
+        + embeddings + h
+    assert (maverick.num_moe_layers, maverick.num_dense_layers) == (24, 24)
+    moe = 128 * expert + expert + h * 128
+    assert maverick.num_params == 48 * (attention + 2 * h) + 24 * (moe + dense_mlp) \
+        + embeddings + h
+    assert maverick.num_active_params == 48 * (attention + 2 * h) \
+        + 24 * (2 * expert + h * 128 + dense_mlp) + embeddings + h

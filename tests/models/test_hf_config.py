@@ -122,6 +122,49 @@ TINY_MLA: dict[str, Any] = {
     "qk_rope_head_dim": 16, "v_head_dim": 32, "n_routed_experts": 8, "num_experts_per_tok": 2,
     "moe_intermediate_size": 64, "n_shared_experts": 1, "first_k_dense_replace": 2,
 }
+# openai/gpt-oss-120b's config.json keys (written here with the catalog's numbers): both
+# experts_per_token and num_experts_per_tok, layer_types alternating from sliding, MXFP4 experts.
+_OSS_LAYER_TYPES = ["sliding_attention", "full_attention"]
+GPT_OSS_120B: dict[str, Any] = {
+    "architectures": ["GptOssForCausalLM"], "attention_bias": True, "attention_dropout": 0.0,
+    "eos_token_id": 200002, "experts_per_token": 4, "head_dim": 64, "hidden_act": "silu",
+    "hidden_size": 2880, "initial_context_length": 4096, "initializer_range": 0.02,
+    "intermediate_size": 2880, "layer_types": _OSS_LAYER_TYPES * 18,
+    "max_position_embeddings": 131072, "model_type": "gpt_oss", "num_attention_heads": 64,
+    "num_experts_per_tok": 4, "num_hidden_layers": 36, "num_key_value_heads": 8,
+    "num_local_experts": 128, "output_router_logits": False, "pad_token_id": 199999,
+    "quantization_config": {
+        "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                   "model.embed_tokens", "lm_head"],
+        "quant_method": "mxfp4"},
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
+                     "original_max_position_embeddings": 4096, "rope_type": "yarn",
+                     "truncate": False},
+    "rope_theta": 150000, "router_aux_loss_coef": 0.9, "sliding_window": 128,
+    "swiglu_limit": 7.0, "tie_word_embeddings": False, "transformers_version": "4.55.0.dev0",
+    "use_cache": True, "vocab_size": 201088,
+}
+GPT_OSS_20B: dict[str, Any] = {
+    **GPT_OSS_120B, "layer_types": _OSS_LAYER_TYPES * 12, "num_hidden_layers": 24,
+    "num_local_experts": 32,
+}
+# MiniMax-M1's config.json keys with the catalog's numbers: softmax attention (1) in every 8th
+# of 80 layers, lightning attention (0) in the others; no shared experts.
+MINIMAX_M1: dict[str, Any] = {
+    "architectures": ["MiniMaxM1ForCausalLM"], "attn_type_list": ([0] * 7 + [1]) * 10,
+    "head_dim": 128, "hidden_act": "silu", "hidden_size": 6144, "initializer_range": 0.02,
+    "intermediate_size": 9216, "layernorm_full_attention_alpha": 3.5565588200778455,
+    "layernorm_full_attention_beta": 1.0, "layernorm_linear_attention_alpha": 3.5565588200778455,
+    "layernorm_linear_attention_beta": 1.0, "layernorm_mlp_alpha": 3.5565588200778455,
+    "layernorm_mlp_beta": 1.0, "max_position_embeddings": 1000000, "model_type": "minimax_m1",
+    "num_attention_heads": 64, "num_experts_per_tok": 2, "num_hidden_layers": 80,
+    "num_key_value_heads": 8, "num_local_experts": 32, "output_router_logits": False,
+    "postnorm": True, "rms_norm_eps": 1e-05, "rope_theta": 10000000, "rotary_dim": 64,
+    "router_aux_loss_coef": 0.001, "router_jitter_noise": 0.0, "shared_intermediate_size": 0,
+    "shared_moe_mode": "sigmoid", "sliding_window": None, "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16", "use_cache": True, "vocab_size": 200064,
+}
 # A minimal config each architecture accepts; tests vary one key at a time.
 TINY: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 512,
@@ -158,6 +201,18 @@ def tiny_mla(**changes: Any) -> dict[str, Any]:
 def test_real_config_matches_catalog(tmp_path: Path, name: str, config: dict) -> None:
     spec = load_hf_config(write(tmp_path, config), name=name)
     assert spec == CATALOG[name]        # every field but source
+
+
+@pytest.mark.parametrize("name, config", [
+    ("gpt-oss-120b", GPT_OSS_120B), ("gpt-oss-20b", GPT_OSS_20B), ("minimax-m1", MINIMAX_M1),
+])
+def test_bounded_attention_config_matches_catalog(tmp_path: Path, name: str,
+                                                  config: dict) -> None:
+    spec = load_hf_config(write(tmp_path, config), name=name)
+    assert spec == CATALOG[name]        # every field but source
+    assert spec.num_params == CATALOG[name].num_params
+    assert spec.kv_bytes_per_token == CATALOG[name].kv_bytes_per_token
+    assert spec.kv_bytes_per_sequence == CATALOG[name].kv_bytes_per_sequence
 
 
 @pytest.mark.parametrize("name, config", [("deepseek-v3", DEEPSEEK_V3), ("kimi-k2", KIMI_K2)])
@@ -346,7 +401,8 @@ def test_registry_covers_the_promised_architectures() -> None:
     assert set(ARCHITECTURES) == {
         "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM",
         "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "DeepseekV2ForCausalLM",
-        "DeepseekV3ForCausalLM"}
+        "DeepseekV3ForCausalLM", "GptOssForCausalLM", "MiniMaxM1ForCausalLM",
+        "MiniMaxText01ForCausalLM"}
 
 
 # -- errors: one line, naming file and key ------------------------------------------------------
@@ -579,3 +635,116 @@ def test_get_model_unsupported_file_kind(tmp_path: Path) -> None:
 def test_quantized_checkpoints_set_the_weight_bits(tmp_path: Path, quant: dict, bits: int) -> None:
     spec = load_hf_config(write(tmp_path, tiny_mla(quantization_config=quant)))
     assert spec.weight_bits == bits
+
+
+# -- gpt-oss and MiniMax: sliding-window and linear-attention layers ----------------------------
+def oss(**changes: Any) -> dict[str, Any]:
+    data = {**GPT_OSS_20B, **changes}
+    return {k: v for k, v in data.items() if v is not _DROP}
+
+
+def minimax(**changes: Any) -> dict[str, Any]:
+    data = {**MINIMAX_M1, **changes}
+    return {k: v for k, v in data.items() if v is not _DROP}
+
+
+def test_gpt_oss_fields(tmp_path: Path) -> None:
+    spec = load_hf_config(write(tmp_path, GPT_OSS_120B, dirname="gpt-oss-120b"))
+    assert spec.name == "gpt-oss-120b"
+    assert (spec.sliding_window, spec.sliding_window_layers, spec.full_attention_layers) == \
+        (128, 18, 18)
+    assert (spec.num_experts, spec.top_k, spec.expert_intermediate_size) == (128, 4, 2880)
+    assert (spec.num_moe_layers, spec.num_shared_experts, spec.mlp_gated) == (36, 0, True)
+    assert spec.qkv_bias and spec.weight_bits == 4
+    assert spec.kv_bytes_per_token == 18 * 2 * 8 * 64 * 2
+
+
+@pytest.mark.parametrize("layers, sliding", [(24, 12), (7, 4)])
+def test_gpt_oss_without_layer_types_alternates_from_sliding(tmp_path: Path, layers: int,
+                                                             sliding: int) -> None:
+    # transformers' GptOssConfig: layer i sliding when i + 1 is odd, so half (rounded up)
+    spec = load_hf_config(write(tmp_path, oss(layer_types=_DROP, num_hidden_layers=layers)))
+    assert (spec.sliding_window, spec.sliding_window_layers) == (128, sliding)
+
+
+def test_gpt_oss_counts_the_sliding_layers(tmp_path: Path) -> None:
+    types = ["sliding_attention"] * 20 + ["full_attention"] * 4
+    spec = load_hf_config(write(tmp_path, oss(layer_types=types, sliding_window=256)))
+    assert (spec.sliding_window, spec.sliding_window_layers) == (256, 20)
+    none = load_hf_config(write(tmp_path, oss(layer_types=["full_attention"] * 24), "b"))
+    assert (none.sliding_window, none.sliding_window_layers) == (0, 0)
+
+
+def test_gpt_oss_defaults(tmp_path: Path) -> None:
+    # absent keys as transformers' GptOssConfig: head_dim 64 (not 2880 / 64 = 45), 8 KV heads,
+    # 128 experts top-4, window 128, attention biases; experts_per_token alone is accepted
+    absent = ("head_dim", "num_key_value_heads", "num_local_experts", "num_experts_per_tok",
+              "experts_per_token", "sliding_window", "attention_bias", "quantization_config")
+    spec = load_hf_config(write(tmp_path, oss(**{key: _DROP for key in absent})))
+    assert (spec.head_dim, spec.num_kv_heads, spec.num_experts, spec.top_k) == (64, 8, 128, 4)
+    assert (spec.sliding_window, spec.qkv_bias, spec.weight_bits) == (128, True, 0)
+    alias = load_hf_config(write(tmp_path, oss(num_experts_per_tok=_DROP, experts_per_token=2),
+                                 "b"))
+    assert alias.top_k == 2
+    # null head_dim and num_key_value_heads: hidden / heads and MHA, as in transformers
+    nulls = load_hf_config(write(tmp_path, oss(head_dim=None, num_key_value_heads=None), "c"))
+    assert (nulls.head_dim, nulls.num_kv_heads) == (45, 64)
+
+
+def test_gpt_oss_mxfp4_weights(tmp_path: Path) -> None:
+    spec = load_hf_config(write(tmp_path, oss(quantization_config={"quant_method": "mxfp4"})))
+    assert spec.weight_bits == 4
+    assert spec.linear_weight_bytes == 0.5
+
+
+def test_minimax_fields(tmp_path: Path) -> None:
+    spec = load_hf_config(write(tmp_path, MINIMAX_M1, dirname="MiniMax-M1-80k"))
+    assert spec.name == "MiniMax-M1-80k"
+    assert (spec.linear_attention_layers, spec.full_attention_layers) == (70, 10)
+    assert (spec.num_experts, spec.top_k, spec.expert_intermediate_size) == (32, 2, 9216)
+    assert spec.kv_bytes_per_sequence == 70 * 64 * 128 * 128 * 4
+    text01 = load_hf_config(write(tmp_path, minimax(architectures=["MiniMaxText01ForCausalLM"]),
+                                  "b"), name="minimax-m1")
+    assert text01 == CATALOG["minimax-m1"]
+
+
+def test_minimax_defaults(tmp_path: Path) -> None:
+    # transformers' MiniMaxConfig: head_dim hidden / heads, 8 KV heads, 8 experts top-2
+    absent = ("head_dim", "num_key_value_heads", "num_local_experts", "num_experts_per_tok")
+    spec = load_hf_config(write(tmp_path, minimax(**{key: _DROP for key in absent})))
+    assert (spec.head_dim, spec.num_kv_heads, spec.num_experts, spec.top_k) == (96, 8, 8, 2)
+
+
+@pytest.mark.parametrize("config, needle", [
+    (minimax(attn_type_list=_DROP), "attn_type_list: missing"),
+    (minimax(attn_type_list=None), "attn_type_list: missing"),
+    (minimax(attn_type_list=[0, 1] * 39), "attn_type_list: expected a list of "
+                                          "num_hidden_layers (80) entries, got [0, 1, "),
+    (minimax(attn_type_list=[0] * 79 + [2]), "attn_type_list: expected 0 (linear) or 1 "
+                                             "(softmax), got 2"),
+    (minimax(attn_type_list=[0] * 79 + [True]), "attn_type_list: expected 0 (linear) or 1 "
+                                                "(softmax), got True"),
+    (minimax(attn_type_list=[0] * 80), "attn_type_list: no softmax-attention layer"),
+    (minimax(shared_intermediate_size=4096), "shared_intermediate_size: unsupported 4096"),
+    (oss(layer_types=["sliding_attention"] * 23 + ["chunked_attention"]),
+     "layer_types: expected 'sliding_attention' or 'full_attention', got 'chunked_attention'"),
+    (oss(layer_types="sliding_attention"), "layer_types: expected a list of num_hidden_layers "
+                                           "(24) entries, got 'sliding_attention'"),
+    (oss(layer_types=_OSS_LAYER_TYPES * 11), "layer_types: expected a list of "
+                                             "num_hidden_layers (24) entries"),
+    (oss(layer_types=["sliding_attention"] * 24), "layer_types: every layer is "
+                                                  "sliding_attention"),
+    (oss(sliding_window=None), "sliding_window: null, but 12 layers are sliding_attention"),
+    (oss(sliding_window=0), "sliding_window: expected a positive integer, got 0"),
+    (oss(experts_per_token=2), "experts_per_token: 2 differs from num_experts_per_tok 4"),
+    (oss(num_experts_per_tok=33, experts_per_token=_DROP),
+     "top_k: expected 1..num_experts (32), got 33"),
+    (oss(attention_bias="yes"), "attention_bias: expected true or false, got 'yes'"),
+])
+def test_bad_bounded_attention_configs(tmp_path: Path, config: dict, needle: str) -> None:
+    path = write(tmp_path, config)
+    with pytest.raises(ModelError) as info:
+        load_hf_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {needle}")
+    assert "\n" not in message
