@@ -148,6 +148,16 @@ def _print_summary(s: dict, name: str) -> None:
         ("cost", f"${s['cost_usd']:.2f}"),
         ("wall time", f"{s['wall_time_s']:.2f} s"),
     ]
+    # what a topology or an engine option adds to the summary, when the run has it
+    if "kv_transfer_s" in s:
+        rows.append(("KV transfer", f"p50 {s['kv_transfer_s']['p50'] * 1e3:.1f} ms, "
+                                    f"{s['kv_transfer_share']:.1%} of E2E"))
+    if "pipeline_bubble_fraction" in s:
+        rows.append(("pipeline bubble", f"{s['pipeline_bubble_fraction']:.1%}"))
+    if "expert_exchange_share" in s:
+        rows.append(("expert exchange", f"{s['expert_exchange_share']:.1%} of step time"))
+    if "speculative_tokens_per_step" in s:
+        rows.append(("speculative", f"{s['speculative_tokens_per_step']:.2f} tokens/step"))
     for k, v in rows:
         facts.add_row(k, v)
     console.print(facts)
