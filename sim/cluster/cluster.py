@@ -269,7 +269,8 @@ class Cluster:
                     swap_seconds_per_block=swap_s,
                     check_invariants=scenario.simulation.check_invariants,
                     on_finish=self._on_end, on_abort=self._on_abort, lockstep=lockstep,
-                    role=pool.role, on_prefilled=self._on_prefilled))
+                    role=pool.role, on_prefilled=self._on_prefilled,
+                    on_reserved=self._send))
                 if pool.role == "prefill":
                     self.links[i] = KvLink(self.env, transfer.bandwidth_gb_s * 1e9,
                                            transfer.latency_us * 1e-6, self._on_transferred)
@@ -277,7 +278,8 @@ class Cluster:
             if lockstep else None
         decode_pools = [p for p in self.pools if p.role == "decode"]
         self.decode_router = ROUTERS[decode_pools[0].router](rng) if decode_pools else None
-        self._transfers: dict[int, tuple[Request, Replica, Engine]] = {}   # in flight, by id
+        # in flight, by id: (request, prefill replica, its engine then, decode replica)
+        self._transfers: dict[int, tuple[Request, Replica, Engine, Replica]] = {}
         self._upcoming = self.workload.requests()
         self._next: Request | None = None    # taken from the workload, not yet arrived
         # failure what-ifs: the replicas routers may pick, engines of lost replicas (for their
@@ -406,26 +408,34 @@ class Cluster:
 
     # -- prefill/decode disaggregation ---------------------------------------------------------
     def _on_prefilled(self, req: Request, replica: Replica) -> None:
-        """``replica`` prefilled ``req`` (its first token is out): send its KV on the replica's
-        link, one device's shard per link."""
+        """``replica`` prefilled ``req`` (its first token is out): the decode router picks a
+        decode replica, which sets blocks aside for its KV (or queues it until blocks free up
+        there); then the KV goes out on the prefill replica's link, one device's shard per
+        link."""
         self.router.load_changed(replica)
-        dep = self._pool_of[replica.index].deployment
-        self._transfers[req.id] = (req, replica, replica.engine)
         req.prefill_replica = replica.index
-        self.links[replica.index].send(
+        if not self._decode_up:             # every decode replica is down: the request
+            replica.release_transferred(req)   # waits for one, to be prefilled again
+            self._parked.append(req)
+            return
+        decode = self.decode_router.pick(req, self._decode_up)
+        self._transfers[req.id] = (req, replica, replica.engine, decode)
+        decode.await_kv(req)                # blocks set aside at its next boundary: _send
+
+    def _send(self, req: Request) -> None:
+        """``req``'s decode replica set blocks aside: its KV goes out."""
+        _, prefill, _, _ = self._transfers[req.id]
+        dep = self._pool_of[prefill.index].deployment
+        self.links[prefill.index].send(
             req, req.num_computed_tokens * dep.block_bytes / dep.block_size)
 
     def _on_transferred(self, req: Request, started_s: float) -> None:
-        """``req``'s KV arrived: freed on the prefill side, the request queued on a decode
-        replica, which allocates its KV and decodes from where the prefill left off."""
-        _, prefill, engine = self._transfers.pop(req.id)
+        """``req``'s KV arrived: freed on the prefill side, the request queued on its decode
+        replica in the blocks it set aside, to decode from where the prefill left off."""
+        _, prefill, engine, decode = self._transfers.pop(req.id)
         req.kv_transfer_s = self.env.now - started_s
         if prefill.engine is engine:        # (not if the replica was lost and restarted since)
             prefill.release_transferred(req)
-        if not self._decode_up:
-            self._parked.append(req)        # every decode replica is down
-            return
-        decode = self.decode_router.pick(req, self._decode_up)
         decode.submit(req, transferred=True)
         self.decode_router.load_changed(decode)
 
@@ -493,7 +503,7 @@ class Cluster:
                 self.recorder.request(req)
         for req in self._parked:
             self.recorder.request(req)
-        for req, _, _ in self._transfers.values():     # KV on the wire at the horizon
+        for req, *_ in self._transfers.values():   # KV on the wire, or waiting for blocks
             self.recorder.request(req)
         for req in self._resending.values():      # aborted, their next attempt not sent yet
             req.arrival_s = math.nan

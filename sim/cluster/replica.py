@@ -28,13 +28,18 @@ class Replica:
                  cost: CostModel, recorder: Recorder, *, fast_forward: bool = True,
                  swap_seconds_per_block: float = 0.0, check_invariants: bool = False,
                  on_finish=None, on_abort=None, lockstep: bool = False,
-                 role: str = "colocated", on_prefilled=None):
+                 role: str = "colocated", on_prefilled=None, on_reserved=None):
         self.env, self.index = env, index
         self.engine, self.cost, self.recorder = engine, cost, recorder
         # disaggregated clusters: a "prefill" replica hands each prefilled request to the
         # cluster (``on_prefilled``), which sends its KV to a "decode" replica
         self.role = role
         self.on_prefilled = on_prefilled
+        # a "decode" replica: requests prefilled elsewhere waiting for it to set blocks aside
+        # for their KV, in order (at iteration boundaries, where memory changes hands);
+        # ``on_reserved`` then sends their KV
+        self.awaiting_kv: list[Request] = []
+        self.on_reserved = on_reserved
         self.fast_forward = fast_forward
         self.swap_seconds_per_block = swap_seconds_per_block
         self.check_invariants = check_invariants
@@ -91,6 +96,16 @@ class Replica:
         if self.engine.new_deadlines:
             self._watch_deadlines()
         self._wake(now_s, scheduled_s)
+
+    def await_kv(self, request: Request) -> None:
+        """``request`` was prefilled elsewhere and routed here: set blocks aside for its KV at
+        the next iteration boundary (a decode run ends there), or when blocks free up."""
+        self.awaiting_kv.append(request)
+        self._wake(self.env.now, None)
+
+    def _reserve_awaiting(self) -> None:
+        while self.awaiting_kv and self.engine.reserve_transfer(self.awaiting_kv[0]):
+            self.on_reserved(self.awaiting_kv.pop(0))
 
     def release_transferred(self, request: Request) -> None:
         """A handed-off request's KV has been sent: free it here (waiting requests may now fit)."""
@@ -206,6 +221,8 @@ class Replica:
         while True:
             if aborts:
                 self.expire(clock)
+            if self.awaiting_kv:
+                self._reserve_awaiting()
             if not sched.has_work:
                 self._idle = env.event()
                 clock = yield self._idle

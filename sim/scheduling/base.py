@@ -142,8 +142,10 @@ class Scheduler:
         self.rng = rng if rng is not None else np.random.default_rng(0)   # for sampling policies
         self.waiting: RequestQueue = QUEUES[config.queue]()
         self.running: list[RequestView] = []
-        # prefilled requests handed to another replica, holding their KV until it is sent
+        # prefilled requests handed to another replica, holding their KV until it is sent;
+        # and, on a decode replica, the blocks set aside for KV on its way here
         self.transferring: list[RequestView] = []
+        self.incoming: list[RequestView] = []
         self.swap_space = SwapSpace(host_swap_blocks)     # for swapped-out KV
         self.num_preemptions = 0
         self.num_iterations = 0      # iterations completed (decode runs count every step)
@@ -190,7 +192,8 @@ class Scheduler:
     def kv_holders(self) -> list:
         """Everything holding KV blocks, for KVCache.check: running requests and waiting ones
         that kept blocks (a policy holding blocks otherwise adds its holders)."""
-        return list(self.running) + [r for r in self.waiting if r.kv_blocks] + self.transferring
+        return list(self.running) + [r for r in self.waiting if r.kv_blocks] \
+            + self.transferring + self.incoming
 
     # -- policy hooks --------------------------------------------------------------------------
     def admission(self, request: RequestView, computed: list, num_cached: int,
@@ -383,6 +386,16 @@ class Scheduler:
         else:
             done = set(map(id, views))
             self.running = [r for r in self.running if id(r) not in done]
+
+    def admit_transferred(self, view: RequestView) -> None:
+        """A request whose KV arrived from a prefill replica into blocks set aside for it (and
+        its next token): it joins the batch at once, as a decode, unless the batch is full.
+        (Queued behind a request that cannot fit, its reserved blocks could starve everyone.)"""
+        if len(self.running) < self.config.max_num_seqs:
+            view.status = RequestStatus.RUNNING
+            self.running.append(view)
+        else:
+            self.add_request(view)
 
     def hand_off(self, views: list[RequestView]) -> None:
         """These prefilled requests go on to decode elsewhere: out of the batch, their KV kept

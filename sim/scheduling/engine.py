@@ -41,6 +41,8 @@ class Engine:
         # its KV held until :meth:`release_transferred`
         self.hand_off = hand_off
         self.handed_off: list[Request] = []
+        # a decode replica: blocks set aside for requests whose KV is on its way, by id
+        self._reserved: dict[int, object] = {}
         if decode_cohort and scheduler.supports_decode_cohort():
             scheduler.cohort = DecodeCohort(scheduler.kv, self._requests)
         # overload controls: deadlines as a heap of (time, seq, reason, request, attempt, mark),
@@ -95,17 +97,19 @@ class Engine:
 
     # -- the loop --------------------------------------------------------------------------------
     def add_request(self, request: Request, transferred: bool = False) -> None:
-        """``transferred``: the request was prefilled on another replica and its KV sent here;
-        it goes on from where it was (its KV to be allocated, not computed)."""
-        view = self.scheduler.view_type(request)
+        """``transferred``: the request was prefilled on another replica and its KV sent here
+        into the blocks :meth:`reserve_transfer` set aside; it goes on from where it was."""
         if transferred:
-            old = request.view
-            for name in ("num_computed_tokens", "output_generated", "preemptions",
-                         "prefill_tokens_computed", "cached_prompt_tokens", "first_scheduled_s"):
-                setattr(view, name, getattr(old, name))
+            view = self._reserved.pop(request.id)
+            self.scheduler.incoming.remove(view)
+        else:
+            view = self.scheduler.view_type(request)
         request.view = view
         self._requests[request.id] = request
-        self.scheduler.add_request(view)
+        if transferred:
+            self.scheduler.admit_transferred(view)
+        else:
+            self.scheduler.add_request(view)
         overload = self.overload
         if overload is not None:
             if overload.queue_deadline_s is not None:
@@ -113,6 +117,22 @@ class Engine:
                                request)
             if overload.timeout_s is not None:
                 self._deadline(request.arrival_s + overload.timeout_s, TIMEOUT, request)
+
+    def reserve_transfer(self, request: Request) -> bool:
+        """Set aside blocks for a request prefilled elsewhere, before its KV is sent here (as a
+        decode worker allocates before it pulls the cache); False, changing nothing, if they
+        do not fit now."""
+        view = self.scheduler.view_type(request)
+        old = request.view
+        for name in ("num_computed_tokens", "output_generated", "preemptions",
+                     "prefill_tokens_computed", "cached_prompt_tokens", "first_scheduled_s"):
+            setattr(view, name, getattr(old, name))
+        # its cache and the slot of its next token: once here it can always start decoding
+        if not self.scheduler.kv.allocate(view, 1):
+            return False
+        self._reserved[request.id] = view
+        self.scheduler.incoming.append(view)
+        return True
 
     def schedule(self, now_s: float) -> BatchPlan:
         plan = self.scheduler.schedule(now_s)
