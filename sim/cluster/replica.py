@@ -73,6 +73,10 @@ class Replica:
         return self.engine.kv.num_blocks
 
     @property
+    def kv_tokens_total(self) -> int:
+        return self.engine.kv.num_blocks * self.engine.kv.block_size
+
+    @property
     def kv_blocks_used(self) -> int:
         """Blocks in use now, as stepping would show them mid-way through a decode run."""
         used = self.engine.kv.num_used

@@ -284,10 +284,11 @@ class PrefixAwareRouter(Router):
     least-outstanding instead, since a hot cache is not worth a long queue.
 
     The router tracks blocks approximately, from what it routed, not from the caches: each
-    replica is assumed to hold the last ``kv_blocks_total`` distinct hashes sent to it (one hash
-    counted as one KV block whatever ``prefix_block_tokens`` is; leading hashes of a request
-    kept longer than its tail), evicted least recently routed first. It does not see evictions
-    under memory pressure, nor a lost replica's cache being emptied."""
+    replica is assumed to hold the last distinct hashes sent to it that its KV pool can cover
+    (its KV tokens over the request's ``prefix_block_tokens``; leading hashes of a request kept
+    longer than its tail), evicted least recently routed first. It does not see what running
+    requests occupy, evictions under memory pressure, nor a lost replica's cache being
+    emptied."""
 
     balance_abs = 32
     balance_rel = 1.0001
@@ -317,8 +318,17 @@ class PrefixAwareRouter(Router):
                 replica = by_index[index]
         if replica is None:
             replica = self.loads.least(replicas)
-        self.prefixes.record(replica.index, max(1, replica.kv_blocks_total), hashes)
+        self.prefixes.record(replica.index, self._capacity(replica, request), hashes)
         return replica
+
+    @staticmethod
+    def _capacity(replica: ReplicaView, request: Request) -> int:
+        """Hashes a replica's cache holds: its KV tokens over the tokens one hash covers (a
+        replica that does not say its tokens: one hash per block)."""
+        tokens = getattr(replica, "kv_tokens_total", None)
+        if tokens is None:
+            return max(1, replica.kv_blocks_total)
+        return max(1, tokens // max(1, request.prefix_block_tokens))
 
     def _imbalanced(self, replicas: Sequence[ReplicaView]) -> bool:
         fewest, most = self.loads.spread(replicas)

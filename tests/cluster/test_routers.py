@@ -255,3 +255,18 @@ def test_cache_aware_routers_run_end_to_end(name, workload):
     assert result.scenario["cluster"]["router"] == name
     spread = sim.simulate(scenario("round-robin", **workload)).summary
     assert s["prefix_cache_hit_rate"] > spread["prefix_cache_hit_rate"]
+
+
+@dataclass
+class TokenFake(Fake):
+    kv_tokens_total: int = 1600
+
+
+def test_a_replica_holds_as_many_hashes_as_its_tokens_cover():
+    # 1,600 KV tokens and 512-token hashes: room for 3 hashes, not 100 (its blocks)
+    replica = TokenFake(0)
+    r = router("prefix-aware", [replica])
+    big = Request(id=1, arrival_s=0.0, prompt_tokens=5 * 512, output_tokens=4,
+                  prefix_hashes=(1, 2, 3, 4, 5), prefix_block_tokens=512)
+    r.pick(big, [replica])
+    assert len(r.prefixes.lru[0]) == 3 and list(r.prefixes.lru[0]) == [3, 2, 1]
