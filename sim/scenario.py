@@ -411,8 +411,6 @@ def _drop_none(value):
 
 
 def _parse_speculative(value: Any, cluster: ClusterConfig, path: str | None) -> SpeculativeConfig:
-    if isinstance(value, dict) and isinstance(value.get("acceptance"), list):
-        value = {**value, "acceptance": tuple(value["acceptance"])}
     spec = parse(SpeculativeConfig, value, path=path, field="speculative")
     if spec.enabled and (cluster.expert_parallel or cluster.pipeline_parallel > 1):
         raise ScenarioError(path, "speculative.num_tokens",

@@ -298,6 +298,9 @@ class Cluster:
             start_failures(self, scenario.failures)
         self.env.process(self._arrivals())
 
+    def replicas_of(self, pool: PoolPlan) -> list[Replica]:
+        return [r for r in self.replicas if self._pool_of[r.index] is pool]
+
     def _set_up(self) -> None:
         """The replicas up: those arrivals may go to (prefill or colocated), and decode ones."""
         self._up = [r for r in self.replicas if not r.is_down and r.role != "decode"]
@@ -537,7 +540,7 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     kv_total = np.zeros(len(cluster.replicas))        # each replica's KV blocks
     for pool in cluster.pools:
         dev, tp = pool.deployment.device, pool.deployment.devices_per_replica
-        replicas = [r for r in cluster.replicas if cluster._pool_of[r.index] is pool]
+        replicas = cluster.replicas_of(pool)
         idle_s = max(len(replicas) * duration - sum(r.busy_s for r in replicas), 0.0)
         energy += sum(r.energy_j for r in replicas) + idle_s * dev.idle_w * tp
         devices += len(replicas) * tp
@@ -603,7 +606,7 @@ def pipeline_bubble(cluster: Cluster, iterations: pd.DataFrame) -> float:
         layers = pool.deployment.model.num_layers
         even = layers / (pp * -(-layers // pp))
         mine = iterations[iterations["replica"].isin(
-            [r.index for r in cluster.replicas if cluster._pool_of[r.index] is pool])]
+            [r.index for r in cluster.replicas_of(pool)])]
         duration = mine["duration_s"].to_numpy()
         micro = np.minimum(mine["num_seqs"].to_numpy(), pp)
         busy += float((duration * micro / pp * even).sum())

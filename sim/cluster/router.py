@@ -193,22 +193,29 @@ class _LoadIndex:
         return self.by_index if self.covers(replicas) else {r.index: r for r in replicas}
 
 
-class LeastOutstandingRouter(Router):
-    """Fewest requests waiting or running; ties go to the lowest index.
+class _LoadTrackingRouter(Router):
+    """A router that keeps the bound replicas' loads in a _LoadIndex (``track_max``: the
+    largest count too)."""
 
-    With ``bind`` and ``load_changed`` called, a pick over every replica is O(1) and each load
-    change O(log R) (an indexed heap), not a scan over all replicas per arrival; the replica
-    picked is the same as the scan's."""
+    track_max = False
 
     def __init__(self, rng: np.random.Generator):
         super().__init__(rng)
-        self.loads = _LoadIndex(track_max=False)
+        self.loads = _LoadIndex(track_max=self.track_max)
 
     def bind(self, replicas: Sequence[ReplicaView]) -> None:
         self.loads.bind(replicas)
 
     def load_changed(self, replica: ReplicaView) -> None:
         self.loads.changed(replica)
+
+
+class LeastOutstandingRouter(_LoadTrackingRouter):
+    """Fewest requests waiting or running; ties go to the lowest index.
+
+    With ``bind`` and ``load_changed`` called, a pick over every replica is O(1) and each load
+    change O(log R) (an indexed heap), not a scan over all replicas per arrival; the replica
+    picked is the same as the scan's."""
 
     def pick(self, request: Request, replicas: Sequence[ReplicaView]) -> ReplicaView:
         return self.loads.least(replicas)
@@ -273,7 +280,7 @@ class _PrefixIndex:
                 del holders[h]
 
 
-class PrefixAwareRouter(Router):
+class PrefixAwareRouter(_LoadTrackingRouter):
     """To the replica that was sent the longest run of this request's leading prefix hashes, to
     reuse its prefix cache (llm-d's prefix scorer, SGLang's cache-aware router); ties go to
     fewer outstanding requests, then the lower index. A request without hashes, or matching
@@ -293,16 +300,11 @@ class PrefixAwareRouter(Router):
     balance_abs = 32
     balance_rel = 1.0001
 
+    track_max = True
+
     def __init__(self, rng: np.random.Generator):
         super().__init__(rng)
-        self.loads = _LoadIndex(track_max=True)
         self.prefixes = _PrefixIndex()
-
-    def bind(self, replicas: Sequence[ReplicaView]) -> None:
-        self.loads.bind(replicas)
-
-    def load_changed(self, replica: ReplicaView) -> None:
-        self.loads.changed(replica)
 
     def pick(self, request: Request, replicas: Sequence[ReplicaView]) -> ReplicaView:
         hashes = request.prefix_hashes
@@ -335,7 +337,7 @@ class PrefixAwareRouter(Router):
         return most - fewest > self.balance_abs and most > self.balance_rel * fewest
 
 
-class SessionAffinityRouter(Router):
+class SessionAffinityRouter(_LoadTrackingRouter):
     """A session's requests to the replica its previous request went to, where its earlier
     turns' KV is likely still cached, while that replica is up and under ``kv_full`` of its KV
     blocks; otherwise (a new session, no session, or that replica down or full) to the
@@ -346,14 +348,7 @@ class SessionAffinityRouter(Router):
 
     def __init__(self, rng: np.random.Generator):
         super().__init__(rng)
-        self.loads = _LoadIndex(track_max=False)
         self._pinned: dict[int, int] = {}     # session -> replica index
-
-    def bind(self, replicas: Sequence[ReplicaView]) -> None:
-        self.loads.bind(replicas)
-
-    def load_changed(self, replica: ReplicaView) -> None:
-        self.loads.changed(replica)
 
     def pick(self, request: Request, replicas: Sequence[ReplicaView]) -> ReplicaView:
         session = request.session

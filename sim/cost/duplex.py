@@ -132,6 +132,7 @@ class DuplexCostModel(CostModel):
             self.layout = ExpertLayout.of(spec.expert_parallel, model.num_experts, self.topology)
             self.router = ExpertRouter(spec.routing, model.num_experts, model.top_k)
         self._tok: dict[tuple[int, int, bool], tuple[float, float]] = {}
+        self._measured_widths: dict[int, bool] = {}
         self._moe: dict[tuple[int, bool], _MoeTable] = {}
 
     # -- collectives -----------------------------------------------------------------------------
@@ -286,13 +287,20 @@ class DuplexCostModel(CostModel):
         it: per-expert GEMMs plus the activation), else the roofline without launches (one
         fused kernel launches once)."""
         predictor = self._predictor
-        if predictor is not None and predictor.moe_experts_s(
-                np.ones(1), self.model.hidden_size, width, self.model.mlp_gated) is not None:
+        if predictor is not None and self._measured_experts(width):
             up_shape, down_shape = mlp_gemm_shapes(self.model.hidden_size, width,
                                                    self.model.mlp_gated)
             return predictor.gemm_s(counts, *up_shape) + predictor.gemm_s(counts, *down_shape)
         x = self.xpu
         return x.busy_seconds(f_up, b_up) + x.busy_seconds(f_dn, b_dn)
+
+    def _measured_experts(self, width: int) -> bool:
+        """Whether the profile prices a fused MoE layer of this width (asked once)."""
+        hit = self._measured_widths.get(width)
+        if hit is None:
+            hit = self._measured_widths[width] = self._predictor.moe_experts_s(
+                np.ones(1), self.model.hidden_size, width, self.model.mlp_gated) is not None
+        return hit
 
     def _expert_split(self, stage: np.ndarray, flops: np.ndarray, nbytes: np.ndarray,
                       decode_only: bool) -> np.ndarray:

@@ -406,81 +406,56 @@ class CostModel:
             return L * dec_t, L * dec_f, L * dec_b
         return L * (pf_t + dec_t), L * (pf_f + dec_f), L * (pf_b + dec_b)
 
-    def _bounded_attention_ops(self, shape: BatchShape) -> list[Op]:
-        """The attention ops of each layer kind (the terms of _bounded_attention_part)."""
+    def _bounded_terms(self, shape: BatchShape, ctx) -> list[tuple]:
+        """(name, kind, layers, FLOPs, bytes) of attention per layer kind, for a model with
+        sliding-window and linear layers; ``ctx`` (the decode context) may be an array. A
+        sliding layer attends to at most ``window`` keys per query (taken over the batch:
+        ``min(context, sequences x window)``, exact when every request is past the window or
+        none is); a linear layer reads and writes each sequence's state once per step and does
+        4 FLOPs per head_dim^2 element per token."""
         m, d = self.model, self.dims
         dt, window = float(d.dtype_bytes), m.sliding_window
-        ops = []
+        terms = []
         if shape.num_prefill:
             q, pairs, kv = shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens
-            ops.append(Op("attn_prefill", ATTN_PREFILL, *attn_prefill_cost(q, pairs, kv, d),
-                          count=m.full_attention_layers))
+            terms.append(("attn_prefill", ATTN_PREFILL, m.full_attention_layers,
+                          *attn_prefill_cost(q, pairs, kv, d)))
             if m.sliding_window_layers:
-                ops.append(Op("attn_prefill_sliding", ATTN_PREFILL, *attn_prefill_cost(
-                    q, min(pairs, q * window), min(kv, q + shape.num_prefill * window), d),
-                    count=m.sliding_window_layers))
+                terms.append(("attn_prefill_sliding", ATTN_PREFILL, m.sliding_window_layers,
+                              *attn_prefill_cost(q, min(pairs, q * window),
+                                                 min(kv, q + shape.num_prefill * window), d)))
             if m.linear_attention_layers:
-                ops.append(Op("attn_prefill_linear", ATTN_PREFILL, q * self._linear_flops,
-                              2.0 * shape.num_prefill * self._linear_state
-                              + 4.0 * q * d.q_width * dt, count=m.linear_attention_layers))
+                terms.append(("attn_prefill_linear", ATTN_PREFILL, m.linear_attention_layers,
+                              q * self._linear_flops, 2.0 * shape.num_prefill * self._linear_state
+                              + 4.0 * q * d.q_width * dt))
         n = shape.num_decode
         if n:
             a, b_seq, b_key = self._decode_coeffs
-            ctx = shape.decode_context_tokens
-            ops.append(Op("attn_decode", ATTN_DECODE, a * ctx, b_seq * n + b_key * ctx,
-                          count=m.full_attention_layers))
-            if m.sliding_window_layers:
-                keys = min(ctx, n * window)
-                ops.append(Op("attn_decode_sliding", ATTN_DECODE, a * keys,
-                              b_seq * n + b_key * keys, count=m.sliding_window_layers))
-            if m.linear_attention_layers:
-                ops.append(Op("attn_decode_linear", ATTN_DECODE, n * self._linear_flops,
-                              n * (2.0 * self._linear_state + 4.0 * d.q_width * dt),
-                              count=m.linear_attention_layers))
-        return [op for op in ops if op.count]
-
-    def _bounded_attention_part(self, shape: BatchShape, ctx, work: bool = True):
-        """Attention of a model with sliding-window and linear layers: each kind on its own
-        roofline, times its layer count. A sliding layer attends to at most ``window`` keys
-        per query (taken over the batch: ``min(context, sequences x window)``, exact when every
-        request is past the window or none is); a linear layer reads and writes each
-        sequence's state once per step and does 4 FLOPs per head_dim^2 element per token."""
-        m, d = self.model, self.dims
-        dt = float(d.dtype_bytes)
-        window = m.sliding_window
-        seconds = flops = nbytes = 0.0
-        a, b_seq, b_key = self._decode_coeffs
-        n = shape.num_decode
-        if shape.num_prefill:
-            q, pairs, kv = shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens
-            parts = [(m.full_attention_layers, attn_prefill_cost(q, pairs, kv, d))]
-            if m.sliding_window_layers:
-                parts.append((m.sliding_window_layers, attn_prefill_cost(
-                    q, min(pairs, q * window), min(kv, q + shape.num_prefill * window), d)))
-            if m.linear_attention_layers:
-                parts.append((m.linear_attention_layers, (
-                    q * self._linear_flops,
-                    2.0 * shape.num_prefill * self._linear_state + 4.0 * q * d.q_width * dt)))
-            for layers, (f, b) in parts:
-                seconds = seconds + layers * op_seconds(f, b, self._prefill_rates)
-                flops, nbytes = flops + layers * f, nbytes + layers * b
-        if n:
-            parts = [(m.full_attention_layers, ctx)]
+            terms.append(("attn_decode", ATTN_DECODE, m.full_attention_layers, a * ctx,
+                          b_seq * n + b_key * ctx))
             if m.sliding_window_layers:
                 cap = n * window
-                parts.append((m.sliding_window_layers,
-                              np.minimum(ctx, cap) if isinstance(ctx, np.ndarray)
-                              else min(ctx, cap)))
-            for layers, keys in parts:
-                f, b = a * keys, b_seq * n + b_key * keys
-                seconds = seconds + layers * op_seconds(f, b, self._decode_rates)
-                flops, nbytes = flops + layers * f, nbytes + layers * b
+                keys = np.minimum(ctx, cap) if isinstance(ctx, np.ndarray) else min(ctx, cap)
+                terms.append(("attn_decode_sliding", ATTN_DECODE, m.sliding_window_layers,
+                              a * keys, b_seq * n + b_key * keys))
             if m.linear_attention_layers:
-                f = n * self._linear_flops
-                b = n * (2.0 * self._linear_state + 4.0 * d.q_width * dt)
-                seconds = seconds + m.linear_attention_layers * op_seconds(f, b, self._decode_rates)
-                flops = flops + m.linear_attention_layers * f
-                nbytes = nbytes + m.linear_attention_layers * b
+                terms.append(("attn_decode_linear", ATTN_DECODE, m.linear_attention_layers,
+                              n * self._linear_flops,
+                              n * (2.0 * self._linear_state + 4.0 * d.q_width * dt)))
+        return [t for t in terms if t[2]]
+
+    def _bounded_attention_ops(self, shape: BatchShape) -> list[Op]:
+        return [Op(name, kind, float(f), float(b), count=layers) for name, kind, layers, f, b
+                in self._bounded_terms(shape, shape.decode_context_tokens)]
+
+    def _bounded_attention_part(self, shape: BatchShape, ctx, work: bool = True):
+        """Attention of a model with sliding-window and linear layers (_bounded_terms): each
+        kind on its own roofline, times its layer count."""
+        seconds = flops = nbytes = 0.0
+        for _, kind, layers, f, b in self._bounded_terms(shape, ctx):
+            rates = self._prefill_rates if kind == ATTN_PREFILL else self._decode_rates
+            seconds = seconds + layers * op_seconds(f, b, rates)
+            flops, nbytes = flops + layers * f, nbytes + layers * b
         if isinstance(ctx, np.ndarray):     # one value per step, as the plain path returns
             seconds = seconds + np.zeros(ctx.shape)
             flops, nbytes = flops + np.zeros(ctx.shape), nbytes + np.zeros(ctx.shape)

@@ -97,9 +97,15 @@ class LayerDims:
 
     def linear_bytes(self, m, k, n):
         """Bytes of ``[m, k] x [k, n]`` with the weight at its precision."""
-        if not self.weight_bytes or self.weight_bytes == self.dtype_bytes:
-            return gemm_bytes(m, k, n, self.dtype_bytes)
-        return (m * k + m * n) * float(self.dtype_bytes) + k * n * self.weight_bytes
+        return weighted_gemm_bytes(m, k, n, self.dtype_bytes, self.weight_bytes)
+
+
+def weighted_gemm_bytes(m, k, n, dtype_bytes: int, weight_bytes: float = 0.0):
+    """``gemm_bytes`` with the ``[k, n]`` weight at ``weight_bytes`` per element (0: the
+    activations' size, the same numbers as gemm_bytes)."""
+    if not weight_bytes or weight_bytes == dtype_bytes:
+        return gemm_bytes(m, k, n, dtype_bytes)
+    return (m * k + m * n) * float(dtype_bytes) + k * n * weight_bytes
 
 
 def gemm_flops(m, k, n):
@@ -202,14 +208,10 @@ def expert_gemm_costs(tokens, hidden: int, width: int, gated: bool, dtype_bytes:
     (an array, one entry per expert); every expert reads its own weights (at ``weight_bytes``
     each, if set)."""
     (up_k, up_n), (down_k, down_n) = mlp_gemm_shapes(hidden, width, gated)
-    if weight_bytes and weight_bytes != dtype_bytes:
-        def nbytes(m, k, n):
-            return (m * k + m * n) * float(dtype_bytes) + k * n * weight_bytes
-    else:
-        def nbytes(m, k, n):
-            return gemm_bytes(m, k, n, dtype_bytes)
-    return (gemm_flops(tokens, up_k, up_n), nbytes(tokens, up_k, up_n),
-            gemm_flops(tokens, down_k, down_n), nbytes(tokens, down_k, down_n))
+    return (gemm_flops(tokens, up_k, up_n),
+            weighted_gemm_bytes(tokens, up_k, up_n, dtype_bytes, weight_bytes),
+            gemm_flops(tokens, down_k, down_n),
+            weighted_gemm_bytes(tokens, down_k, down_n, dtype_bytes, weight_bytes))
 
 
 def moe_experts_op(tokens, hidden: int, width: int, gated: bool, dtype_bytes: int,

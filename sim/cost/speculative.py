@@ -29,7 +29,6 @@ class SpeculativeCostModel:
         self.model, self.device, self.tp = base.model, base.device, base.tp
         quiet = base.device.with_efficiency(iteration_overhead_s=0.0)
         self.draft = CostModel(draft_model, quiet, base.tp)
-        self._cache: dict[tuple[int, int], tuple[float, float]] = {}
 
     @classmethod
     def head(cls, base, layers: int, num_tokens: int) -> "SpeculativeCostModel":
@@ -42,19 +41,13 @@ class SpeculativeCostModel:
     def draft_s(self, requests: int, context_tokens: int) -> tuple[float, float]:
         """(seconds, joules) of the ``num_tokens`` draft runs for ``requests`` requests with
         ``context_tokens`` cached tokens in all."""
-        key = (requests, context_tokens)
-        hit = self._cache.get(key)
-        if hit is None:
-            seconds = joules = 0.0
-            for i in range(self.num_tokens):
-                t, j = self.draft.iteration_time(BatchShape(
-                    requests, requests, requests, context_tokens + (i + 1) * requests))
-                seconds += t
-                joules += j
-            hit = (seconds, joules)
-            if len(self._cache) < 100_000:
-                self._cache[key] = hit
-        return hit
+        seconds = joules = 0.0
+        for i in range(self.num_tokens):
+            t, j = self.draft.iteration_time(BatchShape(
+                requests, requests, requests, context_tokens + (i + 1) * requests))
+            seconds += t
+            joules += j
+        return seconds, joules
 
     def iteration_time(self, shape: BatchShape) -> tuple[float, float]:
         seconds, joules = self.base.iteration_time(shape)

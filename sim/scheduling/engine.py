@@ -225,15 +225,18 @@ class Engine:
         hand_off, handed, speculative = self.hand_off, [], self.speculative
         for view, q in zip(plan.requests, plan.num_new_tokens):
             prefill = view.num_tokens - view.num_computed_tokens > 1 or view.output_generated == 0
+            emitted = 1
             if speculative is not None and q > 1 and not prefill:
-                self._verified(view, end_s, finished)
-                continue
+                # a decode verified its drafts: it keeps its token and the accepted drafts, never
+                # past its end, all emitted now (the KV slots of the rest stay allocated)
+                emitted = q = min(1 + speculative.accepted(),
+                                  requests[view.id].output_tokens - view.output_generated)
             if prefill:
                 view.prefill_tokens_computed += q
             view.num_computed_tokens += q
             if view.num_computed_tokens < view.num_tokens:
                 continue                             # a prefill chunk: no token yet
-            view.output_generated += 1
+            view.output_generated += emitted
             req = requests[view.id]
             if view.output_generated == 1:
                 req.first_token_s = end_s
@@ -256,22 +259,6 @@ class Engine:
         if cohort is not None:
             self._grow_cohort()
         return finished
-
-    def _verified(self, view, end_s: float, finished: list[Request]) -> None:
-        """A decode verified its drafts at ``end_s``: it emits its token and the accepted
-        drafts (no more than it has left), all at once; its KV keeps them."""
-        req = self._requests[view.id]
-        emitted = min(1 + self.speculative.accepted(), req.output_tokens - view.output_generated)
-        view.num_computed_tokens += emitted
-        view.output_generated += emitted
-        gap = end_s - req.last_token_s
-        if gap > req.max_token_gap_s:
-            req.max_token_gap_s = gap
-            if gap > self.token_gap_s and view.output_generated < req.output_tokens:
-                self._gap_exceeded.append(req)
-        req.last_token_s = end_s
-        if view.output_generated >= req.output_tokens:
-            finished.append(req)
 
     def max_decode_steps(self, plan: BatchPlan) -> int:
         """Iterations a stable decode plan may repeat: until the first request finishes, and no
