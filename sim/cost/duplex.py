@@ -96,8 +96,8 @@ class DuplexCostModel(CostModel):
     def __init__(self, model: ModelSpec, device: DeviceSpec, tp: int = 1, dtype: str = "bf16",
                  engine: EngineTiming | None = None):
         super().__init__(model, device, tp, dtype, engine=engine)
-        if model.has_bounded_layers:
-            raise HardwareError(f"{model.name}: sliding-window and linear-attention layers are "
+        if model.has_bounded_layers or model.has_sparse_attention:
+            raise HardwareError(f"{model.name}: sliding-window, linear and sparse attention are "
                                 f"not modelled on {device.name} (Duplex-family devices and "
                                 "expert parallelism inside a replica); use a GPU profile")
         spec = self.spec = DuplexSpec.from_device(device)

@@ -145,7 +145,7 @@ class CostModel:
         d = self.dims
         self._decode_coeffs = decode_attention_coeffs(d)
         # sliding-window and linear-attention layers beside the full ones (sim/models/spec.py)
-        self._bounded = model.has_bounded_layers
+        self._bounded = model.has_bounded_layers or model.has_sparse_attention
         if self._bounded:
             # linear attention per token and layer: the state's update and readout, 2 x 2
             # FLOPs per head_dim^2 element; a decode step reads and writes the state
@@ -412,14 +412,19 @@ class CostModel:
         sliding layer attends to at most ``window`` keys per query (taken over the batch:
         ``min(context, sequences x window)``, exact when every request is past the window or
         none is); a linear layer reads and writes each sequence's state once per step and does
-        4 FLOPs per head_dim^2 element per token."""
+        4 FLOPs per head_dim^2 element per token; sparse attention bounds the keys of the full
+        layers (:meth:`_sparse_keys`)."""
         m, d = self.model, self.dims
         dt, window = float(d.dtype_bytes), m.sliding_window
         terms = []
         if shape.num_prefill:
             q, pairs, kv = shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens
+            full_pairs = pairs
+            if m.has_sparse_attention and kv > shape.num_prefill * m.sparse_attention_dense_tokens:
+                full_pairs = min(pairs, q * m.sparse_attention_tokens
+                                 + pairs / (2 * m.sparse_attention_stride))
             terms.append(("attn_prefill", ATTN_PREFILL, m.full_attention_layers,
-                          *attn_prefill_cost(q, pairs, kv, d)))
+                          *attn_prefill_cost(q, full_pairs, kv, d)))
             if m.sliding_window_layers:
                 terms.append(("attn_prefill_sliding", ATTN_PREFILL, m.sliding_window_layers,
                               *attn_prefill_cost(q, min(pairs, q * window),
@@ -431,8 +436,9 @@ class CostModel:
         n = shape.num_decode
         if n:
             a, b_seq, b_key = self._decode_coeffs
-            terms.append(("attn_decode", ATTN_DECODE, m.full_attention_layers, a * ctx,
-                          b_seq * n + b_key * ctx))
+            keys = self._sparse_keys(ctx, n) if m.has_sparse_attention else ctx
+            terms.append(("attn_decode", ATTN_DECODE, m.full_attention_layers, a * keys,
+                          b_seq * n + b_key * keys))
             if m.sliding_window_layers:
                 cap = n * window
                 keys = np.minimum(ctx, cap) if isinstance(ctx, np.ndarray) else min(ctx, cap)
@@ -443,6 +449,19 @@ class CostModel:
                               n * self._linear_flops,
                               n * (2.0 * self._linear_state + 4.0 * d.q_width * dt)))
         return [t for t in terms if t[2]]
+
+    def _sparse_keys(self, ctx, n: int):
+        """Keys the full layers' decode attention reads under sparse attention, over ``n``
+        sequences of ``ctx`` context tokens in all: the top-k blocks of each plus its compressed
+        keys (one per stride, K only: half a key each), once the batch is past the dense length
+        (taken over the batch, as the sliding window is: exact when every sequence is on the
+        same side of it); never more than the context."""
+        m = self.model
+        sparse = n * m.sparse_attention_tokens + ctx / (2 * m.sparse_attention_stride)
+        dense_cap = n * m.sparse_attention_dense_tokens
+        if isinstance(ctx, np.ndarray):
+            return np.where(ctx <= dense_cap, ctx, np.minimum(ctx, sparse))
+        return ctx if ctx <= dense_cap else min(ctx, sparse)
 
     def _bounded_attention_ops(self, shape: BatchShape) -> list[Op]:
         return [Op(name, kind, float(f), float(b), count=layers) for name, kind, layers, f, b

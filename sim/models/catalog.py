@@ -125,6 +125,38 @@ _MODELS = (
         head_dim=128, intermediate_size=9216, vocab_size=200064, max_context_tokens=1000000,
         num_experts=32, top_k=2, expert_intermediate_size=9216, moe_layer_interval=1,
         linear_attention_layers=70, source="MiniMaxAI/MiniMax-M1-80k config.json"),
+    ModelSpec(
+        # Qwen3-Next-80B-A3B: a very sparse MoE (512 routed experts of 512, top-10, ~2% of the
+        # experts per token, plus one shared expert of 512) over a hybrid stack: Gated DeltaNet
+        # (linear attention) in 3 of every 4 layers, gated softmax attention in the 4th
+        # (full_attention_interval 4: 12 of 48, GQA 16/2 heads of 256). Each DeltaNet layer keeps
+        # per sequence a 32 value heads x 128 x 128 state and a 3-step convolution state over
+        # 8192 channels, both in the model dtype as vLLM keeps them: 1,097,728 bytes. Not
+        # counted: the softmax layers' output gate (q_proj doubled) and the DeltaNet layers'
+        # own projections are costed as the softmax layers' (33.6M against 27.3M a layer,
+        # 0.2B in all), the shared-expert gate and the q/k norms. Published 80B total, 3B
+        # activated (without the embeddings); ModelSpec gives 79.04B (-1.2%), and 3.24B
+        # activated with both embeddings, 2.93B (-2.4%) without the input one.
+        name="qwen3-next-80b-a3b", num_layers=48, hidden_size=2048, num_heads=16,
+        num_kv_heads=2, head_dim=256, intermediate_size=5120, vocab_size=151936,
+        max_context_tokens=262144, num_experts=512, top_k=10, expert_intermediate_size=512,
+        num_shared_experts=1, shared_expert_intermediate_size=512, moe_layer_interval=1,
+        linear_attention_layers=36, linear_state_bytes=32 * 128 * 128 * 2 + 3 * 8192 * 2,
+        source="Qwen/Qwen3-Next-80B-A3B-Instruct config.json"),
+    # -- Sparse attention over a full cache ----------------------------------------------------
+    ModelSpec(
+        # MiniCPM4-8B: a Llama-shaped dense decoder (32 layers, GQA 32/2 heads of 128, SwiGLU
+        # 16384, untied embeddings of 73,448 tokens) with InfLLM v2 sparse attention in every
+        # layer (sparse_config): past dense_len 8192 tokens a query reads its top-64 blocks of
+        # 64 tokens (4096 keys, the first block and the 2048-token local window among them),
+        # chosen with compressed keys every kernel_stride 16 tokens. The cache keeps every
+        # token: 32 x 2 x 2 x 128 x 2 = 32,768 bytes per token; the compressed keys (1/32 more)
+        # are not counted. muP scalings (scale_emb, dim_model_base, scale_depth) change no
+        # shape. Published "8B"; ModelSpec gives 8.19B.
+        name="minicpm4-8b", num_layers=32, hidden_size=4096, num_heads=32, num_kv_heads=2,
+        head_dim=128, intermediate_size=16384, vocab_size=73448, max_context_tokens=32768,
+        sparse_attention_tokens=64 * 64, sparse_attention_dense_tokens=8192,
+        sparse_attention_stride=16, source="openbmb/MiniCPM4-8B config.json"),
     # -- Multi-head latent attention (DeepseekV3ForCausalLM) ----------------------------------
     ModelSpec(
         # MLA: the cache holds a 512-value latent + a 64-value rotary key per token and layer;

@@ -350,6 +350,74 @@ def _minimax(cfg: _Config, name: str) -> ModelSpec:
                     linear_attention_layers=types.count(0))
 
 
+def _qwen3_next(cfg: _Config, name: str) -> ModelSpec:
+    """Qwen3-Next: Gated DeltaNet (linear attention) and gated softmax attention layers,
+    ``layer_types`` ("linear_attention" / "full_attention") or, absent, every
+    ``full_attention_interval``-th layer softmax (transformers' default 4); every layer MoE
+    (``decoder_sparse_step``) with one shared expert of ``shared_expert_intermediate_size``.
+    A DeltaNet layer's state per sequence: ``linear_num_value_heads`` x ``linear_key_head_dim``
+    x ``linear_value_head_dim`` plus the convolution's last ``linear_conv_kernel_dim`` - 1
+    steps over its q, k and v channels, in the model dtype (vLLM's default for this state).
+    Not counted: the attention output gate and the DeltaNet projections' own shapes (costed
+    as the softmax layers'), as in the catalog entry."""
+    num_layers = cfg.positive_int("num_hidden_layers")
+    types = cfg.data.get("layer_types")
+    if types is None:
+        interval = cfg.positive_int("full_attention_interval", default=4)
+        types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention"
+                 for i in range(num_layers)]
+    elif not isinstance(types, list) or len(types) != num_layers:
+        raise cfg.error("layer_types", f"expected a list of num_hidden_layers ({num_layers}) "
+                                       f"entries, got {_short(types)}")
+    bad = [t for t in types if t not in ("linear_attention", "full_attention")]
+    if bad:
+        raise cfg.error("layer_types", f"expected 'linear_attention' or 'full_attention', got "
+                                       f"{bad[0]!r}")
+    if "full_attention" not in types:
+        raise cfg.error("layer_types", "no full-attention layer; at least one is modelled")
+    interval = cfg.positive_int("decoder_sparse_step", default=1)
+    _check_mlp_only_layers(cfg, num_layers, interval)
+    key_heads = cfg.positive_int("linear_num_key_heads", default=16)
+    value_heads = cfg.positive_int("linear_num_value_heads", default=32)
+    key_dim = cfg.positive_int("linear_key_head_dim", default=128)
+    value_dim = cfg.positive_int("linear_value_head_dim", default=128)
+    conv_steps = cfg.positive_int("linear_conv_kernel_dim", default=4) - 1
+    channels = 2 * key_heads * key_dim + value_heads * value_dim
+    state = (value_heads * key_dim * value_dim + conv_steps * channels) * cfg.dtype_bytes()
+    shared = cfg.non_negative_int("shared_expert_intermediate_size", default=0)
+    return _decoder(cfg, name, qkv_bias=False, head_dim_default=256,
+                    num_experts=cfg.positive_int("num_experts"),
+                    top_k=cfg.positive_int("num_experts_per_tok"),
+                    expert_intermediate_size=cfg.positive_int("moe_intermediate_size"),
+                    num_shared_experts=1 if shared else 0,
+                    shared_expert_intermediate_size=shared, moe_layer_interval=interval,
+                    linear_attention_layers=types.count("linear_attention"),
+                    linear_state_bytes=state)
+
+
+def _minicpm(cfg: _Config, name: str) -> ModelSpec:
+    """MiniCPM (openbmb's remote code): a Llama-shaped decoder; MiniCPM4's ``sparse_config``
+    (InfLLM v2) turns on sparse attention in every layer: ``topk`` blocks of ``block_size``
+    tokens per query past ``dense_len``, chosen with compressed keys every ``kernel_stride``
+    tokens. Absent ``sparse_config`` (MiniCPM 1-3): dense attention. The muP keys
+    (scale_emb, dim_model_base, scale_depth) change no shape."""
+    sparse = cfg.data.get("sparse_config")
+    extra: dict[str, int] = {}
+    if sparse is not None:
+        if not isinstance(sparse, dict):
+            raise cfg.error("sparse_config", f"expected an object, got {_short(sparse)}")
+        sub = _Config(cfg.path, sparse)
+        try:
+            extra = {"sparse_attention_tokens": sub.positive_int("topk")
+                     * sub.positive_int("block_size"),
+                     "sparse_attention_dense_tokens": sub.non_negative_int("dense_len", 0),
+                     "sparse_attention_stride": sub.positive_int("kernel_stride")}
+        except ModelError as exc:        # name the key as sparse_config.<key>
+            raise ModelError(str(exc).replace(f"{cfg.path}: ", f"{cfg.path}: sparse_config.",
+                                              1)) from None
+    return _decoder(cfg, name, qkv_bias=False, **extra)
+
+
 def _short(value: Any) -> str:
     """A config value for a one-line message, cut to 60 characters."""
     text = repr(value)
@@ -369,6 +437,8 @@ ARCHITECTURES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "GptOssForCausalLM": _gpt_oss,
     "MiniMaxM1ForCausalLM": _minimax,
     "MiniMaxText01ForCausalLM": _minimax,
+    "Qwen3NextForCausalLM": _qwen3_next,
+    "MiniCPMForCausalLM": _minicpm,
 }
 
 
@@ -415,7 +485,7 @@ def check_spec(spec: ModelSpec, where: str) -> None:
                   "num_shared_experts", "shared_expert_intermediate_size", "moe_layer_interval",
                   "first_k_dense_layers", *_MLA_FIELDS, "weight_bits", "kv_dtype_bytes",
                   "sliding_window", "sliding_window_layers", "linear_attention_layers",
-                  "linear_state_bytes"):
+                  "linear_state_bytes", *_SPARSE_FIELDS):
         if getattr(spec, field) < 0:
             raise fail(field, f"expected >= 0, got {getattr(spec, field)}")
     if spec.full_attention_layers < 1:
@@ -430,6 +500,13 @@ def check_spec(spec: ModelSpec, where: str) -> None:
     if spec.weight_bits > 32:
         raise fail("weight_bits", f"expected 0 (the dtype) or 1..32, got {spec.weight_bits}")
     _check_mla(spec, fail)
+    if spec.has_sparse_attention != bool(spec.sparse_attention_stride):
+        raise fail("sparse_attention_stride", "expected > 0 with sparse_attention_tokens > 0 "
+                   f"(and only then), got {spec.sparse_attention_stride} with "
+                   f"{spec.sparse_attention_tokens} tokens")
+    if spec.sparse_attention_dense_tokens and not spec.has_sparse_attention:
+        raise fail("sparse_attention_dense_tokens", "expected 0 without sparse attention "
+                   "(sparse_attention_tokens 0)")
     if spec.first_k_dense_layers >= spec.num_layers:
         raise fail("first_k_dense_layers", f"expected < num_layers ({spec.num_layers}), got "
                                            f"{spec.first_k_dense_layers}")
@@ -453,6 +530,9 @@ def check_spec(spec: ModelSpec, where: str) -> None:
     if spec.num_dense_layers and spec.intermediate_size <= 0:
         raise fail("intermediate_size", f"expected > 0: {spec.num_dense_layers} dense layers")
 
+
+_SPARSE_FIELDS = ("sparse_attention_tokens", "sparse_attention_dense_tokens",
+                  "sparse_attention_stride")
 
 # Multi-head latent attention fields besides kv_lora_rank, which turns MLA on.
 _MLA_FIELDS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",

@@ -58,6 +58,14 @@ class ModelSpec:
     sliding_window_layers: int = 0
     linear_attention_layers: int = 0
     linear_state_bytes: int = 0
+    # Sparse attention over a full cache (MiniCPM4's InfLLM v2): the full layers keep every
+    # token's KV, but once a sequence is longer than ``sparse_attention_dense_tokens`` a query
+    # reads only ``sparse_attention_tokens`` keys (its top-k blocks, which include the first
+    # block and the local window), chosen by scoring one compressed key (K only) per
+    # ``sparse_attention_stride`` tokens. 0: dense attention.
+    sparse_attention_tokens: int = 0
+    sparse_attention_dense_tokens: int = 0
+    sparse_attention_stride: int = 0
     # precision: weight bits per parameter of the linear layers (0: 8 x dtype_bytes; 8 = FP8,
     # 4 = FP4/INT4) and KV cache element bytes (0: dtype_bytes; 1 = FP8)
     weight_bits: int = 0
@@ -102,6 +110,10 @@ class ModelSpec:
     @property
     def has_bounded_layers(self) -> bool:
         return bool(self.sliding_window_layers or self.linear_attention_layers)
+
+    @property
+    def has_sparse_attention(self) -> bool:
+        return self.sparse_attention_tokens > 0
 
     @property
     def linear_state_bytes_per_layer(self) -> int:

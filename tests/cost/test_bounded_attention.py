@@ -1,4 +1,4 @@
-"""Sliding-window and linear-attention layers: cost by kind, bounded memory, end to end."""
+"""Sliding-window, linear and sparse attention: cost by kind, bounded memory, end to end."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ H100 = load_device("h100-sxm", {"efficiency": {"model": "fixed"}})
 L8 = get_model("llama-3.1-8b")
 SLIDING = dataclasses.replace(L8, sliding_window=512, sliding_window_layers=16)
 LINEAR = dataclasses.replace(L8, linear_attention_layers=28)
+SPARSE = dataclasses.replace(L8, sparse_attention_tokens=4096, sparse_attention_dense_tokens=8192,
+                             sparse_attention_stride=16)
 
 
 def _decode_attention_s(cost: CostModel, n: int, keys: int) -> float:
@@ -112,3 +114,66 @@ def test_bad_layer_kinds_are_named():
         check_spec(dataclasses.replace(L8, sliding_window_layers=4), "t")
     with pytest.raises(HardwareError, match="sliding-window"):
         DuplexCostModel(SLIDING, load_device("duplex-h100"), 1)
+    with pytest.raises(HardwareError, match="sparse attention"):
+        DuplexCostModel(SPARSE, load_device("duplex-h100"), 1)
+    with pytest.raises(ModelError, match="sparse_attention_stride"):
+        check_spec(dataclasses.replace(SPARSE, sparse_attention_stride=0), "t")
+    with pytest.raises(ModelError, match="sparse_attention_dense_tokens"):
+        check_spec(dataclasses.replace(L8, sparse_attention_dense_tokens=8192), "t")
+
+
+def test_sparse_attention_reads_the_top_k_blocks_past_the_dense_length():
+    cost, full = CostModel(SPARSE, H100, 1), CostModel(L8, H100, 1)
+    # below the dense length: dense attention, as the model without sparse attention
+    short = BatchShape.decode([6000] * 8)
+    assert cost._attention_part(short, short.decode_context_tokens)[0] == \
+        full._attention_part(short, short.decode_context_tokens)[0]
+    # past it: 4096 keys per sequence + one compressed key (K only: half a key) per 16 tokens
+    long = BatchShape.decode([64_000] * 8)
+    keys = 8 * 4096 + 8 * 64_001 / 32      # 64,001 keys each with the new token's
+    assert cost._attention_part(long, long.decode_context_tokens)[0] == pytest.approx(
+        32 * _decode_attention_s(cost, 8, keys), rel=1e-12)
+    assert keys < 0.1 * 8 * 64_000
+    # the cache still holds every token
+    assert SPARSE.kv_bytes_per_token == L8.kv_bytes_per_token
+    assert not SPARSE.has_bounded_layers
+    assert bounded_kv_bytes_per_device(SPARSE, 1) == 0
+
+
+def test_sparse_prefill_pairs_by_hand():
+    cost, full = CostModel(SPARSE, H100, 1), CostModel(L8, H100, 1)
+    # one 32k-token prompt: q = 32k queries, causal pairs q(q+1)/2
+    q = 32_768
+    shape = BatchShape.from_requests([q], [0], 1)
+    pairs = shape.prefill_attn_pairs
+    it, dense = cost.iteration(shape), full.iteration(shape)
+    expected = q * 4096 + pairs / 32
+    assert expected < pairs
+    f_sparse = [op for op in it.ops if op.name == "attn_prefill"][0].flops
+    f_dense = [op for op in dense.ops if op.name == "attn_prefill"][0].flops
+    assert f_sparse / f_dense == pytest.approx(expected / pairs, rel=1e-9)
+
+
+def test_sparse_decode_run_equals_stepping():
+    cost = CostModel(SPARSE, H100, 1)
+    times, _ = cost.decode_run_energy_sum(4, 4 * 8100, 30)      # crosses the dense length
+    for k in (0, 12, 29):
+        assert times[k] == cost.iteration_time(BatchShape(4, 4, 4, 4 * 8100 + 4 * k))[0]
+
+
+def test_new_hybrid_and_sparse_models_run_end_to_end():
+    # Qwen3-Next: 80B in bf16 on 2 H200s; its cache grows in 12 of 48 layers
+    dep = resolve(_scenario("qwen3-next-80b-a3b", "h200-sxm", 2))
+    assert dep.block_bytes // dep.block_size == 12 * 2 * 1 * 256 * 2
+    assert simulate(_scenario("qwen3-next-80b-a3b", "h200-sxm", 2)).summary[
+        "requests_completed"] == 60
+    # MiniCPM4 with prompts on both sides of its dense length: fast-forward == stepping
+    long = {"workload": {"arrivals": {"kind": "poisson", "rate_rps": 2}, "num_requests": 30,
+                         "prompt_tokens": {"dist": "uniform", "min": 4000, "max": 12000},
+                         "output_tokens": {"dist": "uniform", "min": 1, "max": 400}}}
+    fast = simulate(_scenario("minicpm4-8b", "h100-sxm", 1, **long)).requests
+    step = simulate(_scenario("minicpm4-8b", "h100-sxm", 1, **long,
+                              simulation={"fast_forward": False,
+                                          "check_invariants": True})).requests
+    assert (fast["state"] == "completed").all()
+    pd.testing.assert_frame_equal(fast, step)

@@ -37,6 +37,10 @@ PUBLISHED = {
     # 107.77B (-1.1%) and 400.71B (+0.2%)
     "llama-4-scout": (109e9, 0.02),
     "llama-4-maverick": (400e9, 0.02),
+    # "80B": the DeltaNet projections are costed as the softmax layers' (0.2B fewer) and the
+    # attention output gate is not counted: 79.04B (-1.2%)
+    "qwen3-next-80b-a3b": (80e9, 0.02),
+    "minicpm4-8b": (8e9, 0.03),     # "8B"; ModelSpec 8.19B with untied embeddings
 }
 
 # name -> published activated parameters (one token's share of a MoE), tolerance 2%. Kimi-K2's
@@ -220,6 +224,26 @@ def test_gpt_oss_active_params_without_the_input_embedding(name: str, active: fl
     spec = CATALOG[name]
     lookup = spec.vocab_size * spec.hidden_size
     assert spec.num_active_params - lookup == pytest.approx(active, rel=0.03)
+
+
+def test_qwen3_next_is_very_sparse_and_hybrid() -> None:
+    spec = CATALOG["qwen3-next-80b-a3b"]
+    lookup = spec.vocab_size * spec.hidden_size
+    # "3B" activated, counted without the input embedding: 10 of 512 experts per token
+    assert spec.num_active_params - lookup == pytest.approx(3e9, rel=0.03)
+    assert spec.top_k / spec.num_experts < 0.02
+    # 12 gated softmax layers of 2 KV heads x 256 grow per token; 36 DeltaNet layers hold a
+    # 32 x 128 x 128 state and 3 convolution steps over 2 x 16 x 128 + 32 x 128 channels
+    assert spec.full_attention_layers == 12
+    assert spec.kv_bytes_per_token == 12 * 2 * 2 * 256 * 2 == 24_576
+    assert spec.kv_bytes_per_sequence == 36 * (32 * 128 * 128 + 3 * 8192) * 2
+
+
+def test_minicpm4_keeps_every_token_but_reads_few() -> None:
+    spec = CATALOG["minicpm4-8b"]
+    assert spec.kv_bytes_per_token == 32 * 2 * 2 * 128 * 2 == 32_768
+    assert spec.kv_bytes_per_sequence == 0 and not spec.has_bounded_layers
+    assert spec.has_sparse_attention and spec.sparse_attention_tokens == 64 * 64
 
 
 def test_bounded_layers_hold_a_bounded_cache() -> None:

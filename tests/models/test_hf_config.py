@@ -165,6 +165,36 @@ MINIMAX_M1: dict[str, Any] = {
     "shared_moe_mode": "sigmoid", "sliding_window": None, "tie_word_embeddings": False,
     "torch_dtype": "bfloat16", "use_cache": True, "vocab_size": 200064,
 }
+# Qwen/Qwen3-Next-80B-A3B-Instruct's config.json keys (written here with the catalog's numbers).
+QWEN3_NEXT: dict[str, Any] = {
+    "architectures": ["Qwen3NextForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "bos_token_id": 151643, "decoder_sparse_step": 1, "eos_token_id": 151645,
+    "full_attention_interval": 4, "head_dim": 256, "hidden_act": "silu", "hidden_size": 2048,
+    "initializer_range": 0.02, "intermediate_size": 5120, "linear_conv_kernel_dim": 4,
+    "linear_key_head_dim": 128, "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+    "linear_value_head_dim": 128, "max_position_embeddings": 262144, "mlp_only_layers": [],
+    "model_type": "qwen3_next", "moe_intermediate_size": 512, "norm_topk_prob": True,
+    "num_attention_heads": 16, "num_experts": 512, "num_experts_per_tok": 10,
+    "num_hidden_layers": 48, "num_key_value_heads": 2, "output_router_logits": False,
+    "partial_rotary_factor": 0.25, "rms_norm_eps": 1e-06, "rope_scaling": None,
+    "rope_theta": 10000000, "router_aux_loss_coef": 0.001,
+    "shared_expert_intermediate_size": 512, "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16", "use_cache": True, "use_sliding_window": False,
+    "vocab_size": 151936,
+}
+# openbmb/MiniCPM4-8B's config.json keys (the remote code's MiniCPMConfig) with the catalog's
+# numbers; sparse_config is InfLLM v2's.
+MINICPM4_8B: dict[str, Any] = {
+    "architectures": ["MiniCPMForCausalLM"], "bos_token_id": 1, "eos_token_id": [2, 73440],
+    "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.1,
+    "intermediate_size": 16384, "max_position_embeddings": 32768, "model_type": "minicpm",
+    "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "scale_emb": 12, "dim_model_base": 256,
+    "scale_depth": 1.4, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "vocab_size": 73448, "sparse_config": {
+        "kernel_size": 32, "kernel_stride": 16, "init_blocks": 1, "block_size": 64,
+        "window_size": 2048, "topk": 64, "use_nope": False, "dense_len": 8192},
+}
 # A minimal config each architecture accepts; tests vary one key at a time.
 TINY: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 512,
@@ -205,6 +235,7 @@ def test_real_config_matches_catalog(tmp_path: Path, name: str, config: dict) ->
 
 @pytest.mark.parametrize("name, config", [
     ("gpt-oss-120b", GPT_OSS_120B), ("gpt-oss-20b", GPT_OSS_20B), ("minimax-m1", MINIMAX_M1),
+    ("qwen3-next-80b-a3b", QWEN3_NEXT), ("minicpm4-8b", MINICPM4_8B),
 ])
 def test_bounded_attention_config_matches_catalog(tmp_path: Path, name: str,
                                                   config: dict) -> None:
@@ -402,7 +433,7 @@ def test_registry_covers_the_promised_architectures() -> None:
         "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM",
         "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "DeepseekV2ForCausalLM",
         "DeepseekV3ForCausalLM", "GptOssForCausalLM", "MiniMaxM1ForCausalLM",
-        "MiniMaxText01ForCausalLM"}
+        "MiniMaxText01ForCausalLM", "Qwen3NextForCausalLM", "MiniCPMForCausalLM"}
 
 
 # -- errors: one line, naming file and key ------------------------------------------------------
@@ -748,3 +779,48 @@ def test_bad_bounded_attention_configs(tmp_path: Path, config: dict, needle: str
     message = str(info.value)
     assert message.startswith(f"{path}: {needle}")
     assert "\n" not in message
+
+
+def test_qwen3_next_layer_types_and_defaults(tmp_path: Path) -> None:
+    types = (["linear_attention"] * 3 + ["full_attention"]) * 12
+    listed = load_hf_config(write(tmp_path, {**QWEN3_NEXT, "layer_types": types}, "a"),
+                            name="qwen3-next-80b-a3b")
+    assert listed == CATALOG["qwen3-next-80b-a3b"]
+    every_other = load_hf_config(write(tmp_path, {**QWEN3_NEXT, "full_attention_interval": 2},
+                                       "b"))
+    assert every_other.linear_attention_layers == 24
+    # no shared expert when its width is 0
+    plain = load_hf_config(write(tmp_path, {**QWEN3_NEXT, "shared_expert_intermediate_size": 0},
+                                 "c"))
+    assert plain.num_shared_experts == 0
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"layer_types": ["full_attention"] * 3}, "layer_types: expected a list of "
+                                              "num_hidden_layers"),
+    ({"layer_types": ["linear_attention"] * 48}, "layer_types: no full-attention layer"),
+    ({"layer_types": ["sliding_attention"] * 48}, "layer_types: expected 'linear_attention'"),
+    ({"num_experts": 0}, "num_experts: expected a positive integer"),
+    ({"linear_num_value_heads": -1}, "linear_num_value_heads: expected a positive integer"),
+])
+def test_bad_qwen3_next_configs_are_named(tmp_path: Path, changes: dict, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        load_hf_config(write(tmp_path, {**QWEN3_NEXT, **changes}))
+
+
+def test_minicpm_without_sparse_config_is_dense(tmp_path: Path) -> None:
+    dense = {k: v for k, v in MINICPM4_8B.items() if k != "sparse_config"}
+    spec = load_hf_config(write(tmp_path, dense))
+    assert not spec.has_sparse_attention
+    assert spec.num_params == CATALOG["minicpm4-8b"].num_params
+
+
+@pytest.mark.parametrize("sparse, message", [
+    ("yes", "sparse_config: expected an object"),
+    ({"topk": 64, "block_size": 64}, "sparse_config.kernel_stride: missing"),
+    ({"topk": 0, "block_size": 64, "kernel_stride": 16}, "sparse_config.topk: expected a "
+                                                         "positive integer"),
+])
+def test_bad_minicpm_sparse_config_is_named(tmp_path: Path, sparse: Any, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        load_hf_config(write(tmp_path, {**MINICPM4_8B, "sparse_config": sparse}))
