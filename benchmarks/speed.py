@@ -17,7 +17,8 @@ numbers in benchmarks/README.md.
 
     python benchmarks/speed.py                              # 10k, 100k and 1M requests
     python benchmarks/speed.py --requests 1000000 --json runs/speed.json
-    python benchmarks/speed.py --replicas 64 --requests 8000000
+    python benchmarks/speed.py --replicas 64 --requests 8640000   # a day at 100 req/s
+    python benchmarks/speed.py --requests 1000000 --stream on      # tables streamed to Parquet
     python benchmarks/speed.py --family quickstart          # 10k and 100k requests
 """
 
@@ -35,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+STREAM_ABOVE = 1_000_000     # --stream auto: larger runs write their tables as they go
 FAMILIES = {
     "azure-conv": {"replicas": 8, "rate_per_replica": 17.5,
                    "sizes": [10_000, 100_000, 1_000_000]},
@@ -70,10 +72,16 @@ def scenario_dict(family: str, num_requests: int, replicas: int, fast_forward: b
     return data
 
 
-def run_one(family: str, num_requests: int, replicas: int, fast_forward: bool) -> dict:
+def run_one(family: str, num_requests: int, replicas: int, fast_forward: bool,
+            stream: bool = False, router: str | None = None, partitions: int = 1) -> dict:
     """One size, in this process (the parent runs each in a child)."""
     from sim import Scenario, simulate
-    scenario = Scenario.from_dict(scenario_dict(family, num_requests, replicas, fast_forward))
+    data = scenario_dict(family, num_requests, replicas, fast_forward)
+    data["simulation"]["stream_outputs"] = stream
+    data["simulation"]["partitions"] = partitions
+    if router:
+        data["cluster"]["router"] = router
+    scenario = Scenario.from_dict(data)
     start = time.perf_counter()
     result = simulate(scenario)
     wall = time.perf_counter() - start
@@ -83,8 +91,19 @@ def run_one(family: str, num_requests: int, replicas: int, fast_forward: bool) -
             "iterations_per_s": s["iterations"] / wall, "events": s["events"],
             "simulated_s": s["simulated_duration_s"],
             "completed": s["requests_completed"], "ttft_p50_s": s["ttft_s"]["p50"],
-            "tpot_p50_s": s["tpot_s"]["p50"],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "tpot_p50_s": s["tpot_s"]["p50"], "streamed": stream,
+            "router": scenario.cluster.router, "partitions": partitions,
+            # this process and, for partitioned runs, its worker processes (the largest)
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def _peak_mb(run: dict) -> float:
+    """Peak memory of the run: its process, plus, when partitioned, each worker at the largest
+    worker's peak (an upper bound: the workers run side by side)."""
+    if run.get("partitions", 1) == 1:
+        return run["peak_rss_mb"]
+    return run["peak_rss_mb"] + run["partitions"] * run["peak_rss_workers_mb"]
 
 
 def scaling_exponent(runs: list[dict]) -> float | None:
@@ -113,6 +132,14 @@ def main() -> None:
                         "arrival rate scales with them")
     parser.add_argument("--no-fast-forward", action="store_true",
                         help="step every iteration (to measure what fast-forward buys)")
+    parser.add_argument("--stream", choices=("auto", "on", "off"), default="auto",
+                        help="stream the output tables to Parquet as rows complete "
+                        "(simulation.stream_outputs); auto: above %d requests" % STREAM_ABOVE)
+    parser.add_argument("--router", help="the cluster's router (default: the family's, "
+                        "least-outstanding)")
+    parser.add_argument("--partitions", type=positive_int, default=1,
+                        help="split the replicas over N processes (simulation.partitions; "
+                        "needs --router round-robin or random)")
     parser.add_argument("--json", type=Path, help="write {runs: [...], scaling_exponent} here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,7 +147,9 @@ def main() -> None:
     replicas = args.replicas or family["replicas"]
     sizes = args.requests or family["sizes"]
     if args.child:
-        print(json.dumps(run_one(args.family, sizes[0], replicas, not args.no_fast_forward)))
+        stream = args.stream == "on" or (args.stream == "auto" and sizes[0] > STREAM_ABOVE)
+        print(json.dumps(run_one(args.family, sizes[0], replicas, not args.no_fast_forward,
+                                 stream, args.router, args.partitions)))
         return
     print(f"family {args.family}, {replicas} replicas, "
           f"{family['rate_per_replica'] * replicas:g} req/s")
@@ -129,7 +158,9 @@ def main() -> None:
     runs = []
     for n in sizes:
         cmd = [sys.executable, __file__, "--child", "--family", args.family, "--requests",
-               str(n), "--replicas", str(replicas)]
+               str(n), "--replicas", str(replicas), "--stream", args.stream,
+               "--partitions", str(args.partitions)] + (["--router", args.router]
+                                                        if args.router else [])
         if args.no_fast_forward:
             cmd.append("--no-fast-forward")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -137,7 +168,7 @@ def main() -> None:
         runs.append(r)
         print(f"{r['requests']:>9} {r['wall_s']:>8.2f} {r['requests_per_s']:>8.0f} "
               f"{r['iterations_per_s']:>9.0f} {r['iterations']:>11} {r['simulated_s']:>12.1f} "
-              f"{r['peak_rss_mb']:>12.0f}", flush=True)
+              f"{_peak_mb(r):>12.0f}", flush=True)
     exponent = scaling_exponent(runs)
     if exponent is not None:
         print(f"scaling exponent (wall ~ requests^k): {exponent:.3f}")

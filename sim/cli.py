@@ -7,18 +7,39 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from sim.errors import LlmsimError
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+# rich is imported when something is printed, not with this module: `llmsim --help` and
+# `import sim.cli` do without it
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+    return Console()
+
+
+@functools.cache
+def _err_console() -> Console:
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def __getattr__(name: str):
+    # `sim.cli.console` and `sim.cli.err_console` stay importable, made on first use
+    if name == "console":
+        return _console()
+    if name == "err_console":
+        return _err_console()
+    raise AttributeError(f"module 'sim.cli' has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except LlmsimError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _err_console().print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        _err_console().print("interrupted")
         return 130
 
 
@@ -93,8 +114,11 @@ def cmd_run(args) -> int:
         scenario.name))
     show = not args.no_progress and not args.json and sys.stderr.isatty()
     if show:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("requests"), TimeElapsedColumn(), console=err_console,
+                      TextColumn("requests"), TimeElapsedColumn(), console=_err_console(),
                       transient=True) as bar:
             task = bar.add_task(scenario.name, total=None)
             result = simulate(scenario, progress=lambda done, total: bar.update(
@@ -106,14 +130,14 @@ def cmd_run(args) -> int:
         from sim.planning.trace_events import write_trace_events
         write_trace_events(result.iterations, args.trace_events, scenario.name)
         if not args.json:
-            console.print(f"trace events in [bold]{args.trace_events}[/] (open in "
-                          "ui.perfetto.dev or chrome://tracing)", highlight=False)
+            _console().print(f"trace events in [bold]{args.trace_events}[/] (open in "
+                            "ui.perfetto.dev or chrome://tracing)", highlight=False)
     if args.json:
         print(json.dumps(_clean(result.summary), indent=2))
     else:
         _print_summary(result.summary, scenario.name)
-        console.print(f"results in [bold]{out}/[/] (summary.json, requests.parquet, "
-                      "iterations.parquet, scenario.yaml)", highlight=False)
+        _console().print(f"results in [bold]{out}/[/] (summary.json, requests.parquet, "
+                        "iterations.parquet, scenario.yaml)", highlight=False)
     return 0
 
 
@@ -125,6 +149,8 @@ def _clean(value):
 
 
 def _print_summary(s: dict, name: str) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{name}: {s['requests_completed']}/{s['requests_total']} completed, "
                         f"{s['requests_rejected']} rejected, {s['requests_running']} running at end",
                   title_justify="left")
@@ -134,7 +160,7 @@ def _print_summary(s: dict, name: str) -> None:
     for key, label in (("ttft_s", "TTFT (s)"), ("tpot_s", "TPOT (s)"), ("e2e_s", "E2E (s)"),
                        ("queue_s", "queue (s)")):
         table.add_row(label, *(f"{s[key][c]:.4f}" for c in ("mean", "p50", "p90", "p99")))
-    console.print(table)
+    _console().print(table)
     facts = Table(show_header=False, box=None)
     facts.add_column(style="bold")
     facts.add_column(justify="right")
@@ -160,7 +186,7 @@ def _print_summary(s: dict, name: str) -> None:
         rows.append(("speculative", f"{s['speculative_tokens_per_step']:.2f} tokens/step"))
     for k, v in rows:
         facts.add_row(k, v)
-    console.print(facts)
+    _console().print(facts)
 
 
 # -- validate ----------------------------------------------------------------------------------
@@ -177,7 +203,7 @@ def cmd_validate(args) -> int:
                                              if dep.pipeline_parallel > 1 else "")
         weights = weight_bytes_per_device(dep.model, dep.tensor_parallel,
                                           pp=dep.pipeline_parallel)
-        console.print(
+        _console().print(
             f"[green]ok[/] {args.scenario}{role}: {dep.model.name} on "
             f"{pool.scenario.cluster.replicas} x {layout} {dep.device.name}; weights "
             f"{weights / 1e9:.1f} GB/device; KV cache {dep.kv_blocks} blocks = {dep.kv_tokens} "
@@ -187,6 +213,8 @@ def cmd_validate(args) -> int:
 
 # -- catalogs ----------------------------------------------------------------------------------
 def cmd_models(args) -> int:
+    from rich.table import Table
+
     from sim.models import list_models
 
     models = list_models()
@@ -207,11 +235,13 @@ def cmd_models(args) -> int:
                       str(m.num_layers), str(m.hidden_size), f"{m.num_heads}/{m.num_kv_heads}",
                       f"{m.num_experts} top-{m.top_k}" if m.is_moe else "-",
                       str(m.max_context_tokens), f"{m.kv_bytes_per_token / 1024:.0f} KiB")
-    console.print(table)
+    _console().print(table)
     return 0
 
 
 def cmd_hardware(args) -> int:
+    from rich.table import Table
+
     from sim.hardware import list_devices, load_device
 
     devices = [load_device(name) for name in list_devices()]
@@ -231,7 +261,7 @@ def cmd_hardware(args) -> int:
                       f"{d.hbm_bytes / 2**30:.0f} GiB", f"{d.hbm_bandwidth / 1e12:.2f} TB/s",
                       f"{d.interconnect_bandwidth / 1e9:.0f} GB/s", f"{d.tdp_w:.0f} W",
                       f"{d.price_usd_per_hour:.2f}")
-    console.print(table)
+    _console().print(table)
     return 0
 
 
@@ -253,16 +283,18 @@ def _add_ops(sub) -> None:
 
 
 def cmd_ops(args) -> int:
+    from rich.console import Console
+
     from sim.cost.op_table import op_rich_table, run_ops
 
     frame, title = run_ops(args.model, args.hardware, args.batch, args.context, args.prefill,
                            args.tp, args.overrides)
     # piped output is not cut at 80 columns (a terminal keeps its own width)
-    out = console if console.is_terminal else Console(width=120)
+    out = _console() if _console().is_terminal else Console(width=120)
     out.print(op_rich_table(frame, title))
     if args.csv:
         frame.to_csv(args.csv, index=False)
-        console.print(f"wrote {args.csv}", highlight=False)
+        _console().print(f"wrote {args.csv}", highlight=False)
     return 0
 
 
@@ -308,13 +340,16 @@ def _load_trace_cli(path: str, fmt: str | None, block_tokens: int | None = None)
         columns = load_trace(cfg)
     for w in caught:
         if issubclass(w.category, TraceWarning):
-            err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+            _err_console().print(f"[yellow]warning:[/] {w.message}", highlight=False,
+                                 soft_wrap=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return columns, columns.format
 
 
 def cmd_trace_stats(args) -> int:
+    from rich.table import Table
+
     from sim.workload.stats import plot_stats, trace_stats
 
     columns, name = _load_trace_cli(args.file, args.format, args.prefix_block_tokens)
@@ -347,9 +382,9 @@ def cmd_trace_stats(args) -> int:
         rows.append(("sessions", f"{stats['sessions']:,}"))
     for k, v in rows:
         table.add_row(k, v)
-    console.print(table)
+    _console().print(table)
     if args.plot:
-        console.print(f"plot in [bold]{args.plot}[/]", highlight=False)
+        _console().print(f"plot in [bold]{args.plot}[/]", highlight=False)
     return 0
 
 
@@ -366,12 +401,12 @@ def cmd_trace_convert(args) -> int:
     prepare_output_file(out)
     columns, name = _load_trace_cli(args.input, args.format)
     if not columns.has_timestamps:
-        err_console.print(f"[yellow]warning:[/] {args.input} has no timestamps: arrival_s is "
-                          "written as 0 (replay it with workload.arrivals)", highlight=False,
-                          soft_wrap=True)
+        _err_console().print(f"[yellow]warning:[/] {args.input} has no timestamps: arrival_s is "
+                            "written as 0 (replay it with workload.arrivals)", highlight=False,
+                            soft_wrap=True)
     write_generic(columns, Path(args.output))
-    console.print(f"wrote {len(columns):,} requests from {args.input} ({name}) to "
-                  f"{args.output} ({args.to})", highlight=False)
+    _console().print(f"wrote {len(columns):,} requests from {args.input} ({name}) to "
+                    f"{args.output} ({args.to})", highlight=False)
     return 0
 
 
@@ -413,15 +448,15 @@ def cmd_sweep(args) -> int:
     sweep = load_sweep(args.sweep, args.out)
     backend = make_backend(args.backend, args.workers, args.address)
     try:
-        with RunsProgress(err_console, not args.no_progress) as progress:
+        with RunsProgress(_err_console(), not args.no_progress) as progress:
             outcome = run_sweep(sweep, args.out, backend, progress=lambda done, total, task, row:
                                 progress.update(sweep.name, done, total), force=args.force)
     finally:
         backend.close()
-    console.print(f"{sweep.name}: {outcome.total} runs, {outcome.ran} ran now, "
-                  f"{outcome.skipped} already done, in {outcome.wall_s:.1f} s "
-                  f"(backend {args.backend}); results in [bold]{outcome.results}[/]",
-                  highlight=False)
+    _console().print(f"{sweep.name}: {outcome.total} runs, {outcome.ran} ran now, "
+                    f"{outcome.skipped} already done, in {outcome.wall_s:.1f} s "
+                    f"(backend {args.backend}); results in [bold]{outcome.results}[/]",
+                    highlight=False)
     return 0
 
 
@@ -432,11 +467,11 @@ def cmd_plan(args) -> int:
     plan = load_plan(args.plan)
     backend = make_backend(args.backend, args.workers, args.address)
     try:
-        with RunsProgress(err_console, not args.no_progress) as progress:
+        with RunsProgress(_err_console(), not args.no_progress) as progress:
             out = run_plan(plan, args.out, backend, progress=progress.update)
     finally:
         backend.close()
-    print_plan(console, out, args.out)
+    print_plan(_console(), out, args.out)
     return 0
 
 
@@ -444,8 +479,8 @@ def cmd_report(args) -> int:
     from sim.planning import write_report
 
     html_path, md_path, plots = write_report(args.dir, args.out)
-    console.print(f"wrote [bold]{html_path}[/] and [bold]{md_path}[/] "
-                  f"({len(plots)} plots: {', '.join(plots)})", highlight=False)
+    _console().print(f"wrote [bold]{html_path}[/] and [bold]{md_path}[/] "
+                    f"({len(plots)} plots: {', '.join(plots)})", highlight=False)
     return 0
 
 
@@ -471,6 +506,9 @@ def _add_compare(sub) -> None:
 def cmd_compare(args) -> int:
     import warnings
 
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
     from sim.compare import compare_run
     from sim.compare.console import comparison_table
     from sim.workload.traces import TraceWarning
@@ -484,7 +522,7 @@ def cmd_compare(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TraceWarning)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("requests"), TimeElapsedColumn(), console=err_console,
+                      TextColumn("requests"), TimeElapsedColumn(), console=_err_console(),
                       transient=True, disable=not show) as bar:
             task = bar.add_task(Path(args.run).name, total=None)
             result = compare_run(args.run, args.hardware, model=args.model,
@@ -493,17 +531,18 @@ def cmd_compare(args) -> int:
                                      task, completed=done, total=total))
     for w in caught:
         if issubclass(w.category, TraceWarning):
-            err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+            _err_console().print(f"[yellow]warning:[/] {w.message}", highlight=False,
+                                 soft_wrap=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
-    console.print(comparison_table(result))
+    _console().print(comparison_table(result))
     if args.out:
-        console.print(f"results in [bold]{args.out}/[/] (compare.json, cdf.png, throughput.png, "
-                      "throughput.csv, trace.csv, and the simulation's summary.json, "
-                      "requests.parquet, iterations.parquet, scenario.yaml)", highlight=False)
+        _console().print(f"results in [bold]{args.out}/[/] (compare.json, cdf.png, throughput.png, "
+                        "throughput.csv, trace.csv, and the simulation's summary.json, "
+                        "requests.parquet, iterations.parquet, scenario.yaml)", highlight=False)
     return 0
 
 
@@ -559,11 +598,11 @@ def cmd_hardware_show(args) -> int:
     if args.json:
         print(json.dumps(_clean(summary), indent=2))
         return 0
-    console.print(device_table(summary))
+    _console().print(device_table(summary))
     if summary["calibration"] is not None:
-        console.print(calibration_table(summary["calibration"]))
+        _console().print(calibration_table(summary["calibration"]))
     if summary["measured"] is not None:
-        console.print(measured_table(summary["measured"]))
+        _console().print(measured_table(summary["measured"]))
     return 0
 
 
@@ -576,7 +615,7 @@ def cmd_calibrate(args) -> int:
     models = None if args.models is None else [m for m in args.models.split(",") if m]
     built = calibrate(args.device, args.out, dtype=args.dtype, models=models, quick=args.quick,
                       base=args.base, threads=args.threads,
-                      log=lambda msg: err_console.print(msg, highlight=False))
+                      log=lambda msg: _err_console().print(msg, highlight=False))
     return _report_built(built)
 
 
@@ -592,18 +631,18 @@ def cmd_calibrate_import_llmservingsim(args) -> int:
     from sim.calibration.report import device_summary, measured_table
 
     built = import_llmservingsim(args.directory, args.out, base=args.base)
-    console.print(measured_table(device_summary(str(built.path))["measured"]))
-    console.print(f"wrote [bold]{built.path}[/] and its tables in "
-                  f"[bold]{built.path.parent / built.path.stem}/[/]", highlight=False)
+    _console().print(measured_table(device_summary(str(built.path))["measured"]))
+    _console().print(f"wrote [bold]{built.path}[/] and its tables in "
+                    f"[bold]{built.path.parent / built.path.stem}/[/]", highlight=False)
     return 0
 
 
 def _report_built(built) -> int:
     from sim.calibration.report import calibration_table, device_summary
 
-    console.print(calibration_table(device_summary(str(built.path))["calibration"]))
-    console.print(f"wrote [bold]{built.path}[/] and its tables in "
-                  f"[bold]{built.path.parent / built.path.stem}/[/]", highlight=False)
+    _console().print(calibration_table(device_summary(str(built.path))["calibration"]))
+    _console().print(f"wrote [bold]{built.path}[/] and its tables in "
+                    f"[bold]{built.path.parent / built.path.stem}/[/]", highlight=False)
     return 0
 
 

@@ -16,12 +16,14 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pydantic
 import yaml
 
 from sim.errors import LlmsimError, ScenarioError, did_you_mean
+
+if TYPE_CHECKING:
+    import pydantic
 
 T = TypeVar("T")
 
@@ -75,12 +77,16 @@ def require(condition: bool, field: str, expected: str, got: object) -> None:
 
 
 # Lax pydantic (so 8 fills a float field) plus _reject_coercions (so "8" and true do not fill a
-# number field): pydantic's strict mode would also refuse a dict for a dataclass.
-_CLOSED = pydantic.ConfigDict(extra="forbid")
+# number field): pydantic's strict mode would also refuse a dict for a dataclass. A plain dict is
+# what pydantic.ConfigDict(...) makes; pydantic itself is imported on the first parse, so that
+# importing a Config (the CLI's parser, a registry) does not pay for it.
+_CLOSED: pydantic.ConfigDict = {"extra": "forbid"}
 
 
 @functools.lru_cache(maxsize=None)
 def _adapter(cls: type) -> pydantic.TypeAdapter:
+    import pydantic
+
     _make_strict(cls)
     return pydantic.TypeAdapter(cls)
 
@@ -109,6 +115,8 @@ def parse(cls: type[T], data: Any, *, path: str | None = None, field: str = "") 
         raise ScenarioError(path, _join(field, str(key)), None,
                             hint=f"unknown key; {did_you_mean(str(key), names)}")
     _reject_coercions(cls, data, path, field)
+    import pydantic
+
     try:
         return _adapter(cls).validate_python(data)
     except pydantic.ValidationError as exc:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
+from sim.cluster.autoscaler import AutoscalerConfig
 from sim.cluster.failures import FailureConfig
 from sim.cluster.router import ROUTERS
 from sim.config import parse, read_text, require
@@ -201,10 +202,23 @@ class SimulationConfig:
     horizon_s: float | None = None   # stop the clock here; unfinished requests are reported
     # assert KV, queue and per-request invariants at every iteration (see Replica._check)
     check_invariants: bool = field(default_factory=_invariants_by_default)
+    # Long runs: write the request and iteration tables to Parquet block by block as rows
+    # complete (memory bounded whatever the run's length) instead of keeping them in memory;
+    # keep every iteration row, none, or every iteration_sample_every-th (the summary's
+    # iteration figures are over every iteration either way)
+    stream_outputs: bool = False
+    iteration_rows: Literal["all", "none", "sampled"] = "all"
+    iteration_sample_every: int = 100
+    # split the replicas over this many worker processes (sim/cluster/partition.py): for
+    # routers that pick from the arrival sequence alone; results as in one process
+    partitions: int = 1
 
     def __post_init__(self):
         require(self.horizon_s is None or self.horizon_s > 0, "horizon_s", "a number > 0 or null",
                 self.horizon_s)
+        require(self.iteration_sample_every >= 1, "iteration_sample_every", "an integer >= 1",
+                self.iteration_sample_every)
+        require(self.partitions >= 1, "partitions", "an integer >= 1", self.partitions)
 
 
 # bits per linear-layer weight and bytes per cached value of each precision name
@@ -282,7 +296,7 @@ class KvCompressionConfig:
 
 _TOP_KEYS = ("name", "seed", "model", "hardware", "cluster", "scheduler", "engine", "workload",
              "slo", "simulation", "description", "failures", "overload", "precision",
-             "speculative", "kv_compression")
+             "speculative", "kv_compression", "autoscaler")
 
 
 @dataclass(frozen=True)
@@ -303,6 +317,7 @@ class Scenario:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)  # weights, KV formats
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)   # drafts
     kv_compression: KvCompressionConfig = field(default_factory=KvCompressionConfig)
+    autoscaler: AutoscalerConfig | None = None      # an elastic fleet: sim/cluster/autoscaler.py
     path: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)
 
@@ -348,13 +363,14 @@ class Scenario:
             raise ScenarioError(path, "model", "a catalog name or a path to a config.json/YAML",
                                 model)
         cluster = parse(ClusterConfig, data.get("cluster"), path=path, field="cluster")
+        slo = parse(SloConfig, data.get("slo"), path=path, field="slo")
         return cls(
             name=name, seed=seed, model=model,
             hardware=_parse_hardware(data.get("hardware", "h100-sxm"), path),
             cluster=cluster,
             scheduler=_parse_scheduler(data.get("scheduler"), path),
             workload=parse(WorkloadConfig, data["workload"], path=path, field="workload"),
-            slo=parse(SloConfig, data.get("slo"), path=path, field="slo"),
+            slo=slo,
             simulation=parse(SimulationConfig, data.get("simulation"), path=path,
                              field="simulation"),
             description=str(data.get("description", "")),
@@ -367,6 +383,7 @@ class Scenario:
             speculative=_parse_speculative(data.get("speculative"), cluster, path),
             kv_compression=parse(KvCompressionConfig, data.get("kv_compression"), path=path,
                                  field="kv_compression"),
+            autoscaler=_parse_autoscaler(data.get("autoscaler"), cluster, slo, path),
             path=path, base_dir=base_dir)
 
     def to_dict(self) -> dict:
@@ -399,6 +416,8 @@ class Scenario:
             out["kv_compression"] = dataclasses.asdict(self.kv_compression)
         if self.speculative.enabled:
             out["speculative"] = _drop_none(dataclasses.asdict(self.speculative))
+        if self.autoscaler is not None:
+            out["autoscaler"] = _drop_none(dataclasses.asdict(self.autoscaler))
         return out
 
 
@@ -417,6 +436,27 @@ def _parse_speculative(value: Any, cluster: ClusterConfig, path: str | None) -> 
                             "0 with expert_parallel or pipeline_parallel (not modelled together)",
                             spec.num_tokens)
     return spec
+
+
+def _parse_autoscaler(value: Any, cluster: ClusterConfig, slo: SloConfig,
+                      path: str | None) -> AutoscalerConfig | None:
+    if value is None:
+        return None
+    cfg = parse(AutoscalerConfig, value, path=path, field="autoscaler")
+    if not cfg.min_replicas <= cluster.replicas <= cfg.max_replicas:
+        raise ScenarioError(path, "cluster.replicas", f"the replicas up at the start, between "
+                            f"autoscaler.min_replicas ({cfg.min_replicas}) and max_replicas "
+                            f"({cfg.max_replicas})", cluster.replicas)
+    if cluster.pools:
+        raise ScenarioError(path, "autoscaler", "no autoscaler with cluster.pools (scaling "
+                            "disaggregated pools is not modelled)", "set")
+    if cluster.expert_parallel and cfg.max_replicas > 1:
+        raise ScenarioError(path, "autoscaler", "no autoscaler with cluster.expert_parallel "
+                            "across replicas (ranks step together)", "set")
+    if cfg.policy == "slo" and slo.targets("default").ttft_s is None:
+        raise ScenarioError(path, "autoscaler.policy", "a policy other than 'slo' without a "
+                            "TTFT target (slo.ttft_s)", cfg.policy)
+    return cfg
 
 
 def _parse_hardware(value: Any, path: str | None, field: str = "hardware") -> HardwareConfig:

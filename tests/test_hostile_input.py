@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from sim.cli import main
@@ -66,9 +66,9 @@ def test_a_failed_save_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
     result.save(out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def broken(self, *args, **kwargs):
+    def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    monkeypatch.setattr(pq, "write_table", broken)
     other = simulate(Scenario.from_yaml(QUICKSTART, ["workload.num_requests=25"]))
     with pytest.raises(OutputError, match="No space left"):
         other.save(out)

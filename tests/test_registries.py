@@ -81,7 +81,16 @@ CASES: dict[str, dict[str, dict]] = {
             arrivals={"kind": "piecewise", "schedule": [[1.0, 5.0], [1.0, 0.0], [10.0, 30.0]]})),
         "closed_loop": scenario(workload=workload(
             arrivals={"kind": "closed_loop", "clients": 4, "think_time_s": 0.5})),
+        "diurnal": scenario(workload=workload(
+            arrivals={"kind": "diurnal", "mean_rps": 10, "peak_to_trough": 3, "period_s": 20})),
     },
+    "autoscaler policy": {
+        name: scenario(slo={"ttft_s": 0.5}, workload=workload(arrivals={"kind": "burst"}),
+                       autoscaler={"policy": name, "min_replicas": 1, "max_replicas": 3,
+                                   "interval_s": 0.2, "provisioning_s": 0.5,
+                                   **({"target": 0.05} if name == "target-utilisation"
+                                      else {"target": 4} if name == "queue" else {})})
+        for name in ("queue", "target-utilisation", "slo")},
     "length distribution": {
         "fixed": scenario(workload=workload(prompt_tokens={"dist": "fixed", "value": 128})),
         "uniform": scenario(),

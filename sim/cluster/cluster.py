@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 import simpy
 
+from sim.cluster.autoscaler import DRAINING, Autoscaler
 from sim.cluster.closed_loop import ClosedLoop
 from sim.cluster.failures import failure_window_attainment, speed_changes, start_failures
+from sim.cluster.kv_offload import host_tier, load_timing_args
 from sim.cluster.kv_transfer import KvLink
 from sim.cluster.lockstep import LockstepGroup
 from sim.cluster.replica import Replica
-from sim.cluster.router import ROUTERS
+from sim.cluster.router import ROUTERS, Router
 from sim.cost.duplex import DuplexCostModel
 from sim.cost.engine import EngineTiming
 from sim.cost.factory import make_cost_model
@@ -30,10 +33,11 @@ from sim.hardware.duplex import DuplexSpec
 from sim.memory import (KVCache, activation_reserve_bytes, kv_bytes_per_token_per_device,
                         kv_cache_blocks)
 from sim.memory.blocks import peak_blocks
-from sim.memory.capacity import GIB
-from sim.metrics.records import Recorder
+from sim.memory.capacity import GIB, weight_bytes_per_device
+from sim.metrics.records import IterationTotals, Recorder
 from sim.metrics.result import Result
 from sim.metrics.summary import slo_met, summarize
+from sim.metrics.table import Columns
 from sim.models import ModelSpec, get_model
 from sim.scheduling import SCHEDULERS
 from sim.scheduling.engine import Engine
@@ -162,6 +166,9 @@ def resolve_pools(scenario: Scenario) -> list[PoolPlan]:
     """The cluster's pools, each resolved (one colocated pool without ``cluster.pools``)."""
     cluster = scenario.cluster
     if not cluster.pools:
+        if scenario.autoscaler is not None:     # every replica it may start, most of them off
+            scenario = dataclasses.replace(scenario, cluster=dataclasses.replace(
+                cluster, replicas=scenario.autoscaler.max_replicas))
         return [PoolPlan("colocated", scenario, resolve(scenario), cluster.router)]
     plans = []
     for i, pool in enumerate(cluster.pools):
@@ -235,13 +242,16 @@ class Cluster:
 
     def __init__(self, scenario: Scenario, deployment: Deployment, workload: Workload,
                  rng: np.random.Generator, progress: Progress | None = None,
-                 pools: list[PoolPlan] | None = None):
+                 pools: list[PoolPlan] | None = None, stream_dir: Path | None = None,
+                 router: Router | None = None):
         self.scenario, self.deployment, self.workload = scenario, deployment, workload
         self.env = simpy.Environment()
-        self.recorder = Recorder()
+        sim = scenario.simulation
+        self.recorder = Recorder(iteration_rows=sim.iteration_rows,
+                                 sample_every=sim.iteration_sample_every, stream_dir=stream_dir)
         self.pools = pools or [PoolPlan("colocated", scenario, deployment,
                                         scenario.cluster.router)]
-        self.router = ROUTERS[scenario.cluster.router](rng)
+        self.router = router if router is not None else ROUTERS[scenario.cluster.router](rng)
         self._always_served = min(always_served_tokens(p.deployment, p.scenario)
                                   for p in self.pools)
         self.progress = progress
@@ -262,11 +272,12 @@ class Cluster:
                 i = len(self.replicas)
                 self._pool_of.append(pool)
                 self.replicas.append(Replica(
-                    self.env, i, self._make_engine(i), cost, self.recorder,
+                    self.env, i, self._make_engine(i, cost=cost), cost, self.recorder,
                     # speculative steps emit at random: no decode runs to cost ahead
                     fast_forward=scenario.simulation.fast_forward
                     and not scenario.speculative.enabled,
                     swap_seconds_per_block=swap_s,
+                    **load_timing_args(scenario.scheduler.kv_offload, dep),
                     check_invariants=scenario.simulation.check_invariants,
                     on_finish=self._on_end, on_abort=self._on_abort, lockstep=lockstep,
                     role=pool.role, on_prefilled=self._on_prefilled,
@@ -274,6 +285,20 @@ class Cluster:
                 if pool.role == "prefill":
                     self.links[i] = KvLink(self.env, transfer.bandwidth_gb_s * 1e9,
                                            transfer.latency_us * 1e-6, self._on_transferred)
+        self.recorder.totals = self._iteration_totals()
+        # an elastic fleet: replicas beyond cluster.replicas start off
+        self.autoscaler: Autoscaler | None = None
+        self._failed: set[int] = set()            # held down by a failure what-if
+        if scenario.autoscaler is not None:
+            initial = scenario.cluster.replicas
+            dep = self.pools[0].deployment
+            weights = weight_bytes_per_device(dep.model, dep.tensor_parallel,
+                                              pp=dep.pipeline_parallel)
+            self.autoscaler = Autoscaler(self, scenario.autoscaler, initial,
+                                         scenario.autoscaler.cold_start_s(weights))
+            for replica in self.replicas[initial:]:
+                replica.start_off()
+            self.autoscaler.start()
         self.group = LockstepGroup(self.env, self.replicas, self.replicas[0].cost) \
             if lockstep else None
         decode_pools = [p for p in self.pools if p.role == "decode"]
@@ -285,7 +310,7 @@ class Cluster:
         # failure what-ifs: the replicas routers may pick, engines of lost replicas (for their
         # counters), requests waiting for any replica to come back, re-routings so far
         self._set_up()
-        self.router.bind(self._up)
+        self.router.bind([r for r in self.replicas if r.role != "decode"])
         if self.decode_router is not None:
             self.decode_router.bind(self._decode_up)
         self.retired_engines: list[Engine] = []
@@ -298,6 +323,19 @@ class Cluster:
             start_failures(self, scenario.failures)
         self.env.process(self._arrivals())
 
+    def _iteration_totals(self) -> IterationTotals:
+        """What the summary totals over the iteration rows: each replica's KV blocks, and for
+        pipelined pools the share of a stage's time an even layer split keeps busy."""
+        kv_blocks = np.array([p.deployment.kv_blocks for p in self._pool_of], dtype=np.int64)
+        pipelines = []
+        for pool in self.pools:
+            pp = pool.deployment.pipeline_parallel
+            if pp > 1:
+                layers = pool.deployment.model.num_layers
+                pipelines.append((np.array([r.index for r in self.replicas_of(pool)]), pp,
+                                  layers / (pp * -(-layers // pp))))
+        return IterationTotals(kv_blocks, pipelines)
+
     def replicas_of(self, pool: PoolPlan) -> list[Replica]:
         return [r for r in self.replicas if self._pool_of[r.index] is pool]
 
@@ -305,13 +343,48 @@ class Cluster:
         """The replicas up: those arrivals may go to (prefill or colocated), and decode ones."""
         self._up = [r for r in self.replicas if not r.is_down and r.role != "decode"]
         self._decode_up = [r for r in self.replicas if not r.is_down and r.role == "decode"]
+        if self.autoscaler is not None:       # (not the draining ones), the router's heaps
+            self._up = [r for r in self._up if self.autoscaler.routable(r.index)]
+            self.router.bind(self._up)          # standing for them
 
-    def _make_engine(self, index: int, restart: int = 0) -> Engine:
+    @property
+    def parked(self) -> list[Request]:
+        """Requests waiting for any replica to come up."""
+        return self._parked
+
+    @property
+    def ttft_slo_s(self) -> float | None:
+        return self.scenario.slo.targets(self.workload.slo_class).ttft_s
+
+    # -- the elastic fleet (sim/cluster/autoscaler.py) ------------------------------------------
+    def fleet_changed(self) -> None:
+        """Replicas started or stopped draining: the router's choice changes."""
+        self._set_up()
+
+    def replica_ready(self, index: int) -> None:
+        """A provisioned replica is up (unless a failure what-if holds it down)."""
+        if index not in self._failed:
+            self._switch_on(index)
+        else:
+            self._set_up()
+
+    def replica_off(self, index: int) -> None:
+        """A drained replica (empty) stops."""
+        if not self.replicas[index].is_down:
+            self.replicas[index].fail()
+        self._set_up()
+
+    def _make_engine(self, index: int, restart: int = 0, cost: CostModel | None = None) -> Engine:
+        """``cost``: the replica's cost model (by default its replica's: a restart)."""
         pool = self._pool_of[index]
         cfg, dep, seed = self.scenario.scheduler, pool.deployment, self.scenario.seed
         # a restarted replica's sampling policy gets its own stream, still from the scenario seed
         rng = np.random.default_rng((seed, 1, index) if restart == 0 else (seed, 1, index, restart))
-        kv = KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching)
+        tier = None
+        if cfg.kv_offload is not None:      # (a restart's tier starts empty, like its cache)
+            tier = host_tier(cfg.kv_offload, dep, cost or self.replicas[index].cost,
+                             cfg.max_batched_tokens)
+        kv = KVCache(dep.kv_blocks, dep.block_size, cfg.prefix_caching, host_tier=tier)
         # stepping (fast_forward off) is the reference: every request updated every iteration
         spec = self.scenario.speculative
         sampler = None if not spec.enabled else AcceptanceSampler(
@@ -368,15 +441,25 @@ class Cluster:
 
     # -- failures (sim/cluster/failures.py) -----------------------------------------------------
     def take_down(self, index: int) -> None:
+        """A failure: the replica is lost, its requests routed elsewhere."""
+        self._failed.add(index)
         replica = self.replicas[index]
         if replica.is_down:
             return
         evacuated = replica.fail()
+        if self.autoscaler is not None:
+            self.autoscaler.lost(index)
         self._set_up()
         for req in evacuated:
             self._reroute(req)
 
     def bring_up(self, index: int) -> None:
+        """A failure ends: the replica restarts (if the fleet still has it)."""
+        self._failed.discard(index)
+        if self.autoscaler is None or self.autoscaler.routable(index):
+            self._switch_on(index)
+
+    def _switch_on(self, index: int) -> None:
         replica = self.replicas[index]
         if not replica.is_down:
             return
@@ -476,6 +559,12 @@ class Cluster:
 
     def _on_end(self, req: Request) -> None:
         self._load_changed(req.replica)
+        if self.autoscaler is not None:
+            self.autoscaler.on_request_end(self.env.now, req.first_token_s - req.arrival_s)
+            if req.replica >= 0 and self.autoscaler.state[req.replica] == DRAINING:
+                # (from outside the replica's own process, which this end may be running in)
+                self.env.timeout(0).callbacks.append(
+                    lambda _, i=req.replica: self.autoscaler.maybe_off(i))
         if self._closed_loop is not None:     # closed loop: the request's client may send again
             self._closed_loop.on_end(req)
         self.ended += 1
@@ -496,6 +585,8 @@ class Cluster:
         end = self.env.now if horizon is None else horizon
         if horizon is None and self.last_end_s is not None:
             end = self.last_end_s
+        if self.autoscaler is not None:
+            self.autoscaler.close(end)
         for replica in self.replicas:
             replica.settle(end)      # a decode run cut by the horizon: apply its past iterations
         # in-flight requests at the horizon are reported, not lost
@@ -521,106 +612,167 @@ class Cluster:
         return float(end)
 
 
+@dataclass
+class RunStats:
+    """What a run's summary needs from its replicas and engines besides the two tables (plain
+    data: a partitioned run's workers send theirs back to be added up)."""
+
+    busy_s: list[float]              # per replica index
+    energy_j: list[float]            # per replica index
+    iterations: int
+    kv_hits: int
+    kv_queries: int
+    preemptions: int                 # scheduler preemptions and re-routings
+    rerouted: int
+    speculative_accepted: int
+    speculative_checks: int
+    totals: IterationTotals
+    # per replica, the seconds it was provisioned (an autoscaled fleet; None: the whole run)
+    provisioned_s: list[float] | None = None
+    # the host KV tier (scheduler.kv_offload): prompt blocks loaded from it at first admission,
+    # all blocks loaded, blocks stored in it, blocks it dropped
+    host_hits: int = 0
+    host_loads: int = 0
+    host_stores: int = 0
+    host_evictions: int = 0
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> "RunStats":
+        engines = [r.engine for r in cluster.replicas] + cluster.retired_engines
+        samplers = [e.speculative for e in engines if e.speculative is not None]
+        return cls([r.busy_s for r in cluster.replicas], [r.energy_j for r in cluster.replicas],
+                   sum(r.iterations for r in cluster.replicas),
+                   sum(e.kv.hits for e in engines), sum(e.kv.queries for e in engines),
+                   sum(e.scheduler.num_preemptions for e in engines) + cluster.rerouted,
+                   cluster.rerouted, sum(s.accepted_total for s in samplers),
+                   sum(s.verifications for s in samplers), cluster.recorder.totals,
+                   None if cluster.autoscaler is None else list(cluster.autoscaler.provisioned_s),
+                   sum(e.kv.host_hits for e in engines), sum(e.kv.host_loads for e in engines),
+                   sum(e.kv.host_stores for e in engines),
+                   sum(e.kv.host_evictions for e in engines))
+
+    def add(self, other: "RunStats") -> None:
+        """Add another partition's figures (each replica is simulated in one partition)."""
+        self.busy_s = [a + b for a, b in zip(self.busy_s, other.busy_s)]
+        self.energy_j = [a + b for a, b in zip(self.energy_j, other.energy_j)]
+        for name in ("iterations", "kv_hits", "kv_queries", "preemptions", "rerouted",
+                     "speculative_accepted", "speculative_checks", "host_hits", "host_loads",
+                     "host_stores", "host_evictions"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.totals.add_totals(other.totals)
+
+
 def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     """Run a scenario and return its Result (tables, summary, resolved scenario)."""
+    if scenario.simulation.partitions > 1:
+        from sim.cluster.partition import simulate_partitioned
+        return simulate_partitioned(scenario, progress)
     started = time.perf_counter()
     pools = resolve_pools(scenario)
-    deployment = pools[0].deployment
-    rng = np.random.default_rng(scenario.seed)
-    workload = build_workload(scenario.workload, rng, base_dir=scenario.base_dir,
-                              source=scenario.path,
-                              max_model_len=min(p.deployment.max_model_len for p in pools))
-    cluster = Cluster(scenario, deployment, workload, rng, progress, pools)
+    rng = np.random.default_rng(scenario.seed)      # the workload's draws, then the router's
+    workload = scenario_workload(scenario, pools, rng)
+    # long runs stream their tables to files as rows complete (removed with the Result)
+    stream_dir = Path(tempfile.mkdtemp(prefix="llmsim-")) \
+        if scenario.simulation.stream_outputs else None
+    cluster = Cluster(scenario, pools[0].deployment, workload, rng, progress, pools, stream_dir)
     duration = cluster.run()
-    requests = cluster.recorder.requests_frame()
-    iterations = cluster.recorder.iterations_frame()
+    recorder = cluster.recorder
+    recorder.finish()
+    requests = recorder.request_columns()
     wall = time.perf_counter() - started
+    stats = RunStats.of(cluster)
+    topology = {}
+    if scenario.cluster.pools:
+        topology.update(disaggregation_summary(cluster, requests, duration))
+    if cluster.group is not None and cluster.group.step_s:
+        # of the expert-parallel group's step time, the MoE layers' token exchange
+        topology["expert_exchange_share"] = cluster.group.exchange_s / cluster.group.step_s
+    if cluster.autoscaler is not None:
+        topology["autoscaler"] = cluster.autoscaler.summary(
+            requests, slo_met(requests, scenario.slo), duration)
+    summary = run_summary(scenario, pools, workload, requests, stats, duration, wall, topology)
+    result = Result.of(recorder, summary, scenario.to_dict())
+    if cluster.autoscaler is not None:
+        result.fleet_events = cluster.autoscaler.events
+    return result
+
+
+def scenario_workload(scenario: Scenario, pools: list[PoolPlan],
+                      rng: np.random.Generator) -> Workload:
+    """The scenario's requests, drawn from ``rng`` (which the run's router then goes on with)."""
+    return build_workload(scenario.workload, rng, base_dir=scenario.base_dir,
+                          source=scenario.path,
+                          max_model_len=min(p.deployment.max_model_len for p in pools))
+
+
+def run_summary(scenario: Scenario, pools: list[PoolPlan], workload: Workload,
+                requests: Columns, stats: RunStats, duration: float, wall: float,
+                topology: dict) -> dict:
+    """The summary of a finished run (or of a partitioned run's added-up partitions)."""
     energy = cost = 0.0
-    devices = 0
-    kv_total = np.zeros(len(cluster.replicas))        # each replica's KV blocks
-    for pool in cluster.pools:
+    devices = first = 0
+    for pool in pools:          # replicas are numbered pool after pool
         dev, tp = pool.deployment.device, pool.deployment.devices_per_replica
-        replicas = cluster.replicas_of(pool)
-        idle_s = max(len(replicas) * duration - sum(r.busy_s for r in replicas), 0.0)
-        energy += sum(r.energy_j for r in replicas) + idle_s * dev.idle_w * tp
-        devices += len(replicas) * tp
-        cost += len(replicas) * tp * dev.price_usd_per_hour * duration / 3600.0
-        kv_total[[r.index for r in replicas]] = pool.deployment.kv_blocks
-    busy = sum(r.busy_s for r in cluster.replicas)
-    engines = [r.engine for r in cluster.replicas] + cluster.retired_engines
-    kv = [e.kv for e in engines]
-    queries = sum(k.queries for k in kv)
-    busy_weights = iterations["duration_s"].to_numpy()
-    if len(set(kv_total.tolist())) > 1:     # pools of different sizes: each its own total
-        capacity = (busy_weights * kv_total[iterations["replica"].to_numpy()]).sum()
-    else:
-        capacity = busy_weights.sum() * kv_total[0]
-    kv_usage = float((iterations["kv_blocks_used"].to_numpy() * busy_weights).sum()
-                     / capacity) if busy else 0.0
+        n = pool.scenario.cluster.replicas
+        busy_s, energy_j = stats.busy_s[first:first + n], stats.energy_j[first:first + n]
+        # replica-seconds paid for: the whole run, or each replica's provisioned time
+        paid_s = n * duration if stats.provisioned_s is None else \
+            sum(stats.provisioned_s[first:first + n])
+        first += n
+        idle_s = max(paid_s - sum(busy_s), 0.0)
+        energy += sum(energy_j) + idle_s * dev.idle_w * tp
+        devices += n * tp
+        cost += n * tp * dev.price_usd_per_hour * duration / 3600.0 \
+            if stats.provisioned_s is None else tp * dev.price_usd_per_hour * paid_s / 3600.0
+    deployment = pools[0].deployment
+    totals = stats.totals
     extra = {
-        "kv_usage_mean": kv_usage,       # time-weighted over busy time, all replicas
+        # time-weighted over busy time, all replicas
+        "kv_usage_mean": totals.kv_usage_mean(bool(sum(stats.busy_s))),
         "requests_clipped": int(workload.clipped_requests),   # lengths cut to max_model_len
         "kv_blocks_per_replica": deployment.kv_blocks,
         "kv_tokens_per_replica": deployment.kv_tokens,
-        "prefix_cache_hit_rate": sum(k.hits for k in kv) / queries if queries else 0.0,
-        "iterations": sum(r.iterations for r in cluster.replicas),
-        "events": len(iterations) + len(workload),
+        "prefix_cache_hit_rate": stats.kv_hits / stats.kv_queries if stats.kv_queries else 0.0,
+        "iterations": stats.iterations,
+        "events": totals.rows + len(workload),
         "devices": devices,
+        **topology,
     }
-    if scenario.cluster.pools:
-        extra.update(disaggregation_summary(cluster, requests, duration))
+    if scenario.scheduler.kv_offload is not None and scenario.scheduler.kv_offload.enabled:
+        queries = stats.kv_queries
+        extra["kv_offload"] = {     # prompt blocks at first admission, as prefix_cache_hit_rate
+            "host_hit_rate": stats.host_hits / queries if queries else 0.0,
+            "hit_rate": (stats.kv_hits + stats.host_hits) / queries if queries else 0.0,
+            "blocks_loaded": stats.host_loads, "blocks_stored": stats.host_stores,
+            "blocks_dropped": stats.host_evictions}
     if scenario.speculative.enabled:
-        samplers = [e.speculative for e in engines if e.speculative is not None]
-        checks = sum(s.verifications for s in samplers)
-        extra["speculative_tokens_per_step"] = 1 + sum(s.accepted_total for s in samplers) \
-            / checks if checks else 0.0
-    if cluster.group is not None and cluster.group.step_s:
-        # of the expert-parallel group's step time, the MoE layers' token exchange
-        extra["expert_exchange_share"] = cluster.group.exchange_s / cluster.group.step_s
-    if any(p.deployment.pipeline_parallel > 1 for p in cluster.pools):
-        extra["pipeline_bubble_fraction"] = pipeline_bubble(cluster, iterations)
+        checks = stats.speculative_checks
+        extra["speculative_tokens_per_step"] = 1 + stats.speculative_accepted / checks \
+            if checks else 0.0
+    if any(p.deployment.pipeline_parallel > 1 for p in pools):
+        extra["pipeline_bubble_fraction"] = totals.pipeline_bubble_fraction
     if scenario.failures:
-        extra["requests_rerouted"] = cluster.rerouted
+        extra["requests_rerouted"] = stats.rerouted
         extra["slo_attainment_during_failures"] = failure_window_attainment(
             requests, slo_met(requests, scenario.slo), scenario.failures, duration)
-    summary = summarize(requests, iterations, slo=scenario.slo, duration_s=duration,
+    summary = summarize(requests, slo=scenario.slo, duration_s=duration,
                         wall_time_s=wall, energy_j=energy, cost_usd=cost,
-                        preemptions=sum(e.scheduler.num_preemptions for e in engines)
-                        + cluster.rerouted, extra=extra)
+                        preemptions=stats.preemptions,
+                        batch_size_mean=totals.batch_size_mean, extra=extra)
     assert summary["requests_total"] == len(workload), "a request was lost"
     if scenario.simulation.check_invariants:
         check_outcomes(requests, scenario)
-    return Result(requests, iterations, summary, scenario.to_dict())
+    return summary
 
 
-def pipeline_bubble(cluster: Cluster, iterations: pd.DataFrame) -> float:
-    """Share of pipeline stages' busy-replica time spent idle, over the pipelined replicas'
-    iterations: micro-batches dealt as vLLM's virtual engines take them, taken as equal in size
-    (each iteration row's sequences over min(stages, sequences) micro-batches), with the
-    uneven-stage wait (sim/cost/pipeline.py has the exact per-iteration figure)."""
-    busy = total = 0.0
-    for pool in cluster.pools:
-        pp = pool.deployment.pipeline_parallel
-        if pp == 1:
-            continue
-        layers = pool.deployment.model.num_layers
-        even = layers / (pp * -(-layers // pp))
-        mine = iterations[iterations["replica"].isin(
-            [r.index for r in cluster.replicas_of(pool)])]
-        duration = mine["duration_s"].to_numpy()
-        micro = np.minimum(mine["num_seqs"].to_numpy(), pp)
-        busy += float((duration * micro / pp * even).sum())
-        total += float(duration.sum())
-    return 1.0 - busy / total if total else 0.0
-
-
-def disaggregation_summary(cluster: Cluster, requests: pd.DataFrame, duration: float) -> dict:
+def disaggregation_summary(cluster: Cluster, requests: Columns, duration: float) -> dict:
     """Pools, KV transfer times (and their share of the end-to-end latency) and how busy the
     prefill replicas' links were."""
-    sent = requests[np.isfinite(requests["kv_transfer_s"])]
-    transfer = sent["kv_transfer_s"].to_numpy()
-    done = sent[sent["state"] == "completed"]
-    e2e = float(done["e2e_s"].sum())
+    transfer_all = requests.numeric("kv_transfer_s")
+    sent = np.isfinite(transfer_all)
+    transfer = transfer_all[sent]
+    done = sent & requests.mask("state", "completed")
+    e2e = float(requests.numeric("e2e_s")[done].sum())
     links = [link.busy_s / duration for link in cluster.links.values()] if duration else []
     pools = []
     for pool in cluster.pools:
@@ -631,24 +783,26 @@ def disaggregation_summary(cluster: Cluster, requests: pd.DataFrame, duration: f
                       "kv_blocks_per_replica": dep.kv_blocks})
     return {
         "pools": pools,
-        "kv_transfers": int(len(sent)),
+        "kv_transfers": int(len(transfer)),
         "kv_transfer_s": {"mean": float(transfer.mean()) if len(transfer) else 0.0,
                           "p50": float(np.percentile(transfer, 50)) if len(transfer) else 0.0,
                           "p99": float(np.percentile(transfer, 99)) if len(transfer) else 0.0},
         # of the completed transferred requests' end-to-end time, the part spent on the wire
-        "kv_transfer_share": float(done["kv_transfer_s"].sum() / e2e) if e2e > 0 else 0.0,
+        "kv_transfer_share": float(transfer_all[done].sum() / e2e) if e2e > 0 else 0.0,
         "kv_link_utilisation": {"mean": float(np.mean(links)) if links else 0.0,
                                 "max": float(np.max(links)) if links else 0.0},
     }
 
 
-def check_outcomes(requests: pd.DataFrame, scenario: Scenario) -> None:
+def check_outcomes(requests: Columns, scenario: Scenario) -> None:
     """Every request ended completed or rejected with a reason, or is still in flight (only with
     a horizon, or with failures that left it without a replica); each appears once."""
-    assert requests["request_id"].is_unique
-    state = requests["state"]
-    rejected = requests[state == "rejected"]
-    assert (rejected["reject_reason"].str.len() > 0).all(), "a rejection without a reason"
-    assert (requests.loc[state != "rejected", "reject_reason"] == "").all()
+    ids = requests.numeric("request_id")
+    assert len(np.unique(ids)) == len(ids), "a request recorded twice"
+    rejected = requests.mask("state", "rejected")
+    no_reason = requests.mask("reject_reason", "")
+    assert not (rejected & no_reason).any(), "a rejection without a reason"
+    assert (rejected | no_reason).all(), "a reason without a rejection"
     if scenario.simulation.horizon_s is None and not scenario.failures:
-        assert state.isin(["completed", "rejected"]).all(), "a request unfinished without horizon"
+        assert (rejected | requests.mask("state", "completed")).all(), \
+            "a request unfinished without horizon"

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from sim.config import require
 
 if TYPE_CHECKING:   # the cluster imports this module; only type hints go the other way
     from sim.cluster.cluster import Cluster
+    from sim.metrics.table import Columns
 
 FAILURE_KINDS = ("replica_down", "straggler")
 
@@ -98,12 +98,12 @@ def _apply(cluster: "Cluster", failure: FailureConfig, start: bool) -> None:
     replica.slowdown = float(np.prod(replica.slow_factors)) if replica.slow_factors else 1.0
 
 
-def failure_window_attainment(requests: pd.DataFrame, met: np.ndarray,
+def failure_window_attainment(requests: Columns, met: np.ndarray,
                               failures: tuple[FailureConfig, ...], end_s: float) -> float:
     """SLO attainment of the requests that arrived while some event was open (NaN: none ended)."""
-    arrival = requests["arrival_s"].to_numpy()
+    arrival = requests.numeric("arrival_s")
     inside = np.zeros(len(requests), dtype=bool)
     for f in failures:
         inside |= (arrival >= f.at_s) & (arrival < min(f.end_s, end_s))
-    ended = inside & requests["state"].isin(["completed", "rejected"]).to_numpy()
+    ended = inside & requests.mask("state", lambda s: s in ("completed", "rejected"))
     return float(met[ended].sum() / ended.sum()) if ended.any() else math.nan

@@ -75,6 +75,9 @@ class LockstepGroup:
                 if plan is not None:
                     swapped = plan.swap_in_blocks + plan.swap_out_blocks
                     seconds += swapped * rank.swap_seconds_per_block
+                    if plan.kv_load_blocks:
+                        seconds += rank.kv_load_latency_s \
+                            + plan.kv_load_blocks * rank.kv_load_seconds_per_block
                 costs.append((seconds * rank.slowdown, energy))
             step = max(seconds for seconds, _ in costs)
             self.step_s += step

@@ -26,7 +26,8 @@ class Replica:
 
     def __init__(self, env: simpy.Environment, index: int, engine: Engine,
                  cost: CostModel, recorder: Recorder, *, fast_forward: bool = True,
-                 swap_seconds_per_block: float = 0.0, check_invariants: bool = False,
+                 swap_seconds_per_block: float = 0.0, kv_load_latency_s: float = 0.0,
+                 kv_load_seconds_per_block: float = 0.0, check_invariants: bool = False,
                  on_finish=None, on_abort=None, lockstep: bool = False,
                  role: str = "colocated", on_prefilled=None, on_reserved=None):
         self.env, self.index = env, index
@@ -42,6 +43,9 @@ class Replica:
         self.on_reserved = on_reserved
         self.fast_forward = fast_forward
         self.swap_seconds_per_block = swap_seconds_per_block
+        # loads from the host KV tier: one transfer's set-up per iteration, plus the bytes
+        self.kv_load_latency_s = kv_load_latency_s
+        self.kv_load_seconds_per_block = kv_load_seconds_per_block
         self.check_invariants = check_invariants
         self.on_finish = on_finish
         self.on_abort = on_abort         # an attempt aborted (overload controls): the cluster's
@@ -196,6 +200,12 @@ class Replica:
         self.process.interrupt("down")
         return self.engine.in_flight()
 
+    def start_off(self) -> None:
+        """Off from the start (an autoscaled replica not yet provisioned): down until
+        :meth:`recover`."""
+        self.is_down = True
+        self._recovered = self.env.event()
+
     def recover(self, engine: Engine) -> None:
         """Back up, empty, with a fresh engine (a restarted server has a cold prefix cache)."""
         self.engine = engine
@@ -205,11 +215,12 @@ class Replica:
     # -- the process ---------------------------------------------------------------------------
     def _loop(self):
         while True:
-            try:
-                yield from self._serve()
-            except simpy.Interrupt:
-                if not self.is_down:
-                    raise
+            if not self.is_down:         # (an autoscaled replica may start off)
+                try:
+                    yield from self._serve()
+                except simpy.Interrupt:
+                    if not self.is_down:
+                        raise
             # down: wait for recover(); an arrival interrupt sent just before the failure may
             # still be delivered here, and means nothing now
             while self.is_down:
@@ -264,6 +275,9 @@ class Replica:
         swapped = plan.swap_in_blocks + plan.swap_out_blocks
         if swapped:
             duration += swapped * self.swap_seconds_per_block   # PCIe copies, not overlapped
+        if plan.kv_load_blocks:         # host-tier loads, before the layers that read them
+            duration += self.kv_load_latency_s \
+                + plan.kv_load_blocks * self.kv_load_seconds_per_block
         end = clock + duration
         yield self.env.timeout(max(end - self.env.now, 0.0))
         finished = self.engine.complete_iteration(plan, end, clock)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from sim.cost.ops import (ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, ELEMENTWISE, GEMM, Op,
                           gemm_bytes, gemm_flops, mlp_gemm_shapes, ring_allreduce_time_s)
@@ -66,9 +65,11 @@ class _Measured:
     log_t: np.ndarray
 
 
-def _curves(frame: pd.DataFrame, keys: list[str], size: str) -> dict[tuple, _Measured]:
+def _curves(tables: Tables, kind: str, keys: list[str], size: str) -> dict[tuple, _Measured]:
     out = {}
-    for key, g in frame.groupby(keys, sort=False):
+    if not tables.rows()[kind]:     # no rows: no frame to make (nor pandas to import)
+        return out
+    for key, g in tables.get(kind).groupby(keys, sort=False):
         g = g.sort_values(size)
         x, t = g[size].to_numpy(dtype=float), g["time_s"].to_numpy(dtype=float)
         out[key if isinstance(key, tuple) else (key,)] = _Measured(x, t, np.log(x), np.log(t))
@@ -86,9 +87,9 @@ class Predictor:
         # is curves by design: using them is not a fallback worth a warning
         self.dtype_bytes, self.source = dtype_bytes, source
         self._warn_on = warn and has_tables(tables)
-        self._gemm = _curves(tables.gemm, ["k", "n"], "m")
-        self._elementwise = _curves(tables.elementwise, ["op", "width"], "tokens")
-        self._allreduce = _curves(tables.allreduce, ["devices"], "bytes")
+        self._gemm = _curves(tables, "gemm", ["k", "n"], "m")
+        self._elementwise = _curves(tables, "elementwise", ["op", "width"], "tokens")
+        self._allreduce = _curves(tables, "allreduce", ["devices"], "bytes")
         self._rates = {kind: Rates.of_curve(c, peak_flops, bandwidth)
                        for kind, c in curves.items()}
         self._link = (link_bandwidth, link_latency_s, launch_s)

@@ -7,13 +7,17 @@ same thing in a table and in a simulation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from sim.cost.ops import (ATTN_DECODE, LayerDims, activation_cost, attn_decode_cost,
                           attn_prefill_cost, gemm_bytes, gemm_flops, norm_cost, residual_add_cost,
                           rotary_cost)
 from sim.hardware.calibration.tables import SCHEMAS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _dims(dtype_bytes: int, q_width=0, kv_width=0, heads=0, head_dim=0) -> LayerDims:

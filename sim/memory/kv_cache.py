@@ -14,6 +14,11 @@ chunks, as in the Mooncake trace) is keyed by the chain of ids up to the chunk t
 without ids have unique content, and their blocks are only made reusable (keyed by request) when the
 request is preempted, so that it can resume from them, as vLLM (which hashes every full block) does.
 
+With a :class:`~sim.memory.host_tier.HostKVTier`, an evicted cached block's hash moves to host
+memory instead of vanishing; a prompt whose next blocks after its device hit are there may load
+them (:meth:`KVCache.host_blocks_to_load`, ``num_loaded`` of :meth:`KVCache.allocate`), and they
+become device cached blocks again.
+
 A request is anything with the fields of :class:`~sim.memory.holders.KVRequest`; every change to
 its block counts is made here (allocation, bulk decode growth, pins, release).
 """
@@ -27,6 +32,7 @@ import numpy as np
 
 from sim.memory.blocks import DecodeGrowth, blocks_for_tokens
 from sim.memory.holders import KVHolder, KVRequest
+from sim.memory.host_tier import HostKVTier
 
 
 _GOLDEN = np.int64(-7046029254386353131)    # 0x9E3779B97F4A7C15 as int64: spreads block indices
@@ -71,18 +77,23 @@ class _FreeRun:
 class KVCache:
     """Block pool of one replica: allocation, prefix-cache lookup, free, LRU eviction."""
 
-    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = True):
+    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = True,
+                 host_tier: HostKVTier | None = None):
         if num_blocks <= 0 or block_size <= 0:
             raise ValueError("num_blocks and block_size must be > 0")
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.prefix_caching = prefix_caching
+        # where evicted prefix blocks go (None: they are forgotten); useless without prefix caching
+        self.host_tier = host_tier if prefix_caching else None
         self.num_free = num_blocks            # free blocks, evictable cached ones included
         self._free_queue: OrderedDict[object, None] = OrderedDict({_FreeRun(num_blocks): None})
         self._cached: dict[object, CachedBlock] = {}
         self._evictable_cached = 0              # cached blocks in the free queue
         self.hits = 0                           # prompt blocks served from the cache
         self.queries = 0                        # full prompt blocks of admitted prompts
+        self.host_hits = 0                      # prompt blocks loaded from the host tier
+        self.host_loads = 0                     # blocks loaded, resumed prompts' included
 
     # -- queries -------------------------------------------------------------------------------
     @property
@@ -98,6 +109,16 @@ class KVCache:
     def num_evictable_cached(self) -> int:
         """Cached blocks no request holds (in the free queue, reusable until evicted)."""
         return self._evictable_cached
+
+    @property
+    def host_stores(self) -> int:
+        """Blocks moved to the host tier (evicted here, not there already)."""
+        return self.host_tier.stores if self.host_tier is not None else 0
+
+    @property
+    def host_evictions(self) -> int:
+        """Blocks the host tier dropped to make room."""
+        return self.host_tier.evictions if self.host_tier is not None else 0
 
     @property
     def usage(self) -> float:
@@ -156,19 +177,34 @@ class KVCache:
             hit.append(block)
         return hit
 
+    def host_blocks_to_load(self, request: KVRequest, num_computed_blocks: int) -> int:
+        """Prompt blocks after the ``num_computed_blocks`` device hit that the host tier holds,
+        in a row, if loading them beats recomputing them (else 0); like the device hit, they
+        leave at least one token to compute."""
+        tier = self.host_tier
+        if tier is None:
+            return 0
+        hashes = self.prompt_block_hashes(request)
+        limit = min(len(hashes), (request.num_tokens - 1) // self.block_size)
+        blocks = tier.run_length(hashes, num_computed_blocks, limit)
+        return blocks if tier.worth_loading(blocks, self.block_size) else 0
+
     # -- allocation ----------------------------------------------------------------------------
     def can_allocate(self, request: KVRequest, num_new_tokens: int,
-                     computed: list[CachedBlock] = ()) -> bool:
-        total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
+                     computed: list[CachedBlock] = (), num_loaded: int = 0) -> bool:
+        total = request.num_computed_tokens + (len(computed) + num_loaded) * self.block_size \
+            + num_new_tokens
         needed = self.blocks_for(total) - request.kv_blocks - len(computed)
         evictable = sum(1 for b in computed if b.ref_cnt == 0)
         return needed + evictable <= self.num_free
 
     def allocate(self, request: KVRequest, num_new_tokens: int,
-                 computed: list[CachedBlock] = ()) -> bool:
+                 computed: list[CachedBlock] = (), num_loaded: int = 0) -> bool:
         """Give the request blocks for ``num_new_tokens`` more tokens (after taking ``computed``
-        prefix blocks). Returns False, changing nothing, if the pool cannot provide them."""
-        if not computed:       # the common case (decode, next chunk): no prefix bookkeeping
+        prefix blocks and ``num_loaded`` new blocks for the host-tier blocks that follow them,
+        see :meth:`host_blocks_to_load`). Returns False, changing nothing, if the pool cannot
+        provide them."""
+        if not computed and not num_loaded:   # the common case (decode, next chunk)
             total = request.num_computed_tokens + num_new_tokens
             # blocks_for_tokens inlined: this runs for every running request at every iteration
             needed = -(-total // self.block_size) - request.kv_blocks
@@ -186,24 +222,35 @@ class KVCache:
             if self.prefix_caching and request.prefix_hashes:
                 self._cache_full_blocks(request, total)
             return True
-        if not self.can_allocate(request, num_new_tokens, computed):
+        if not self.can_allocate(request, num_new_tokens, computed, num_loaded):
             return False
         if request.kv_blocks == 0:
-            self._count_admission(request, len(computed))
+            self._count_admission(request, len(computed), num_loaded)
         if computed:
             self._reference(computed)
             request.kv_cached_blocks.extend(computed)
             request.kv_blocks += len(computed)
-        total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
+        if num_loaded:
+            # most recently used before this allocation's evictions reach the tier
+            start = len(request.kv_cached_blocks)
+            self.host_tier.touch(self.prompt_block_hashes(request)[start:start + num_loaded])
+            self.host_loads += num_loaded
+        loaded_upto = request.num_computed_tokens \
+            + (len(computed) + num_loaded) * self.block_size
+        total = loaded_upto + num_new_tokens
         needed = self.blocks_for(total) - request.kv_blocks
         if needed > 0:
             self._pop_free(needed)
             request.kv_blocks += needed
+        if num_loaded:
+            # loaded blocks hold their prompt content: reusable like computed ones (even for a
+            # resumed prompt without prefix ids, whose own blocks these are)
+            self._cache_full_blocks(request, loaded_upto)
         if self.prefix_caching and request.prefix_hashes:
             self._cache_full_blocks(request, total)
         return True
 
-    def _count_admission(self, request: KVRequest, hit_blocks: int) -> None:
+    def _count_admission(self, request: KVRequest, hit_blocks: int, loaded_blocks: int = 0) -> None:
         """Prefix-cache statistics of a prompt's first admission. Counted when its allocation
         succeeds, not at lookup: the head of the waiting queue is looked up again every iteration
         while it waits for memory, and must count once."""
@@ -211,6 +258,7 @@ class KVCache:
             self.queries += min(len(self.prompt_block_hashes(request)),
                                 request.prompt_tokens // self.block_size)
             self.hits += hit_blocks
+            self.host_hits += loaded_blocks
 
     # -- bulk decode growth --------------------------------------------------------------------
     # Decode tokens fill no prompt block, so growing a decode needs no prefix bookkeeping: only
@@ -254,7 +302,7 @@ class KVCache:
     def _pop_free(self, count: int) -> None:
         """Take ``count`` blocks from the head of the free queue, evicting cached ones."""
         self.num_free -= count
-        queue, cached = self._free_queue, self._cached
+        queue, cached, tier = self._free_queue, self._cached, self.host_tier
         head = next(iter(queue), None)
         if type(head) is _FreeRun and head.count > count:   # the common case: one run has them
             head.count -= count
@@ -270,6 +318,8 @@ class KVCache:
             else:
                 queue.popitem(last=False)
                 del cached[entry.hash]
+                if tier is not None:
+                    tier.store(entry.hash)      # offloaded, not forgotten
                 self._evictable_cached -= 1
                 count -= 1
 
@@ -346,10 +396,14 @@ class KVCache:
             blocks.append(block)
 
     def reset_prefix_cache(self) -> None:
-        """Forget every evictable cached block (they become anonymous free blocks)."""
+        """Forget every evictable cached block (they become anonymous free blocks; with a host
+        tier they move there, in eviction order)."""
+        tier = self.host_tier
         for entry in list(self._free_queue):
             if type(entry) is CachedBlock:
                 del self._cached[entry.hash]
+                if tier is not None:
+                    tier.store(entry.hash)
         self._free_queue = OrderedDict({_FreeRun(self.num_free): None}) if self.num_free else OrderedDict()
         self._evictable_cached = 0
 
@@ -371,3 +425,12 @@ class KVCache:
             assert b.ref_cnt == shared.get(id(b), 0), (b.hash, b.ref_cnt, shared.get(id(b), 0))
         assert anonymous + len(shared) == self.num_used, (anonymous, len(shared), self.num_used)
         assert 0 <= self.num_free <= self.num_blocks
+        tier = self.host_tier
+        if tier is not None:
+            # every hash stored is there until evicted (a re-store only refreshes it)
+            assert len(tier) <= tier.capacity_blocks, (len(tier), tier.capacity_blocks)
+            assert len(tier) == tier.stores - tier.evictions, (len(tier), tier.stores,
+                                                               tier.evictions)
+            assert self.host_hits <= self.host_loads, (self.host_hits, self.host_loads)
+            assert self.hits + self.host_hits <= self.queries, (self.hits, self.host_hits,
+                                                                self.queries)

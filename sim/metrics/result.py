@@ -8,10 +8,9 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+import weakref
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from sim.errors import OutputError, ResultError
@@ -51,10 +50,12 @@ def _damaged(path: Path, exc: BaseException) -> ResultError:
                        "was it written by llmsim, and completely?")
 
 
-def read_parquet(path: str | Path) -> pd.DataFrame:
-    """A result table, read in one ``open`` (a sweep may be replacing it), or a ResultError."""
+def read_parquet(path: str | Path):
+    """A result table (a pandas DataFrame), read in one ``open`` (a sweep may be replacing it),
+    or a ResultError."""
     import io
 
+    import pandas as pd
     import pyarrow
 
     path = Path(path)
@@ -70,24 +71,113 @@ def safe_name(name: str) -> str:
     return cleaned or "scenario"
 
 
-@dataclass
 class Result:
-    requests: pd.DataFrame
-    iterations: pd.DataFrame
-    summary: dict
-    scenario: dict
+    """A run's request and iteration tables (pandas DataFrames, built on first access), its
+    summary and its resolved scenario. A streamed run's tables stay in their Parquet files
+    until read; ``save`` moves them to the output folder."""
+
+    def __init__(self, requests=None, iterations=None, summary: dict | None = None,
+                 scenario: dict | None = None, *, load_requests=None, load_iterations=None,
+                 files: dict[str, Path] | None = None, stream_dir: Path | None = None):
+        self._requests, self._iterations = requests, iterations
+        self._load_requests, self._load_iterations = load_requests, load_iterations
+        self.summary = summary if summary is not None else {}
+        self.scenario = scenario if scenario is not None else {}
+        # table name -> its Parquet files (streamed runs: one; partitioned runs: one a part)
+        self._files = {name: paths if isinstance(paths, list) else [paths]
+                       for name, paths in (files or {}).items()}
+        self._cleanup = weakref.finalize(self, shutil.rmtree, stream_dir, True) \
+            if stream_dir is not None else None
+
+    @classmethod
+    def of(cls, recorder, summary: dict, scenario: dict) -> "Result":
+        """The result of a finished run, its tables read from ``recorder`` when first asked."""
+        files = {}
+        if recorder.stream_dir is not None:
+            files = {name: recorder.stream_dir / f"{name}.parquet"
+                     for name in ("requests", "iterations")}
+        result = cls(summary=summary, scenario=scenario, load_requests=recorder.requests_frame,
+                     load_iterations=recorder.iterations_frame, files=files,
+                     stream_dir=recorder.stream_dir)
+        if not files:
+            result._write_tables = recorder.write_tables
+        return result
+
+    _write_tables = None    # writes both tables from the run's columns, without pandas
+    # an autoscaled run's fleet transitions: (time_s, replica, state) with state off,
+    # provisioning, up or draining (sim/cluster/autoscaler.py)
+    fleet_events: list[tuple[float, int, str]] | None = None
+
+    @property
+    def fleet(self):
+        """The fleet transitions as a DataFrame (None without an autoscaler)."""
+        if self.fleet_events is None:
+            return None
+        import pandas as pd
+
+        return pd.DataFrame(self.fleet_events, columns=["time_s", "replica", "state"])
+
+    @property
+    def requests(self):
+        if self._requests is None:
+            if "requests" in self._files:
+                from sim.metrics.records import normalise_requests
+                self._requests = normalise_requests(self._read("requests"))
+            else:
+                self._requests = self._load_requests()
+        return self._requests
+
+    def _read(self, name: str):
+        import pandas as pd
+
+        parts = [read_parquet(p) for p in self._files[name]]
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+    @requests.setter
+    def requests(self, frame) -> None:      # saved as given from now on
+        self._requests = frame
+        self._files.pop("requests", None)
+        self._write_tables = None
+
+    @property
+    def iterations(self):
+        if self._iterations is None:
+            if "iterations" in self._files:
+                frame = self._read("iterations")
+                if len(self._files["iterations"]) > 1:      # parts: in time order
+                    frame = frame.sort_values(["start_s", "replica"], kind="stable",
+                                              ignore_index=True)
+                self._iterations = frame
+            else:
+                self._iterations = self._load_iterations()
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, frame) -> None:
+        self._iterations = frame
+        self._files.pop("iterations", None)
+        self._write_tables = None
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write summary.json, requests.parquet, iterations.parquet and scenario.yaml: into a
-        temporary folder beside ``out_dir`` first, then moved into it, so a save that fails
-        leaves ``out_dir`` as it was, never a mix of two runs' files."""
+        """Write summary.json, requests.parquet, iterations.parquet (and fleet.parquet for an
+        autoscaled run) and scenario.yaml: into a temporary folder beside ``out_dir`` first,
+        then moved into it, so a save that fails leaves ``out_dir`` as it was, never a mix of
+        two runs' files."""
         out = prepare_output_dir(out_dir)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out))
         try:
             (staging / "summary.json").write_text(
                 json.dumps(_jsonable(self.summary), indent=2) + "\n")
-            self.requests.to_parquet(staging / "requests.parquet", index=False)
-            self.iterations.to_parquet(staging / "iterations.parquet", index=False)
+            if self._write_tables is not None:     # from the run's columns
+                self._write_tables(staging)
+            for name in ("requests", "iterations") if self._write_tables is None else ():
+                target = staging / f"{name}.parquet"
+                if name in self._files:
+                    _concat_files(self._files[name], target)    # streamed: already written
+                else:
+                    _write_table(getattr(self, name), target)
+            if self.fleet_events is not None:
+                _write_table(self.fleet, staging / "fleet.parquet")
             (staging / "scenario.yaml").write_text(yaml.safe_dump(self.scenario, sort_keys=False))
             for item in staging.iterdir():
                 os.replace(item, out / item.name)
@@ -96,6 +186,24 @@ class Result:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return out
+
+
+def _write_table(frame, path: Path) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def _concat_files(parts: list[Path], path: Path) -> None:
+    """Parquet files of one schema as one file, a row group at a time (memory: one group)."""
+    if len(parts) == 1:
+        shutil.copyfile(parts[0], path)
+        return
+    import pyarrow.parquet as pq
+
+    sources = [pq.ParquetFile(p) for p in parts]
+    with pq.ParquetWriter(path, sources[0].schema_arrow) as writer:
+        for source in sources:
+            for group in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(group))
 
 
 def _jsonable(value):

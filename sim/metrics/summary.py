@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
+
+from sim.metrics.table import Columns
 
 PERCENTILES = (50, 90, 99)
 
 
-def distribution(values: pd.Series | np.ndarray) -> dict[str, float]:
+def distribution(values) -> dict[str, float]:
     """``{mean, p50, p90, p99}`` of the finite values (NaN when there are none)."""
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[np.isfinite(arr)]
@@ -20,77 +21,80 @@ def distribution(values: pd.Series | np.ndarray) -> dict[str, float]:
     return {"mean": float(arr.mean()), **{f"p{p}": float(v) for p, v in zip(PERCENTILES, pct)}}
 
 
-def slo_met(requests: pd.DataFrame, slo) -> np.ndarray:
-    """Per request: completed and within every target of its class (TPOT only if it has one)."""
-    ok = (requests["state"] == "completed").to_numpy().copy()
+def slo_met(requests: Columns, slo) -> np.ndarray:
+    """Per request: completed and within every target of its class (TPOT only if it has one).
+    ``requests``: a :class:`~sim.metrics.table.Columns` or a request DataFrame."""
+    requests = _columns(requests)
+    ok = requests.mask("state", "completed").copy()
     if slo is None:
         return ok
-    classes = requests["slo_class"].astype(object).to_numpy()
-    for cls in np.unique(classes) if len(classes) else []:
-        targets = slo.targets(cls)
-        rows = classes == cls
+    codes, classes = requests.text("slo_class")
+    for code in np.unique(codes) if len(codes) else []:
+        targets = slo.targets(classes[code])
+        rows = codes == code
         for name in ("ttft_s", "tpot_s", "e2e_s", "max_tpot_s"):
             limit = getattr(targets, name, None)
             if limit is None:
                 continue
-            values = requests[name].to_numpy()
+            values = requests.numeric(name)
             within = values <= limit
             if name in ("tpot_s", "max_tpot_s"):
-                within |= np.isnan(values) & (requests["output_generated"].to_numpy() <= 1)
+                within |= np.isnan(values) & (requests.numeric("output_generated") <= 1)
             ok[rows] &= within[rows]
     return ok
 
 
-def goodput_tokens(requests: pd.DataFrame, met: np.ndarray, slo) -> int:
+def goodput_tokens(requests: Columns, met: np.ndarray, slo) -> int:
     """Tokens of the requests that met their targets: output tokens, or prompt + output when
     the scenario's ``slo.goodput_tokens`` says so."""
-    counted = requests.loc[met, "output_tokens"].sum()
+    counted = requests.numeric("output_tokens")[met].sum()
     if getattr(slo, "goodput_tokens", "output") == "prompt+output":
-        counted += requests.loc[met, "prompt_tokens"].sum()
+        counted += requests.numeric("prompt_tokens")[met].sum()
     return int(counted)
 
 
-def overload_summary(requests: pd.DataFrame) -> dict:
+def overload_summary(requests: Columns) -> dict:
     """Aborts and retries (sim/scheduling/overload.py): attempts made, attempts aborted by
     reason, requests that ended aborted, and the tokens aborted attempts computed in vain."""
-    attempts = requests["attempts"].to_numpy()
-    ended_aborted = requests["reject_reason"].str.startswith("aborted").fillna(False)
+    attempts = requests.numeric("attempts")
+    ended_aborted = requests.mask("reject_reason", lambda r: r.startswith("aborted"))
     # every attempt but a request's last was aborted; its last was, if it ended aborted
     aborted_attempts = int((attempts - 1).sum() + ended_aborted.sum())
     return {"attempts": int(attempts.sum()), "aborted_attempts": aborted_attempts,
             "requests_aborted": int(ended_aborted.sum()),
             "requests_retried": int((attempts > 1).sum()),
-            "wasted_tokens": int(requests["wasted_tokens"].sum())}
+            "wasted_tokens": int(requests.numeric("wasted_tokens").sum())}
 
 
-def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, *, slo, duration_s: float,
-              wall_time_s: float, energy_j: float, cost_usd: float, preemptions: int,
-              extra: dict | None = None) -> dict:
-    completed = requests[requests["state"] == "completed"]
-    rejected = int((requests["state"] == "rejected").sum())
-    ended = len(completed) + rejected
+def summarize(requests: Columns, *, slo, duration_s: float, wall_time_s: float,
+              energy_j: float, cost_usd: float, preemptions: int,
+              batch_size_mean: float | None = None, extra: dict | None = None) -> dict:
+    """The run's summary from its request table (read a column at a time) and the
+    time-weighted mean batch size over its iterations."""
+    requests = _columns(requests)
+    done = requests.mask("state", "completed")
+    rejected_rows = requests.mask("state", "rejected")
+    num_done, rejected = int(done.sum()), int(rejected_rows.sum())
+    ended = num_done + rejected
     met = slo_met(requests, slo)
-    output_tokens = int(completed["output_tokens"].sum())
+    output_tokens = int(requests.numeric("output_tokens")[done].sum())
     duration = duration_s if duration_s > 0 else math.nan
     summary = {
-        "requests_total": int(len(requests)),
-        "requests_completed": int(len(completed)),
+        "requests_total": len(requests),
+        "requests_completed": num_done,
         "requests_rejected": rejected,
-        "requests_running": int(len(requests) - ended),
+        "requests_running": len(requests) - ended,
         "preemptions": int(preemptions),
-        "ttft_s": distribution(completed["ttft_s"]),
-        "tpot_s": distribution(completed["tpot_s"]),
-        "e2e_s": distribution(completed["e2e_s"]),
-        "queue_s": distribution(completed["queue_s"]),
-        "max_tpot_s": distribution(completed["max_tpot_s"]),
+        **{name: distribution(requests.numeric(name)[done])
+           for name in ("ttft_s", "tpot_s", "e2e_s", "queue_s", "max_tpot_s")},
         "throughput_tokens_per_s": output_tokens / duration,
-        "throughput_requests_per_s": len(completed) / duration,
+        "throughput_requests_per_s": num_done / duration,
         "goodput_requests_per_s": int(met.sum()) / duration,
         "goodput_tokens_per_s": goodput_tokens(requests, met, slo) / duration,
         # evictions: preemption events, as % of completed requests (Past-Future's measure)
-        "evict_pct": 100.0 * preemptions / len(completed) if len(completed) else math.nan,
-        "evicted_requests": int((requests["preemptions"] > 0).sum()),
-        "recomputed_tokens": int(requests["recomputed_tokens"].sum()),
+        "evict_pct": 100.0 * preemptions / num_done if num_done else math.nan,
+        "evicted_requests": int((requests.numeric("preemptions") > 0).sum()),
+        "recomputed_tokens": int(requests.numeric("recomputed_tokens").sum()),
         "slo_attainment": float(met.sum() / ended) if ended else math.nan,
         "simulated_duration_s": float(duration_s),
         "wall_time_s": float(wall_time_s),
@@ -98,15 +102,19 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, *, slo, duration
         "energy_j_per_output_token": float(energy_j / output_tokens) if output_tokens else math.nan,
         "cost_usd": float(cost_usd),
     }
-    if len(iterations):
-        weights = iterations["duration_s"].to_numpy()
-        total = weights.sum()
-        if total > 0:
-            summary["batch_size_mean"] = float((iterations["num_seqs"] * weights).sum() / total)
-    reasons = requests.loc[requests["state"] == "rejected", "reject_reason"].value_counts()
-    summary["rejected_reasons"] = {str(k): int(v) for k, v in reasons.items()}
-    if "abort_reason" in requests and (requests["abort_reason"] != "").any():
+    if batch_size_mean is not None:
+        summary["batch_size_mean"] = batch_size_mean
+    codes, reasons = requests.text("reject_reason")
+    counts = np.bincount(codes[rejected_rows], minlength=len(reasons)) if rejected else []
+    summary["rejected_reasons"] = {
+        reasons[code]: int(counts[code])
+        for code in sorted(np.flatnonzero(counts).tolist(), key=lambda c: (-counts[c], c))}
+    if requests.mask("abort_reason", lambda r: r != "").any():
         summary.update(overload_summary(requests))      # only runs where something was aborted
     if extra:
         summary.update(extra)
     return summary
+
+
+def _columns(requests) -> Columns:
+    return requests if isinstance(requests, Columns) else Columns.from_frame(requests)

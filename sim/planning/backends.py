@@ -14,15 +14,19 @@ results. Both backends run the same function on the same plain data, so the rows
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sim.errors import LlmsimError
 from sim.registry import Registry
-from sim.planning.runs import RunTask, execute
+
+# The CLI reads BACKENDS to build its parser: the process pool and the simulator are imported
+# where a sweep first needs them, not by every command.
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sim.planning.runs import RunTask
 
 
 class Backend(Protocol):
@@ -47,6 +51,9 @@ class LocalBackend:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if ctx.get_start_method() == "forkserver":
@@ -55,6 +62,10 @@ class LocalBackend:
         return self._pool
 
     def run(self, tasks: Sequence[RunTask]) -> Iterator[tuple[RunTask, dict]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        from sim.planning.runs import execute
+
         if self.workers == 1 or len(tasks) <= 1:
             for task in tasks:
                 yield task, execute(task)
@@ -90,6 +101,7 @@ class RayBackend:
             import ray
         except ImportError:
             raise LlmsimError("--backend ray needs Ray: pip install 'llmsim[ray]'") from None
+        from sim.planning.runs import execute
         self._ray = ray
         self._owns = not ray.is_initialized()
         if self._owns:

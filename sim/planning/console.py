@@ -60,8 +60,30 @@ def _ci(e: dict | None, fmt: str) -> str:
     return f"{e['mean']:{fmt}} [{e['low']:{fmt}}, {e['high']:{fmt}}]"
 
 
+def print_fleets(console: Console, out: dict, out_dir: str) -> None:
+    """The fleets (mean [95% CI] over seeds), cheapest first, then the recommendation."""
+    table = Table(title=f"plan {out['name']}: fleets over the scenario's traffic, "
+                        f"{len(out['seeds'])} seeds (mean [95% CI])", title_justify="left")
+    for col in ("rank", "fleet", "cost $", "SLO attainment", "seeds meeting", "replica-hours",
+                "scale events"):
+        table.add_column(col, justify="left" if col == "fleet" else "right")
+    for f in sorted(out["fleets"], key=lambda f: (f.get("rank") is None, f.get("rank") or 0,
+                                                  f["cost_usd"]["mean"])):
+        table.add_row(str(f.get("rank", "-")), f["fleet"], _ci(f["cost_usd"], ".2f"),
+                      _ci(f["slo_attainment"], ".3f"), f"{f['seeds_meeting']}/{f['seeds']}",
+                      _ci(f.get("replica_hours"), ".1f"), _ci(f.get("scale_events"), ".0f"))
+    console.print(table)
+    rec = out["recommendation"]
+    console.print(f"cheapest fleet meeting the SLO in every seed: [bold]{rec}[/]" if rec else
+                  "[bold red]no fleet meets the SLO in every seed[/]", highlight=False)
+    console.print(f"results in [bold]{out_dir}/[/] (plan.json, fleets.parquet)", highlight=False)
+
+
 def print_plan(console: Console, out: dict, out_dir: str) -> None:
     """The candidates (mean [95% CI] over seeds), then the recommendation."""
+    if out.get("kind") == "fleets":
+        print_fleets(console, out, out_dir)
+        return
     table = Table(title=f"plan {out['name']}: {out['traffic']['rate_rps']:g} req/s, "
                         f"{len(out['seeds'])} seeds (mean [95% CI])", title_justify="left")
     for col in ("rank", "candidate", "max req/s per replica", "replicas", "$/hour", "$/M tokens",

@@ -91,6 +91,7 @@ class Plan:
     base_dir: Path
     seeds: list[int]
     candidates: list[Candidate] = field(default_factory=list)
+    base: dict = field(default_factory=dict)    # the base scenario, the plan's overrides applied
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -103,7 +104,11 @@ def load_plan(path: str | Path) -> Plan:
     data = apply_overrides(data, config.set, label) if config.set else data
     base = Scenario.from_dict(data, path=label, base_dir=base_dir)
     plan = Plan(name=config.name or path.stem, path=str(path), config=config, base_dir=base_dir,
-                seeds=config.seed_list(base.seed))
+                seeds=config.seed_list(base.seed), base=data)
+    if config.fleets is not None:       # whole fleets on the scenario's traffic: no candidates
+        from sim.planning.fleets import fleets_of
+        fleets_of(plan, data)            # every fleet's scenario checked before anything runs
+        return plan
     cand = config.candidates
     layouts: list[tuple[int, int, list[dict] | None]] = []
     if cand.colocated:
@@ -477,4 +482,7 @@ def _jsonable(value):
 
 def run_plan(plan: Plan, out_dir: str | Path, backend: Backend,
              progress: Progress | None = None) -> dict:
+    if plan.config.fleets is not None:
+        from sim.planning.fleets import run_fleets
+        return run_fleets(plan, plan.base, out_dir, backend, progress)
     return Planner(plan, out_dir, backend, progress).run()

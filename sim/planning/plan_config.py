@@ -20,6 +20,9 @@ seeds: 5                           # or a list; >= 5 for a confidence interval w
 search: {min_rps: 0.25, max_rps: 128, iterations: 7}   # bisection of the rate per replica
 what_if: {spare_replicas: 1}       # N+k: lose a replica (or `failures:` as in a scenario)
 ```
+
+Or, instead of ``traffic``/``candidates``/``search``, ``fleets:`` compares fixed and autoscaled
+fleets (and a KV tier) on the scenario's own traffic (sim/planning/fleets.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 from sim.cluster.failures import FailureConfig
 from sim.config import require
+from sim.planning.fleets import FleetsConfig
 
 PERCENTILE_METRICS = ("ttft_s", "tpot_s", "e2e_s")
 _PCT = re.compile(r"^p(\d+(\.\d+)?)$")
@@ -177,8 +181,8 @@ class WhatIfConfig:
 @dataclass(frozen=True)
 class PlanConfig:
     scenario: str | dict[str, Any]
-    traffic: TrafficConfig
     slo: PlanSlo
+    traffic: TrafficConfig | None = None     # the rate search's target (not with fleets)
     candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
     name: str | None = None
     description: str = ""
@@ -186,8 +190,15 @@ class PlanConfig:
     seeds: int | list[int] = 5
     search: SearchConfig = field(default_factory=SearchConfig)
     what_if: WhatIfConfig | None = None
+    # compare whole fleets (fixed, autoscaled, KV tier) on the scenario's own traffic instead
+    # of searching a rate per replica: sim/planning/fleets.py
+    fleets: FleetsConfig | None = None
 
     def __post_init__(self):
+        require(self.traffic is not None or self.fleets is not None, "traffic",
+                "{rate_rps: ...} (required unless the plan compares fleets)", self.traffic)
+        require(self.traffic is None or self.fleets is None, "traffic",
+                "no traffic with fleets (fleets run the scenario's own traffic)", "set")
         if isinstance(self.seeds, int):
             require(1 <= self.seeds <= 100, "seeds", "an integer in [1, 100] or a list", self.seeds)
         else:

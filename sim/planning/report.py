@@ -29,6 +29,7 @@ import pandas as pd
 
 from sim.errors import LlmsimError, ResultError
 from sim.config import read_mapping
+from sim.metrics.records import read_requests
 from sim.metrics.result import prepare_output_dir, read_parquet
 from sim.planning import plots
 from sim.planning.plan import PLAN_JSON, RECOMMENDED_DIR
@@ -89,7 +90,7 @@ def _run_sections(d: Path) -> tuple[str, list[Section]]:
     from sim.scenario import Scenario
 
     summary = read_mapping(d / "summary.json", ResultError)
-    requests = read_parquet(d / "requests.parquet")
+    requests = read_requests(d / "requests.parquet")
     iterations = read_parquet(d / "iterations.parquet")
     echo = d / "scenario.yaml"
     scenario = read_mapping(echo, ResultError) if echo.is_file() else {}
@@ -183,7 +184,7 @@ def _sweep_sections(d: Path) -> tuple[str, list[Section]]:
             if (d / "runs" / r["key"] / "requests.parquet").is_file()][:plots.MAX_LINES]
     if kept:
         sections += _run_plots(
-            {lab: read_parquet(p / "requests.parquet") for lab, p in kept},
+            {lab: read_requests(p / "requests.parquet") for lab, p in kept},
             {lab: read_parquet(p / "iterations.parquet") for lab, p in kept},
             {lab: read_mapping(p / "summary.json", ResultError).get("kv_blocks_per_replica", 1)
              for lab, p in kept})
@@ -246,7 +247,7 @@ def _plan_sections(d: Path) -> tuple[str, list[Section]]:
     if (run / "requests.parquet").is_file():
         label = f"{best} x{rec['replicas']}"
         summary = read_mapping(run / "summary.json", ResultError)
-        sections += _run_plots({label: read_parquet(run / "requests.parquet")},
+        sections += _run_plots({label: read_requests(run / "requests.parquet")},
                                {label: read_parquet(run / "iterations.parquet")},
                                {label: summary.get("kv_blocks_per_replica", 1)})
     return f"Plan: {plan['name']}", sections

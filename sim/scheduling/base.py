@@ -11,6 +11,7 @@ what follows an admission or a prefill chunk, and where decode tokens are counte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +24,43 @@ from sim.scheduling.cohort import DecodeCohort
 from sim.scheduling.request_queue import QUEUES, RequestQueue
 from sim.scheduling.view import RequestView
 from sim.workload.request import RequestStatus
+
+
+@dataclass(frozen=True)
+class KvOffloadConfig:
+    """``scheduler.kv_offload``: a host-memory KV tier per device (LMCache's CPU backend, vLLM's
+    KV offloading). Prefix blocks the device cache evicts move there; a later prompt with that
+    prefix loads them over the host link when that beats recomputing them. Off with no capacity.
+    """
+
+    capacity_gib: float = 0.0       # host memory per device for offloaded blocks (0: off)
+    bandwidth_gb_s: float = 32.0    # host -> device, per device (PCIe 5 x16 as measured, about)
+    latency_us: float = 10.0        # per load: the transfer's set-up
+
+    def __post_init__(self):
+        require(self.capacity_gib >= 0 and math.isfinite(self.capacity_gib), "capacity_gib",
+                "a number >= 0 (GiB; 0: off)", self.capacity_gib)
+        require(self.bandwidth_gb_s > 0 and math.isfinite(self.bandwidth_gb_s)
+                or (self.capacity_gib == 0 and self.bandwidth_gb_s == 0), "bandwidth_gb_s",
+                "a number > 0 (GB/s)", self.bandwidth_gb_s)
+        require(self.latency_us >= 0 and math.isfinite(self.latency_us), "latency_us",
+                "a number >= 0 (microseconds)", self.latency_us)
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity_gib > 0
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_us * 1e-6
+
+    def capacity_blocks(self, block_bytes: int) -> int:
+        """Blocks of ``block_bytes`` (one block on one device) the tier holds."""
+        return int(self.capacity_gib * 2**30 // block_bytes)
+
+    def load_s_per_block(self, block_bytes: int) -> float:
+        """Seconds one block takes over the host link (every device loads its share at once)."""
+        return block_bytes / (self.bandwidth_gb_s * 1e9) if self.bandwidth_gb_s else math.inf
 
 
 @dataclass(frozen=True)
@@ -42,6 +80,9 @@ class EngineConfig:
     swap_space_gib: float = 4.0             # host memory for swapped-out KV, per device
     max_model_len: int | None = None        # None: the model's context length
     queue: str = "fcfs"                     # the waiting queue's order (QUEUES)
+    # host-memory KV tier (null, the default, or capacity 0: none); left out of the scenario's
+    # echo while unset
+    kv_offload: KvOffloadConfig | None = None
 
     def __post_init__(self):
         require(self.max_num_seqs > 0, "max_num_seqs", "an integer > 0", self.max_num_seqs)
@@ -77,6 +118,7 @@ class BatchPlan:
     admitted: int = 0                       # requests moved from waiting to running
     swap_in_blocks: int = 0
     swap_out_blocks: int = 0
+    kv_load_blocks: int = 0                 # prefix blocks loaded from the host KV tier
     # Fast-forward contract: a stable plan is decode-only and will be planned again, unchanged
     # but for context lengths, until a request finishes, memory runs out, (if wake_on_arrival) a
     # new request arrives, or stable_steps iterations have run (None: no such limit).
@@ -300,16 +342,19 @@ class Scheduler:
         while waiting and budget > 0 and len(self.running) < max_num_seqs:
             req = waiting.peek()
             computed = self.cached_prefix(req)
-            num_cached = len(computed) * kv.block_size
+            # host-tier blocks are cached tokens too (no budget), though they take new blocks
+            loaded = self.host_prefix(req, computed)
+            num_cached = (len(computed) + loaded) * kv.block_size
             num_new = req.num_tokens - req.num_computed_tokens - num_cached
             if num_new > budget:
                 if not chunked:
                     break               # whole prompts only
                 num_new = budget
             admission = self.admission(req, computed, num_cached, num_new)
-            if admission is None or not kv.allocate(req, num_new, computed):
+            if admission is None or not kv.allocate(req, num_new, computed, loaded):
                 break
             self.admit_head(req, num_cached, num_new, plan, now_s)
+            plan.kv_load_blocks += loaded
             budget -= num_new
             self.on_admitted(req, num_new, admission)
         return budget
@@ -342,10 +387,18 @@ class Scheduler:
             return []
         return self.kv.get_computed_blocks(request)
 
+    def host_prefix(self, request: RequestView, computed: list) -> int:
+        """Blocks the queue's head loads from the host KV tier after its ``computed`` prefix
+        (none when it resumes with its own blocks, as for :meth:`cached_prefix`)."""
+        if self.kv.host_tier is None or request.swapped_blocks or request.num_computed_tokens:
+            return 0
+        return self.kv.host_blocks_to_load(request, len(computed))
+
     def admit_head(self, request: RequestView, num_cached: int, num_new_tokens: int,
                    plan: BatchPlan, now_s: float) -> None:
         """The queue's head (its blocks allocated) joins the batch: ``num_cached`` prompt tokens
-        served by the prefix cache, ``num_new_tokens`` to compute this iteration."""
+        served by the prefix cache (or loaded from the host tier), ``num_new_tokens`` to compute
+        this iteration."""
         self.waiting.pop()
         if request.swapped_blocks:
             self.swap_in(request, plan)

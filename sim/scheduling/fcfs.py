@@ -50,9 +50,11 @@ class FcfsScheduler(Scheduler):
         if watermark and kv.num_free - watermark < kv.blocks_for(
                 request.num_computed_tokens + num_cached + num_new) - len(computed):
             return None
+        # num_cached may include blocks loaded from the host tier: they take new blocks
+        loaded = num_cached // kv.block_size - len(computed)
         if cfg.chunked_prefill and cfg.reserve_full_prompt and self.running and \
                 not kv.can_allocate(request, request.num_tokens - request.num_computed_tokens
-                                    - num_cached, computed):
+                                    - num_cached, computed, loaded):
             return None
         if not self.may_admit(request, num_cached, num_new) and self.running:
             # (an empty batch admits its head whatever the policy says: a policy refusing a

@@ -6,7 +6,8 @@ constant arrivals start at ``start_s`` itself, and a burst puts every request at
 
 ``piecewise`` is a Poisson process whose rate follows ``schedule``, a list of
 ``[duration_s, rate_rps]`` segments (ramps, diurnal curves, spikes; a rate of 0 is a pause); the
-schedule repeats until n requests have arrived.
+schedule repeats until n requests have arrived. ``diurnal`` is a Poisson process whose rate
+follows a day: a sine around ``mean_rps`` with a ``peak_to_trough`` ratio and a ``period_s``.
 
 ``closed_loop`` has no times to draw: ``clients`` clients each send a request, wait until it ends
 (completed or rejected), think ``think_time_s`` seconds and send the next one (the next in
@@ -35,6 +36,13 @@ class ArrivalConfig:
     cv: float = 1.0                 # gamma only: coefficient of variation of the gaps (1 = Poisson)
     start_s: float = 0.0
     schedule: list[list[float]] | None = None   # piecewise: [[duration_s, rate_rps], ...]
+    # diurnal: a Poisson process whose rate swings as a sine around mean_rps, peak_to_trough
+    # times higher at its peak than at its trough, once every period_s; phase is where in the
+    # period start_s falls (a fraction: 0 the mean rising, 0.25 the peak, 0.75 the trough)
+    mean_rps: float | None = None
+    peak_to_trough: float | None = None
+    period_s: float = 86400.0
+    phase: float = 0.0
     clients: int | None = None      # closed_loop: concurrent clients
     think_time_s: float = 0.0       # closed_loop: pause between a request's end and the next
     # requests sent together at start_s before the process's own arrivals: a system that
@@ -43,15 +51,30 @@ class ArrivalConfig:
 
     def __post_init__(self) -> None:
         ARRIVALS.require(self.kind, "kind")
-        uses = {"piecewise": ("schedule",), "closed_loop": ("clients", "think_time_s")}
-        for name, default in (("schedule", None), ("clients", None), ("think_time_s", 0.0)):
+        uses = {"piecewise": ("schedule",), "closed_loop": ("clients", "think_time_s"),
+                "diurnal": ("mean_rps", "peak_to_trough", "period_s", "phase")}
+        for name, default in (("schedule", None), ("clients", None), ("think_time_s", 0.0),
+                              ("mean_rps", None), ("peak_to_trough", None),
+                              ("period_s", 86400.0), ("phase", 0.0)):
             if name not in uses.get(self.kind, ()):
                 require(getattr(self, name) == default, name,
                         f"no value (not used by kind '{self.kind}')", getattr(self, name))
-        if self.kind in ("piecewise", "closed_loop"):
+        if self.kind in ("piecewise", "closed_loop", "diurnal"):
             require(self.rate_rps is None, "rate_rps",
                     f"no value (kind '{self.kind}' sets its own rate)", self.rate_rps)
-        if self.kind == "burst":
+        if self.kind == "diurnal":
+            require(self.mean_rps is not None and self.mean_rps > 0
+                    and np.isfinite(self.mean_rps), "mean_rps",
+                    "a number > 0 (required for kind 'diurnal')", self.mean_rps)
+            require(self.peak_to_trough is not None and self.peak_to_trough >= 1
+                    and np.isfinite(self.peak_to_trough), "peak_to_trough",
+                    "a number >= 1 (required for kind 'diurnal'; 1: a flat rate)",
+                    self.peak_to_trough)
+            require(self.period_s > 0 and np.isfinite(self.period_s), "period_s",
+                    "a number > 0", self.period_s)
+            require(np.isfinite(self.phase), "phase", "a fraction of the period",
+                    self.phase)
+        elif self.kind == "burst":
             require(self.rate_rps is None or self.rate_rps > 0, "rate_rps",
                     "a number > 0 or null", self.rate_rps)
         elif self.kind == "piecewise":
@@ -122,6 +145,36 @@ def piecewise_arrivals(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -> 
     return cfg.start_s + np.concatenate(out)[:n]
 
 
+def diurnal_rate(cfg: ArrivalConfig, t_s: np.ndarray | float) -> np.ndarray | float:
+    """The diurnal process's rate (requests/s) at times ``t_s``: mean x (1 + a sin(2 pi x
+    (phase + (t - start) / period))), a = (peak/trough - 1) / (peak/trough + 1)."""
+    a = (cfg.peak_to_trough - 1.0) / (cfg.peak_to_trough + 1.0)
+    x = 2.0 * np.pi * (cfg.phase + (np.asarray(t_s) - cfg.start_s) / cfg.period_s)
+    return cfg.mean_rps * (1.0 + a * np.sin(x))
+
+
+def diurnal_arrivals(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    """By time rescaling: unit-rate Poisson points E_k mapped through the inverse of the
+    cumulative rate L(t) = mean x (t + a P / 2pi x (cos(2pi phase) - cos(2pi (phase + t / P))))
+    (t from start_s), solved by Newton's method (L is increasing: the rate never falls below
+    mean x (1 - a) > 0)."""
+    a = (cfg.peak_to_trough - 1.0) / (cfg.peak_to_trough + 1.0)
+    mean, period, w = cfg.mean_rps, cfg.period_s, 2.0 * np.pi / cfg.period_s
+    theta0 = 2.0 * np.pi * cfg.phase
+    target = np.cumsum(rng.exponential(1.0, size=n))
+
+    def cumulative(t):
+        return mean * (t + a / w * (np.cos(theta0) - np.cos(theta0 + w * t)))
+
+    t = target / mean
+    for _ in range(100):
+        step = (cumulative(t) - target) / (mean * (1.0 + a * np.sin(theta0 + w * t)))
+        t -= step
+        if not len(t) or np.max(np.abs(step)) <= 1e-9 * max(period, 1.0):
+            break
+    return cfg.start_s + np.maximum.accumulate(np.maximum(t, 0.0)) if len(t) else t
+
+
 def closed_loop_arrivals(cfg: ArrivalConfig, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.full(n, cfg.start_s, dtype=np.float64)     # placeholders: the cluster sends them
 
@@ -134,6 +187,7 @@ ARRIVALS: Registry[ArrivalGenerator] = Registry("arrival kind", {
     "gamma": gamma_arrivals,
     "burst": burst_arrivals,
     "piecewise": piecewise_arrivals,
+    "diurnal": diurnal_arrivals,
     "closed_loop": closed_loop_arrivals,
 })
 

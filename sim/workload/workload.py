@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.config import require
 from sim.errors import ScenarioError
@@ -20,6 +20,9 @@ from sim.workload.prefixes import PrefixSharingConfig, generate_prefix_groups
 from sim.workload.request import Request
 from sim.workload.sessions import SessionConfig, generate_sessions
 from sim.workload.traces import DEFAULT_BLOCK_TOKENS, TraceConfig, load_trace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _LENGTHS = ("num_requests", "prompt_tokens", "output_tokens")
 MAX_REQUESTS = 100_000_000
@@ -103,7 +106,8 @@ class Workload:
                  prefix_hashes: IdLists | Sequence[Sequence[int]] | None = None,
                  prefix_block_tokens: int = DEFAULT_BLOCK_TOKENS, slo_class: str = "default",
                  session: np.ndarray | None = None, closed_loop: ArrivalConfig | None = None,
-                 clipped_requests: int = 0, state_output_tokens: bool = False):
+                 clipped_requests: int = 0, state_output_tokens: bool = False,
+                 ids: np.ndarray | None = None):
         self.arrival_s = np.asarray(arrival_s, dtype=np.float64)
         self.prompt_tokens = np.asarray(prompt_tokens, dtype=np.int64)
         self.output_tokens = np.asarray(output_tokens, dtype=np.int64)
@@ -116,16 +120,30 @@ class Workload:
         self.closed_loop = closed_loop
         self.clipped_requests = clipped_requests
         self.state_output_tokens = state_output_tokens
+        # request ids (None: 0, 1, ... in arrival order); a subset keeps its requests' ids
+        self.ids = None if ids is None else np.asarray(ids, dtype=np.int64)
         n = len(self.arrival_s)
         if len(self.prompt_tokens) != n or len(self.output_tokens) != n or (
                 prefix_hashes is not None and len(prefix_hashes) != n) or (
-                self.session is not None and len(self.session) != n):
+                self.session is not None and len(self.session) != n) or (
+                self.ids is not None and len(self.ids) != n):
             raise ValueError("workload columns differ in length")
         if transforms.out_of_order(self.arrival_s):
             raise ValueError("workload arrivals must be sorted")
 
     def __len__(self) -> int:
         return len(self.arrival_s)
+
+    def subset(self, index: np.ndarray) -> "Workload":
+        """The requests at positions ``index`` (increasing), with their ids."""
+        index = np.asarray(index, dtype=np.int64)
+        ids = index if self.ids is None else self.ids[index]
+        return Workload(self.arrival_s[index], self.prompt_tokens[index],
+                        self.output_tokens[index],
+                        None if self.prefix_hashes is None else self.prefix_hashes.take(index),
+                        self.prefix_block_tokens, self.slo_class,
+                        None if self.session is None else self.session[index], self.closed_loop,
+                        0, self.state_output_tokens, ids)
 
     def requests(self) -> Iterator[Request]:
         """Fresh Requests in arrival order, made as they are consumed."""
@@ -137,8 +155,9 @@ class Workload:
             outputs = self.output_tokens[start:stop].tolist()
             hashes = None if ids is None else ids.rows(start, stop)
             sessions = None if self.session is None else self.session[start:stop].tolist()
+            req_ids = range(start, stop) if self.ids is None else self.ids[start:stop].tolist()
             for i in range(stop - start):
-                yield Request(id=start + i, arrival_s=arrivals[i], prompt_tokens=prompts[i],
+                yield Request(id=req_ids[i], arrival_s=arrivals[i], prompt_tokens=prompts[i],
                               output_tokens=outputs[i],
                               prefix_hashes=None if hashes is None else hashes[i],
                               prefix_block_tokens=self.prefix_block_tokens,
@@ -149,6 +168,8 @@ class Workload:
     def to_frame(self) -> pd.DataFrame:
         """One row per request: ``id, arrival_s, prompt_tokens, output_tokens`` (+ prefix_hashes,
         session)."""
+        import pandas as pd     # only for this table, not to simulate
+
         frame = pd.DataFrame({
             "id": np.arange(len(self), dtype=np.int64),
             "arrival_s": self.arrival_s,

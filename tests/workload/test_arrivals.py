@@ -54,6 +54,7 @@ CONFIGS = {
     "burst": {},
     "piecewise": {"schedule": [[10.0, 3.0], [5.0, 0.0], [2.0, 20.0]]},
     "closed_loop": {"clients": 4, "think_time_s": 1.0},
+    "diurnal": {"mean_rps": 3.0, "peak_to_trough": 4.0, "period_s": 60.0, "phase": 0.5},
 }
 
 

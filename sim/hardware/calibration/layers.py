@@ -33,14 +33,19 @@ import hashlib
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.errors import ScenarioError
 from sim.hardware.calibration.schema import MEASURED_TABLES as TABLE_COLUMNS
 from sim.hardware.calibration.schema import REQUIRED_MEASURED as REQUIRED_TABLES
 from sim.hardware.calibration.schema import MeasuredSection
+
+# pandas is imported where tables are read and merged: the cost models import this module for
+# every run, and only profiles with measured layers use it
+if TYPE_CHECKING:
+    import pandas as pd
 
 PER_LAYER = ("layernorm", "qkv_proj", "rotary_emb", "o_proj", "qk_norm")
 MLP_LAYERS = ("gate_up_proj", "act_fn", "down_proj")
@@ -51,6 +56,8 @@ DENSE_LAYERS = PER_LAYER + MLP_LAYERS + ONCE
 
 def read_csv_table(path: Path, need: tuple[str, ...], shown: str | None = None) -> pd.DataFrame:
     """A CSV table with (at least) the columns ``need``, or a one-line error naming the file."""
+    import pandas as pd
+
     shown = shown or str(path)
     try:
         frame = pd.read_csv(path)
@@ -71,6 +78,8 @@ def read_table(kind: str, path: Path, shown: str | None = None) -> pd.DataFrame:
 
 
 def check_table(kind: str, frame: pd.DataFrame, shown: str) -> pd.DataFrame:
+    import pandas as pd
+
     cols = TABLE_COLUMNS[kind]
     missing = [c for c in cols if c not in frame.columns]
     if missing:
@@ -102,6 +111,8 @@ class Curve:
     the cost model memoises what it asks."""
 
     def __init__(self, x: np.ndarray, t: np.ndarray):
+        import pandas as pd
+
         order = np.argsort(x)
         frame = pd.DataFrame({"x": x[order], "t": t[order]}).groupby("x", sort=True)["t"].median()
         self.x = [float(v) for v in frame.index]
@@ -134,6 +145,8 @@ class Grid:
     first value is used."""
 
     def __init__(self, points: np.ndarray, times: np.ndarray, model):
+        import pandas as pd
+
         self.model = model
         self.axes = [np.unique(points[:, d]) for d in range(points.shape[1])]
         shape = tuple(len(a) for a in self.axes)
@@ -414,6 +427,8 @@ class MeasuredLayers:
 
 def load_measured(section: MeasuredSection, yaml_path: str, shown: str) -> MeasuredLayers:
     """Read every table set a profile's ``measured:`` section names (folders relative to it)."""
+    import pandas as pd
+
     folder = Path(yaml_path).parent
     loaded, h = [], hashlib.sha256()
     for i, entry in enumerate(section.entries):

@@ -22,14 +22,16 @@ simulation.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.errors import ScenarioError
 from sim.hardware.calibration.op_kinds import ATTN_DECODE, ATTN_PREFILL
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "gemm": ("m", "k", "n"),
@@ -43,28 +45,43 @@ _OP_VALUES = {"elementwise": ELEMENTWISE_OPS, "attention": ATTENTION_OPS}
 
 
 def empty(kind: str) -> pd.DataFrame:
+    import pandas as pd
+
     cols = {c: pd.Series(dtype=object if c == "op" else "int64") for c in SCHEMAS[kind]}
     return pd.DataFrame({**cols, "time_s": pd.Series(dtype="float64")})
 
 
-@dataclass(frozen=True, eq=False)
 class Tables:
-    """The four tables (a kind with no measurements is an empty frame)."""
+    """The four tables (a kind with no measurements is an empty frame).
 
-    gemm: pd.DataFrame
-    elementwise: pd.DataFrame
-    attention: pd.DataFrame
-    allreduce: pd.DataFrame
+    A kind given as None (what :meth:`of` makes of a missing or empty table) reads as an empty
+    frame, made on first use: a calibration without tables, such as the learned curves every
+    datasheet profile carries, then needs no pandas to simulate with.
+    """
+
+    def __init__(self, gemm: pd.DataFrame | None = None, elementwise: pd.DataFrame | None = None,
+                 attention: pd.DataFrame | None = None, allreduce: pd.DataFrame | None = None):
+        self._frames = {"gemm": gemm, "elementwise": elementwise, "attention": attention,
+                        "allreduce": allreduce}
 
     @classmethod
     def of(cls, **frames: pd.DataFrame | None) -> "Tables":
-        return cls(**{k: normalise(k, frames.get(k)) for k in SCHEMAS})
+        return cls(**{k: None if frames.get(k) is None or len(frames[k]) == 0
+                      else normalise(k, frames[k]) for k in SCHEMAS})
 
     def get(self, kind: str) -> pd.DataFrame:
-        return getattr(self, kind)
+        frame = self._frames[kind]
+        if frame is None:
+            frame = self._frames[kind] = empty(kind)
+        return frame
+
+    gemm = property(lambda self: self.get("gemm"))
+    elementwise = property(lambda self: self.get("elementwise"))
+    attention = property(lambda self: self.get("attention"))
+    allreduce = property(lambda self: self.get("allreduce"))
 
     def rows(self) -> dict[str, int]:
-        return {k: len(self.get(k)) for k in SCHEMAS}
+        return {k: 0 if f is None else len(f) for k, f in self._frames.items()}
 
     def select(self, masks: dict[str, np.ndarray]) -> "Tables":
         """The rows where ``masks[kind]`` is true (all rows of a kind without a mask)."""
@@ -89,6 +106,8 @@ def normalise(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:
 
 def validate(kind: str, frame: pd.DataFrame, path: str) -> pd.DataFrame:
     """Check a table read from ``path``; errors name the file and the column."""
+    import pandas as pd
+
     missing = [c for c in (*SCHEMAS[kind], "time_s") if c not in frame.columns]
     if missing:
         raise ScenarioError(path, missing[0], f"a column of the {kind} table",
@@ -125,6 +144,8 @@ def plain(value: object) -> object:
 
 
 def read(kind: str, path: Path, shown: str) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:   # pyarrow raises several types for a damaged or foreign file
@@ -149,6 +170,8 @@ def write(tables: Tables, folder: Path) -> dict[str, Path]:
 
 
 def digest(tables: Tables) -> str:
+    import pandas as pd
+
     h = hashlib.sha256()
     for kind in SCHEMAS:
         h.update(kind.encode())

@@ -11,20 +11,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
 from sim.workload.columns import TraceColumns
 from sim.workload.formats.common import (COUNT, bad_value, check_columns, csv_header, no_rows,
                                          numeric_column, read_csv, record_line)
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sim.workload.traces import TraceConfig
 
 REQUIRED = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 
 
 def read_azure(path: Path, cfg: TraceConfig, nrows: int | None) -> TraceColumns:
+    import pyarrow as pa     # here, not above: the formats registry imports every reader
+
     check_columns(path, csv_header(path), REQUIRED, fmt="azure")
     frame = read_csv(path, REQUIRED, nrows, types={"TIMESTAMP": pa.string()})
     if len(frame) == 0:
@@ -43,6 +45,9 @@ def read_azure(path: Path, cfg: TraceConfig, nrows: int | None) -> TraceColumns:
 
 def wall_clock_ns(path: Path, series: pd.Series, column: str, line_of) -> np.ndarray:
     """ISO 8601 date-times as int64 nanoseconds (UTC if they carry an offset)."""
+    import pandas as pd
+    import pyarrow as pa
+
     strings = pa.array(series, type=pa.string(), from_pandas=True)
     if strings.null_count == 0:
         for target in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):

@@ -1,5 +1,10 @@
 """What every trace reader shares: reading a header, checking columns, numeric checks with the line
-of the first bad value, fast CSV and JSON-lines reading through Arrow."""
+of the first bad value, fast CSV and JSON-lines reading through Arrow.
+
+pandas and pyarrow are imported by the functions that read, not with the module: the formats
+registry (hence every scenario, and the CLI's parser) imports this module, and most runs read no
+trace.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,17 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 
 from sim.errors import TraceError, did_you_mean
 from sim.workload.columns import IdLists
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
 
 SNIFF_BYTES = 1 << 16
 
@@ -114,6 +121,8 @@ _EXPECTED = {COUNT: f"an integer >= 1 (at most {MAX_COUNT:,})", TIME: "a number 
 def numeric_column(path: Path, series: pd.Series, column: str, kind: str,
                    line_of: Callable[[int], int]) -> np.ndarray:
     """``series`` as float64 seconds (TIME) or int64 counts, or a TraceError naming the line."""
+    import pandas as pd
+
     if series.dtype.kind in "iu" and kind != TIME:
         values = series.to_numpy()
         low = 1 if kind == COUNT else 0
@@ -152,6 +161,9 @@ def read_csv(path: Path, columns: Sequence[str], nrows: int | None = None,
     non-numeric value in a numeric column, a ragged row) pandas reads it instead, as strings
     where needed, so the numeric checks can name the bad line. Blank lines are skipped.
     """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     header = csv_header(path)
     raw = {name.strip(): name for name in next(csv.reader([first_line(path)]))}
     wanted = [raw.get(c, c) for c in columns if c in header]
@@ -173,6 +185,9 @@ def read_csv(path: Path, columns: Sequence[str], nrows: int | None = None,
 
 
 def _read_csv_head(path: Path, options: pa_csv.ConvertOptions, nrows: int) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     batches, rows = [], 0
     with pa_csv.open_csv(path, convert_options=options) as reader:
         for batch in reader:
@@ -185,6 +200,8 @@ def _read_csv_head(path: Path, options: pa_csv.ConvertOptions, nrows: int) -> pa
 
 
 def _read_csv_pandas(path: Path, wanted: list[str], nrows: int | None) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, nrows=nrows, usecols=wanted, dtype=str,
                             skipinitialspace=True, keep_default_na=False, na_values=[""])
@@ -200,6 +217,7 @@ def _read_csv_pandas(path: Path, wanted: list[str], nrows: int | None) -> pd.Dat
 def csv_id_lists(path: Path, series: pd.Series, column: str,
                  line_of: Callable[[int], int]) -> IdLists:
     """A CSV column of integers separated by spaces or '|' (empty = no ids) as IdLists."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     strings = pa.array(series, type=pa.string(), from_pandas=True)
@@ -243,6 +261,10 @@ def read_jsonl(path: Path, nrows: int | None, numeric: Sequence[str],
     well-formed files in bulk; a malformed one (bad JSON, mixed types) is reread line by line to
     name the line.
     """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
     try:
         # 4 MiB blocks: Arrow fails on a line longer than a block (then the slow path reads it)
         table = pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=1 << 22))
@@ -262,6 +284,7 @@ def read_jsonl(path: Path, nrows: int | None, numeric: Sequence[str],
 
 def arrow_id_lists(array: pa.Array | pa.ChunkedArray) -> IdLists:
     """A list<int> Arrow column as IdLists (nulls become empty rows), without a Python loop."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(array, pa.ChunkedArray):
@@ -281,6 +304,8 @@ def arrow_id_lists(array: pa.Array | pa.ChunkedArray) -> IdLists:
 
 def _read_jsonl_slow(path: Path, nrows: int | None, numeric: Sequence[str],
                      lists: Sequence[str]):
+    import pandas as pd
+
     records, lines = [], []
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):

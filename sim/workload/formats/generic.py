@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
 from sim.errors import TraceError
 from sim.workload.columns import TraceColumns
@@ -23,6 +21,8 @@ from sim.workload.formats.common import (COUNT, TIME, bad_value, check_columns, 
                                          read_jsonl, record_line)
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from sim.workload.traces import TraceConfig
 
 REQUIRED = ("arrival_s", "prompt_tokens", "output_tokens")
@@ -42,6 +42,10 @@ def is_jsonl(path: Path) -> bool:
 
 
 def read_generic(path: Path, cfg: TraceConfig, nrows: int | None) -> TraceColumns:
+    # here, not above: the formats registry imports every reader, and most runs read no trace
+    import pandas as pd
+    import pyarrow as pa
+
     if is_jsonl(path):
         frame, ids, line_of, found = read_jsonl(path, nrows, REQUIRED + OPTIONAL[1:],
                                                 lists=("prefix_hashes",))
@@ -86,6 +90,7 @@ def read_generic(path: Path, cfg: TraceConfig, nrows: int | None) -> TraceColumn
 
 def write_generic(columns: TraceColumns, out: Path, prefix_block_tokens: int | None = None) -> None:
     """Write ``columns`` as a generic trace: JSON lines if ``out`` ends in .jsonl, else CSV."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 

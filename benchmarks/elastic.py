@@ -1,0 +1,282 @@
+"""Elastic fleets: a fixed fleet sized for the peak against autoscaled fleets over a diurnal day,
+and a host-memory KV tier for multi-turn chat.
+
+**The day.** Llama-3.1-8B on H100s (fcfs, chunked prefill, prefix caching, least-outstanding
+router), Azure-conversation-like lengths (as benchmarks/speed.py: prompts lognormal mean 1155,
+outputs mean 211), Poisson arrivals whose rate follows a day (``arrivals: diurnal``): mean
+``--mean-rps`` (64), peak:trough 4:1, starting at the trough. The day is compressed into
+``--period-s`` (7,200 s, 12x) so that the benchmark runs in minutes; cold starts are not
+compressed, which makes them weigh more than in a real day (say so when quoting the results).
+SLO: TTFT <= 2 s and TPOT <= 100 ms per request; ``slo_attainment`` is the share of requests
+meeting both.
+
+**The fleets.**
+- ``fixed``: the smallest fleet whose attainment over the day is at least ``--fixed-attainment``
+  (0.99), found by running 2, 3, ... replicas: the fleet a planner sizes for the peak.
+- ``policies``: each autoscaler policy with cold starts of 60 s and 300 s (provisioning plus
+  the weights from local NVMe: provisioning_s is set so that the whole cold start is 60 or 300
+  s), between 1 and the fixed fleet + 1 replicas, every 15 s, scale-down cooldown 120 s. The
+  targets come from a load test, as an operator would set them: one replica's knee (the highest
+  steady Poisson rate at which it meets the SLO as the fixed fleet must), where 70% of its mean
+  outstanding requests is the ``queue`` target and 70% of its mean KV use the
+  ``target-utilisation`` target (the usual 70% target utilisation of Knative and the Kubernetes
+  HPA); ``slo`` scales up when the p90 TTFT of the last minute passes 80% of the SLO.
+
+**The KV tier.** Multi-turn chat (sessions of 2-10 turns, each a new message lognormal ~300
+tokens and an answer ~250, the prompt the whole conversation so far; think times exponential,
+mean ``--think-s`` = 120 s; session starts Poisson) on 2 replicas with session-affinity routing,
+the GPU KV cache limited to ``--gpu-kv-blocks`` blocks per replica so that conversations are
+evicted while their users think: GPU-only prefix caching against a host tier of
+``--tier-gib`` GiB per GPU at 25 GB/s (PCIe 5 host memory), ``scheduler.kv_offload``.
+
+Writes ``DIR/elastic.json`` (``{"fixed": {cost_usd, slo_attainment, replicas}, "policies":
+{policy: {cold_60: {cost_usd, slo_attainment, scale_events, ...}, cold_300: {...}}},
+"kv_tier": {"off": {hit_rate, ttft_p50_s}, "on": {...}}}``), ``DIR/elastic.md`` and
+``DIR/replicas.png`` (replicas over the day per policy, 60 s cold starts, with the rate).
+
+    python benchmarks/elastic.py --out runs/elastic [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+POLICIES = ("queue", "target-utilisation", "slo")
+COLD_STARTS = (60.0, 300.0)
+SATURATION_RPS = 22.0       # one H100 on these lengths (benchmarks/README.md, speed.py)
+LENGTHS = {"prompt_tokens": {"dist": "lognormal", "mean": 1155, "sigma": 0.99, "max": 14050},
+           "output_tokens": {"dist": "lognormal", "mean": 211, "sigma": 0.86, "max": 1000}}
+
+
+def base(replicas: int, arrivals: dict, num_requests: int, seed: int = 0) -> dict:
+    return {
+        "name": "elastic", "seed": seed, "model": "llama-3.1-8b", "hardware": "h100-sxm",
+        "cluster": {"replicas": replicas, "router": "least-outstanding"},
+        "scheduler": {"name": "fcfs", "max_num_seqs": 256, "max_batched_tokens": 8192,
+                      "prefix_caching": True},
+        "workload": {"arrivals": arrivals, "num_requests": num_requests, **LENGTHS},
+        "slo": {"ttft_s": 2.0, "tpot_s": 0.1},
+        "simulation": {"iteration_rows": "none"},
+    }
+
+
+def day(args) -> tuple[dict, int]:
+    arrivals = {"kind": "diurnal", "mean_rps": args.mean_rps, "peak_to_trough": 4.0,
+                "period_s": args.period_s, "phase": 0.75}
+    return arrivals, int(args.mean_rps * args.period_s)
+
+
+def run(data: dict) -> dict:
+    """One scenario: its summary and, for an autoscaled run, its fleet transitions."""
+    from sim import Scenario, simulate
+
+    result = simulate(Scenario.from_dict(data))
+    out = {"summary": result.summary}
+    if result.fleet_events is not None:
+        out["events"] = result.fleet_events
+    return out
+
+
+def load_test(args) -> dict:
+    """One replica's knee: the highest steady Poisson rate at which it meets the SLO for
+    ``--fixed-attainment`` of its requests (bisection), and there its mean outstanding requests
+    (Little's law: rate x mean time in the system) and mean KV use."""
+    def at(rate: float) -> dict:
+        return run(base(1, {"kind": "poisson", "rate_rps": rate}, 6000))["summary"]
+
+    low, high = 0.25 * SATURATION_RPS, 1.5 * SATURATION_RPS
+    for _ in range(7):
+        mid = math.sqrt(low * high)
+        low, high = (mid, high) if at(mid)["slo_attainment"] >= args.fixed_attainment \
+            else (low, mid)
+    s = at(low)
+    return {"knee_rps": low, "outstanding": low * s["e2e_s"]["mean"],
+            "kv_use": s["kv_usage_mean"]}
+
+
+def autoscaled(args, policy: str, cold_s: float, fixed_replicas: int, test: dict) -> dict:
+    from sim.cluster.autoscaler import AutoscalerConfig
+    from sim.memory.capacity import weight_bytes_per_device
+    from sim.models import get_model
+
+    arrivals, n = day(args)
+    load_s = weight_bytes_per_device(get_model("llama-3.1-8b"), 1) \
+        / (AutoscalerConfig().bandwidth_gb_s * 1e9)
+    # 70% of what one replica holds at its knee, as Knative's and the Kubernetes HPA's usual
+    # target utilisation
+    target = {"queue": round(0.7 * test["outstanding"], 1),
+              "target-utilisation": round(0.7 * test["kv_use"], 3), "slo": 0.8}[policy]
+    data = base(1, arrivals, n)
+    data["autoscaler"] = {"policy": policy, "min_replicas": 1,
+                          "max_replicas": fixed_replicas + 1, "interval_s": 15.0,
+                          "target": target, "window_s": 60.0, "scale_down_cooldown_s": 120.0,
+                          "provisioning_s": cold_s - load_s, "weight_source": "nvme"}
+    return data
+
+
+def summarize_fleet(out: dict) -> dict:
+    s = out["summary"]
+    auto = s.get("autoscaler", {})
+    row = {"cost_usd": s["cost_usd"], "slo_attainment": s["slo_attainment"],
+           "ttft_p90_s": s["ttft_s"]["p90"], "tpot_p90_s": s["tpot_s"]["p90"]}
+    if auto:
+        row.update({k: auto[k] for k in ("scale_events", "cold_start_s", "replica_hours",
+                                         "mean_replicas", "peak_replicas",
+                                         "slo_attainment_in_ramps",
+                                         "slo_attainment_outside_ramps")})
+    return row
+
+
+def chat(args, tier: bool) -> dict:
+    data = base(2, {"kind": "poisson", "rate_rps": args.session_rps}, args.chat_requests)
+    data["cluster"]["router"] = "session-affinity"
+    data["workload"] = {
+        "arrivals": {"kind": "poisson", "rate_rps": args.session_rps},
+        "num_requests": args.chat_requests,
+        "sessions": {"turns": {"dist": "uniform", "min": 2, "max": 10},
+                     "think_time_s": args.think_s},
+        "prompt_tokens": {"dist": "lognormal", "mean": 300, "sigma": 0.8, "max": 4096},
+        "output_tokens": {"dist": "lognormal", "mean": 250, "sigma": 0.8, "max": 2048}}
+    data["scheduler"]["kv_blocks"] = args.gpu_kv_blocks
+    if tier:
+        data["scheduler"]["kv_offload"] = {"capacity_gib": args.tier_gib,
+                                           "bandwidth_gb_s": 25.0, "latency_us": 20.0}
+    return data
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--mean-rps", type=float, default=64.0)
+    ap.add_argument("--period-s", type=float, default=7200.0)
+    ap.add_argument("--fixed-attainment", type=float, default=0.99)
+    ap.add_argument("--session-rps", type=float, default=0.5)
+    ap.add_argument("--think-s", type=float, default=120.0)
+    ap.add_argument("--chat-requests", type=int, default=12000)
+    ap.add_argument("--gpu-kv-blocks", type=int, default=8000)
+    ap.add_argument("--tier-gib", type=float, default=128.0)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    arrivals, n = day(args)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        # the load test, the tier pair and the fixed fleets side by side
+        test_f = pool.submit(load_test, args)
+        chat_f = {name: pool.submit(run, chat(args, name == "on")) for name in ("off", "on")}
+        peak = args.mean_rps * 1.6
+        sizes = list(range(max(1, math.floor(peak / SATURATION_RPS)),
+                           math.ceil(peak / (0.5 * SATURATION_RPS)) + 1))
+        fixed_f = {k: pool.submit(run, base(k, arrivals, n)) for k in sizes}
+        fixed_runs = {k: summarize_fleet(f.result()) for k, f in fixed_f.items()}
+        fits = [k for k in sizes if fixed_runs[k]["slo_attainment"] >= args.fixed_attainment]
+        fixed_k = fits[0] if fits else sizes[-1]
+        test = test_f.result()
+        auto_f = {(p, c): pool.submit(run, autoscaled(args, p, c, fixed_k, test))
+                  for p in POLICIES for c in COLD_STARTS}
+        autos = {key: f.result() for key, f in auto_f.items()}
+        chats = {name: f.result()["summary"] for name, f in chat_f.items()}
+    fixed = {**fixed_runs[fixed_k], "replicas": fixed_k}
+    out = {"fixed": fixed, "fixed_sizes": {str(k): v for k, v in fixed_runs.items()},
+           "load_test": test,
+           "day": {"mean_rps": args.mean_rps, "peak_to_trough": 4.0, "period_s": args.period_s,
+                   "requests": n},
+           "policies": {p: {f"cold_{int(c)}": {
+               **summarize_fleet(autos[p, c]),
+               "saving_vs_fixed": 1 - autos[p, c]["summary"]["cost_usd"] / fixed["cost_usd"],
+               "attainment_vs_fixed": autos[p, c]["summary"]["slo_attainment"]
+               / fixed["slo_attainment"]} for c in COLD_STARTS} for p in POLICIES},
+           "kv_tier": {name: {
+               "hit_rate": s["prefix_cache_hit_rate"] + s.get("kv_offload", {}).get(
+                   "host_hit_rate", 0.0),
+               "gpu_hit_rate": s["prefix_cache_hit_rate"],
+               "host_hit_rate": s.get("kv_offload", {}).get("host_hit_rate", 0.0),
+               "ttft_p50_s": s["ttft_s"]["p50"], "ttft_p90_s": s["ttft_s"]["p90"],
+               "throughput_tokens_per_s": s["throughput_tokens_per_s"]}
+               for name, s in chats.items()},
+           "wall_s": time.perf_counter() - started}
+    (args.out / "elastic.json").write_text(json.dumps(_jsonable(out), indent=2) + "\n")
+    table = markdown(out)
+    (args.out / "elastic.md").write_text(table)
+    plot(args, autos, out, args.out / "replicas.png")
+    print(table)
+    print(f"wall {out['wall_s']:.0f} s")
+
+
+def markdown(out: dict) -> str:
+    f, d = out["fixed"], out["day"]
+    lines = [f"A day of {d['requests']} requests (mean {d['mean_rps']:g} req/s, peak:trough 4:1, "
+             f"compressed into {d['period_s']:g} s); fixed fleet for the peak: {f['replicas']} "
+             f"replicas, ${f['cost_usd']:.2f}, attainment {f['slo_attainment']:.3f}.", "",
+             "| policy | cold start | cost $ | saving | attainment | vs fixed | in ramps | "
+             "scale events | mean replicas |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p, by_cold in out["policies"].items():
+        for key, r in by_cold.items():
+            lines.append(f"| {p} | {r['cold_start_s']:.0f} s | {r['cost_usd']:.2f} | "
+                         f"{r['saving_vs_fixed']:.1%} | {r['slo_attainment']:.3f} | "
+                         f"{r['attainment_vs_fixed']:.3f} | "
+                         f"{r['slo_attainment_in_ramps']:.3f} | {r['scale_events']} | "
+                         f"{r['mean_replicas']:.2f} |")
+    t = out["kv_tier"]
+    lines += ["", "| KV tier | prefix hit rate (GPU + host) | GPU | host | TTFT p50 s | "
+                  "TTFT p90 s |", "|---|---:|---:|---:|---:|---:|"]
+    for name in ("off", "on"):
+        r = t[name]
+        lines.append(f"| {name} | {r['hit_rate']:.3f} | {r['gpu_hit_rate']:.3f} | "
+                     f"{r['host_hit_rate']:.3f} | {r['ttft_p50_s']:.3f} | "
+                     f"{r['ttft_p90_s']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(args, autos: dict, out: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim.cluster.autoscaler import replicas_over_time
+    from sim.workload.arrivals import ArrivalConfig, diurnal_rate
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for p in POLICIES:
+        r = autos[p, COLD_STARTS[0]]
+        end = r["summary"]["simulated_duration_s"]
+        series = replicas_over_time(r["events"], end)
+        ax.step(np.append(series["time_s"], end) / 3600,
+                np.append(series["provisioned"], series["provisioned"][-1]), where="post",
+                label=f"{p} (provisioned)")
+    ax.axhline(out["fixed"]["replicas"], color="k", ls="--", lw=1, label="fixed fleet")
+    ax.set_xlabel("time (h, compressed day)")
+    ax.set_ylabel("replicas")
+    rate_ax = ax.twinx()
+    cfg = ArrivalConfig(**day(args)[0])
+    t = np.linspace(0, args.period_s, 400)
+    rate_ax.plot(t / 3600, diurnal_rate(cfg, t), color="grey", alpha=0.5, label="rate")
+    rate_ax.set_ylabel("requests/s")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"Autoscaled fleets over a diurnal day ({int(COLD_STARTS[0])} s cold starts)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Autoscaling: replicas come and go, cold starts are paid, no request is lost."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import Scenario, simulate
+from sim.cluster.autoscaler import AutoscalerConfig, cost_by_minute, replicas_over_time
+from sim.errors import ScenarioError
+from sim.hardware import load_device
+from sim.models import get_model
+from sim.workload.arrivals import ArrivalConfig, arrival_times, diurnal_rate
+
+# a quiet minute, a busy one, and quiet again: the fleet must grow and shrink
+STEP_LOAD = {"kind": "piecewise", "schedule": [[60, 2], [60, 60], [300, 2]]}
+
+
+def _scenario(autoscaler: dict | None = None, arrivals: dict | None = None,
+              **sections) -> Scenario:
+    data = {
+        "model": "llama-3.1-8b", "hardware": "h100-sxm",
+        "cluster": {"replicas": 1, "router": "least-outstanding"},
+        "scheduler": {"name": "fcfs", "max_num_seqs": 64, "max_batched_tokens": 4096},
+        "workload": {"arrivals": arrivals or STEP_LOAD, "num_requests": 4000,
+                     "prompt_tokens": {"dist": "uniform", "min": 200, "max": 2000},
+                     "output_tokens": {"dist": "uniform", "min": 50, "max": 400}},
+        "slo": {"ttft_s": 2.0},
+        "autoscaler": {"policy": "queue", "min_replicas": 1, "max_replicas": 6,
+                       "interval_s": 5, "target": 16, "provisioning_s": 20,
+                       "scale_down_cooldown_s": 30, **(autoscaler or {})},
+        "simulation": {"check_invariants": True},
+    }
+    data.update(sections)
+    return Scenario.from_dict(data)
+
+
+@pytest.fixture(scope="module")
+def step_run():
+    return simulate(_scenario())
+
+
+def test_cold_start_by_hand():
+    model = get_model("llama-3.1-8b")
+    cfg = AutoscalerConfig(provisioning_s=20, weight_source="network")
+    # 8.03B bf16 parameters (16.06 GB) over a 10 Gb/s store, after 20 s of provisioning
+    assert cfg.cold_start_s(model.weight_bytes) == pytest.approx(
+        20 + 8_030_261_248 * 2 / 1.25e9, rel=1e-12)
+    assert AutoscalerConfig(load_bandwidth_gb_s=10).cold_start_s(20e9) == 60 + 2.0
+
+
+def test_the_fleet_grows_and_shrinks_and_loses_nothing(step_run):
+    s, fleet = step_run.summary, step_run.fleet
+    auto = s["autoscaler"]
+    assert auto["peak_replicas"] > 2 and auto["scale_events"] >= 2
+    assert auto["cold_start_s"] == pytest.approx(20 + 8_030_261_248 * 2 / 5e9, rel=1e-9)
+    assert set(fleet["state"]) == {"provisioning", "up", "draining", "off"}
+    # every request ended, once
+    req = step_run.requests
+    assert (req["state"] == "completed").all() and req["request_id"].is_unique
+    assert s["requests_completed"] == 4000
+    # ramps: decided -> up one cold start later
+    assert auto["ramp_s"] > 0 and not math.isnan(auto["slo_attainment_in_ramps"])
+
+
+def _intervals(fleet: pd.DataFrame, replica: int, state: str) -> list[tuple[float, float]]:
+    """[start, end) of each stretch the replica spent in ``state``."""
+    rows = fleet[fleet["replica"] == replica].sort_values("time_s", kind="stable")
+    out, start = [], None
+    for t, st in zip(rows["time_s"], rows["state"]):
+        if start is not None:
+            out.append((start, t))
+            start = None
+        if st == state:
+            start = t
+    if start is not None:
+        out.append((start, math.inf))
+    return out
+
+
+def test_requests_go_only_to_up_replicas_and_drained_ones_finish(step_run):
+    req, fleet = step_run.requests, step_run.fleet
+    for replica in sorted(set(fleet["replica"])):
+        mine = req[req["replica"] == replica]
+        up = _intervals(fleet, replica, "up")
+        # routed (queued) only while up: arrival inside an up stretch
+        inside = np.zeros(len(mine), dtype=bool)
+        for a, b in up:
+            inside |= (mine["arrival_s"] >= a).to_numpy() & (mine["arrival_s"] < b).to_numpy()
+        assert inside.all(), replica
+        # a drained replica turns off only once its last request has finished
+        for a, b in _intervals(fleet, replica, "draining"):
+            if b == math.inf:
+                continue
+            during = mine[(mine["arrival_s"] < a)]
+            assert (during["finish_s"] <= b + 1e-9).all()
+
+
+def test_cost_is_the_provisioned_time(step_run):
+    s, events = step_run.summary, step_run.fleet_events
+    end = s["simulated_duration_s"]
+    series = replicas_over_time(events, end)
+    times = np.append(series["time_s"], end)
+    replica_s = float((np.diff(times) * series["provisioned"]).sum())
+    price = load_device("h100-sxm").price_usd_per_hour      # per device-hour, TP 1
+    assert s["cost_usd"] == pytest.approx(replica_s * price / 3600, rel=1e-9)
+    assert s["autoscaler"]["replica_hours"] == pytest.approx(replica_s / 3600, rel=1e-9)
+    assert cost_by_minute(events, end, price).sum() == pytest.approx(s["cost_usd"], rel=1e-9)
+    # fewer replica-hours than the peak fleet kept up all along
+    assert replica_s < s["autoscaler"]["peak_replicas"] * end
+
+
+def test_cost_by_minute_by_hand():
+    events = [(0.0, 0, "up"), (30.0, 1, "provisioning"), (90.0, 1, "up"), (150.0, 1, "off")]
+    cost = cost_by_minute(events, 180.0, 3600.0)      # $1 per replica-second
+    assert cost.tolist() == [60 + 30, 60 + 60, 60 + 30]
+
+
+@pytest.mark.parametrize("policy, extra", [
+    ("queue", {}),
+    ("target-utilisation", {"target": 0.1, "metric": "kv"}),
+    ("target-utilisation", {"target": 0.5, "metric": "running"}),
+    ("slo", {"target": 0.5, "window_s": 20}),
+])
+def test_fast_forward_equals_stepping(policy, extra):
+    sets = {"policy": policy, **({"target": 16} if policy == "queue" else {}), **extra}
+    fast = simulate(_scenario(sets))
+    step = simulate(_scenario(sets, simulation={"fast_forward": False}))
+    pd.testing.assert_frame_equal(fast.requests, step.requests)
+    assert fast.fleet_events == step.fleet_events
+    assert fast.summary["autoscaler"]["scale_events"] >= 1
+
+
+def test_failures_while_the_fleet_changes_lose_nothing():
+    run = simulate(_scenario(failures=[
+        {"kind": "replica_down", "replica": 0, "at_s": 70, "duration_s": 40}]))
+    assert (run.requests["state"] == "completed").all()
+    assert run.summary["requests_rerouted"] >= 0
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"min_replicas": 4, "max_replicas": 2}, "max_replicas"),
+    ({"min_replicas": 2}, "cluster.replicas"),
+    ({"policy": "magic"}, "policy"),
+    ({"interval_s": 0}, "interval_s"),
+    ({"policy": "target-utilisation", "target": 1.5}, "target"),
+    ({"weight_source": "tape"}, "weight_source"),
+    ({"provisioning_s": -1}, "provisioning_s"),
+])
+def test_bad_autoscaler_settings_are_named(change, field):
+    with pytest.raises(ScenarioError, match=field):
+        _scenario(change)
+
+
+def test_slo_policy_needs_a_ttft_target():
+    with pytest.raises(ScenarioError, match="autoscaler.policy"):
+        _scenario({"policy": "slo"}, slo={"tpot_s": 0.1})
+
+
+# -- diurnal arrivals ----------------------------------------------------------------------------
+def test_diurnal_arrivals_follow_the_day():
+    cfg = ArrivalConfig(kind="diurnal", mean_rps=10, peak_to_trough=4, period_s=3600,
+                        phase=0.75)
+    t = arrival_times(cfg, 200_000, np.random.default_rng(3))
+    assert np.all(np.diff(t) >= 0)
+    # rate by hand at the trough (t = 0, phase 0.75) and the peak (half a period later):
+    # mean x (1 -+ 3/5)
+    assert diurnal_rate(cfg, 0.0) == pytest.approx(4.0)
+    assert diurnal_rate(cfg, 1800.0) == pytest.approx(16.0)
+    counts, edges = np.histogram(t, bins=24, range=(0, 3 * 3600))
+    expected = [float(np.mean(diurnal_rate(cfg, np.linspace(a, b, 101)))) * (b - a)
+                for a, b in zip(edges[:-1], edges[1:])]
+    assert np.allclose(counts, expected, rtol=0.05)
+    assert len(t) / t[-1] == pytest.approx(10, rel=0.02)
+
+
+@pytest.mark.parametrize("fields, name", [
+    ({"peak_to_trough": 4}, "mean_rps"),
+    ({"mean_rps": 5, "peak_to_trough": 0.5}, "peak_to_trough"),
+    ({"mean_rps": 5, "peak_to_trough": 2, "rate_rps": 5}, "rate_rps"),
+    ({"mean_rps": 5, "peak_to_trough": 2, "period_s": 0}, "period_s"),
+])
+def test_bad_diurnal_settings_are_named(fields, name):
+    with pytest.raises(ScenarioError, match=name):
+        _scenario(arrivals={"kind": "diurnal", **fields})
