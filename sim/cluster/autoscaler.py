@@ -18,9 +18,11 @@ A replica's life: off -> provisioning (``cold_start_s``: ``provisioning_s`` for 
 engine to start, then the weights of one device loaded at the ``weight_source``'s bandwidth) ->
 up (routed to) -> draining (no new requests; it finishes what it holds) -> off. A provisioning
 replica costs money and serves nothing. Scale-up acts once its need has held for
-``scale_up_delay_s``, first taking back draining replicas; scale-down waits
-``scale_down_cooldown_s`` after the last scale event and cancels provisioning replicas first, then
-drains the up ones with the fewest requests. Failure what-ifs still apply to up replicas.
+``scale_up_delay_s``, first taking back draining replicas. Scale-down, as the Kubernetes HPA's
+stabilisation window, goes only to the most replicas wanted over the last
+``scale_down_cooldown_s`` (and not within that long of a scale-up); it cancels provisioning
+replicas first, then drains the up ones with the fewest requests. Failure what-ifs still apply
+to up replicas.
 
 Records: every transition (``Result.fleet``), each replica's provisioned seconds (the cost and
 idle energy are charged for those, not the whole run), and the ramps, from a scale-up decision to
@@ -64,7 +66,7 @@ class AutoscalerConfig:
     metric: Literal["kv", "running"] = "kv"     # target-utilisation's use
     window_s: float = 60.0                  # slo: the requests finished this recently
     scale_up_delay_s: float = 0.0
-    scale_down_cooldown_s: float = 300.0
+    scale_down_cooldown_s: float = 300.0     # the scale-down stabilisation window
     provisioning_s: float = 60.0            # instance and engine start, before the weights load
     weight_source: Literal["nvme", "network", "peer"] = "nvme"
     load_bandwidth_gb_s: float | None = None    # per device (None: the source's default)
@@ -115,8 +117,9 @@ class Autoscaler:
         self.events: list[tuple[float, int, str]] = [(0.0, i, UP) for i in range(initial)]
         self.ramps: list[list[float]] = []          # [decided, ready] of each scale-up
         self.scale_events = 0
-        self._last_scale_s = -math.inf
+        self._last_up_s = -math.inf             # the last scale-up decision
         self._up_need_since: float | None = None
+        self._wanted: deque[tuple[float, int]] = deque()    # (time, replicas wanted)
         self.finished: deque[tuple[float, float]] = deque()   # (end time, ttft), slo policy
 
     # -- the loop ----------------------------------------------------------------------------
@@ -132,10 +135,17 @@ class Autoscaler:
             self.decide(env.now)
 
     def decide(self, now_s: float) -> None:
+        """Up at once to what the policy wants now (after ``scale_up_delay_s`` of wanting it);
+        down only to the most it wanted over the last ``scale_down_cooldown_s``, as the
+        Kubernetes HPA's scale-down stabilisation window: quick to add, slow to remove."""
         cfg = self.config
         current = self.count(UP) + self.count(PROVISIONING)
         wanted = POLICIES[cfg.policy](self, now_s)
         wanted = min(max(wanted, cfg.min_replicas), cfg.max_replicas)
+        recent = self._wanted
+        recent.append((now_s, wanted))
+        while recent[0][0] < now_s - cfg.scale_down_cooldown_s:
+            recent.popleft()
         if wanted > current:
             if self._up_need_since is None:
                 self._up_need_since = now_s
@@ -144,8 +154,9 @@ class Autoscaler:
                 self._up_need_since = None
             return
         self._up_need_since = None
-        if wanted < current and now_s - self._last_scale_s >= cfg.scale_down_cooldown_s:
-            self._scale_down(now_s, current - wanted)
+        floor = max(w for _, w in recent)
+        if floor < current and now_s - self._last_up_s >= cfg.scale_down_cooldown_s:
+            self._scale_down(now_s, current - floor)
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.state if s == state)
@@ -164,7 +175,7 @@ class Autoscaler:
     # -- transitions -------------------------------------------------------------------------
     def _scale_up(self, now_s: float, more: int) -> None:
         self.scale_events += 1
-        self._last_scale_s = now_s
+        self._last_up_s = now_s
         for i in [i for i, s in enumerate(self.state) if s == DRAINING][:more]:
             self._set(i, UP, now_s)             # taken back at once
             more -= 1
@@ -191,7 +202,6 @@ class Autoscaler:
 
     def _scale_down(self, now_s: float, fewer: int) -> None:
         self.scale_events += 1
-        self._last_scale_s = now_s
         for i in [i for i, s in enumerate(self.state) if s == PROVISIONING][::-1][:fewer]:
             self._set(i, OFF, now_s)            # cancelled: stops paying at once
             self._off(i, now_s)

@@ -120,7 +120,8 @@ class Recorder:
         streamed = self.stream_dir is not None
         self.requests = ColumnBuffer(REQUEST_SCHEMA, capacity=STREAM_BLOCK_ROWS if streamed
                                      else 4096, sink=self._write_requests if streamed else None)
-        whole = iteration_rows == "all" and not streamed
+        # every iteration row kept in memory (else blocks go to _take_iterations)
+        self._all_iterations = whole = iteration_rows == "all" and not streamed
         self.iterations = ColumnBuffer(ITERATION_SCHEMA, capacity=4096 if whole
                                        else STREAM_BLOCK_ROWS,
                                        sink=None if whole else self._take_iterations)
@@ -207,7 +208,7 @@ class Recorder:
         if self.finished:
             return
         self.finished = True
-        if self.iterations._sink is None:       # every row in memory: one block, exact
+        if self._all_iterations:       # every row in memory: one block, exact
             self.totals.add(self.iterations.columns())
         else:
             self.iterations.drain()
@@ -251,7 +252,7 @@ class Recorder:
         order = np.argsort(cols["request_id"], kind="stable")
         pq.write_table(self._request_table({name: col[order] for name, col in cols.items()}),
                        folder / "requests.parquet")
-        if self.iterations._sink is None:
+        if self._all_iterations:
             table = _arrow_table(self.iterations.columns())
         elif self._kept:
             table = _arrow_table({name: np.concatenate([b[name] for b in self._kept])
@@ -266,7 +267,7 @@ class Recorder:
         self.finish()
         if self.stream_dir is not None:
             return pd.read_parquet(self.stream_dir / "iterations.parquet")
-        if self.iterations._sink is None:
+        if self._all_iterations:
             return self.iterations.to_frame()
         if not self._kept:
             return pd.DataFrame(_empty_iteration_columns())

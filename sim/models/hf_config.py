@@ -282,22 +282,10 @@ def _gpt_oss(cfg: _Config, name: str) -> ModelSpec:
     if "experts_per_token" in cfg.data and top_k != cfg.positive_int("experts_per_token"):
         raise cfg.error("experts_per_token", f"{cfg.data['experts_per_token']!r} differs from "
                                              f"num_experts_per_tok {top_k}")
-    layer_types = cfg.data.get("layer_types")
-    if layer_types is None:
-        # transformers: layer i sliding when (i + 1) is odd
-        sliding_layers = sum(1 for i in range(num_layers) if (i + 1) % 2)
-    else:
-        if not isinstance(layer_types, list) or len(layer_types) != num_layers:
-            raise cfg.error("layer_types", f"expected a list of num_hidden_layers ({num_layers}) "
-                                           f"entries, got {_short(layer_types)}")
-        bad = [t for t in layer_types if t not in ("sliding_attention", "full_attention")]
-        if bad:
-            raise cfg.error("layer_types", f"expected 'sliding_attention' or 'full_attention', "
-                                           f"got {bad[0]!r}")
-        sliding_layers = layer_types.count("sliding_attention")
-        if sliding_layers == num_layers:
-            raise cfg.error("layer_types", "every layer is sliding_attention; at least one "
-                                           "full_attention layer is modelled")
+    # absent, as transformers: layer i sliding when (i + 1) is odd
+    layer_types = _layer_types(cfg, num_layers, "sliding_attention",
+                               lambda i: "sliding_attention" if (i + 1) % 2 else "full_attention")
+    sliding_layers = layer_types.count("sliding_attention")
     window = 0
     if sliding_layers:
         if "sliding_window" in cfg.data and cfg.data["sliding_window"] is None:
@@ -361,20 +349,10 @@ def _qwen3_next(cfg: _Config, name: str) -> ModelSpec:
     Not counted: the attention output gate and the DeltaNet projections' own shapes (costed
     as the softmax layers'), as in the catalog entry."""
     num_layers = cfg.positive_int("num_hidden_layers")
-    types = cfg.data.get("layer_types")
-    if types is None:
-        interval = cfg.positive_int("full_attention_interval", default=4)
-        types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention"
-                 for i in range(num_layers)]
-    elif not isinstance(types, list) or len(types) != num_layers:
-        raise cfg.error("layer_types", f"expected a list of num_hidden_layers ({num_layers}) "
-                                       f"entries, got {_short(types)}")
-    bad = [t for t in types if t not in ("linear_attention", "full_attention")]
-    if bad:
-        raise cfg.error("layer_types", f"expected 'linear_attention' or 'full_attention', got "
-                                       f"{bad[0]!r}")
-    if "full_attention" not in types:
-        raise cfg.error("layer_types", "no full-attention layer; at least one is modelled")
+    every = cfg.positive_int("full_attention_interval", default=4)
+    types = _layer_types(cfg, num_layers, "linear_attention",
+                         lambda i: "full_attention" if (i + 1) % every == 0
+                         else "linear_attention")
     interval = cfg.positive_int("decoder_sparse_step", default=1)
     _check_mlp_only_layers(cfg, num_layers, interval)
     key_heads = cfg.positive_int("linear_num_key_heads", default=16)
@@ -416,6 +394,26 @@ def _minicpm(cfg: _Config, name: str) -> ModelSpec:
             raise ModelError(str(exc).replace(f"{cfg.path}: ", f"{cfg.path}: sparse_config.",
                                               1)) from None
     return _decoder(cfg, name, qkv_bias=False, **extra)
+
+
+def _layer_types(cfg: _Config, num_layers: int, other: str,
+                 default: Callable[[int], str]) -> list[str]:
+    """``layer_types``: each layer's "full_attention" or ``other`` kind (absent: ``default(i)``
+    for layer i); at least one full-attention layer (the cache that grows is modelled)."""
+    types = cfg.data.get("layer_types")
+    if types is None:
+        types = [default(i) for i in range(num_layers)]
+    elif not isinstance(types, list) or len(types) != num_layers:
+        raise cfg.error("layer_types", f"expected a list of num_hidden_layers ({num_layers}) "
+                                       f"entries, got {_short(types)}")
+    bad = [t for t in types if t not in (other, "full_attention")]
+    if bad:
+        raise cfg.error("layer_types", f"expected {other!r} or 'full_attention', got "
+                                       f"{bad[0]!r}")
+    if "full_attention" not in types:
+        raise cfg.error("layer_types", f"every layer is {other}; at least one full_attention "
+                                       "layer is modelled")
+    return types
 
 
 def _short(value: Any) -> str:

@@ -798,7 +798,7 @@ def test_qwen3_next_layer_types_and_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize("changes, message", [
     ({"layer_types": ["full_attention"] * 3}, "layer_types: expected a list of "
                                               "num_hidden_layers"),
-    ({"layer_types": ["linear_attention"] * 48}, "layer_types: no full-attention layer"),
+    ({"layer_types": ["linear_attention"] * 48}, "layer_types: every layer is linear_attention"),
     ({"layer_types": ["sliding_attention"] * 48}, "layer_types: expected 'linear_attention'"),
     ({"num_experts": 0}, "num_experts: expected a positive integer"),
     ({"linear_num_value_heads": -1}, "linear_num_value_heads: expected a positive integer"),
