@@ -161,6 +161,23 @@ def read_csv(path: Path, columns: Sequence[str], nrows: int | None = None,
     non-numeric value in a numeric column, a ragged row) pandas reads it instead, as strings
     where needed, so the numeric checks can name the bad line. Blank lines are skipped.
     """
+    table = read_csv_arrow(path, columns, nrows, types)
+    if table is None:
+        header = csv_header(path)
+        raw = {name.strip(): name for name in next(csv.reader([first_line(path)]))}
+        return _read_csv_pandas(path, [raw.get(c, c) for c in columns if c in header], nrows)
+    # one column per block, each Arrow buffer freed once converted: about half the peak
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def read_csv_arrow(path: Path, columns: Sequence[str], nrows: int | None = None,
+                   types: dict[str, pa.DataType] | None = None) -> pa.Table | None:
+    """The named columns of a CSV file as an Arrow table (names stripped of spaces), or None
+    if Arrow cannot parse them (then :func:`read_csv` reads it with pandas, to name the bad
+    line)."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
@@ -175,13 +192,9 @@ def read_csv(path: Path, columns: Sequence[str], nrows: int | None = None,
             table = pa_csv.read_csv(path, convert_options=options)
         else:
             table = _read_csv_head(path, options, nrows)
-        # one column per block, each Arrow buffer freed once converted: about half the peak
-        frame = table.to_pandas(split_blocks=True, self_destruct=True)
-        del table
-        frame.columns = [str(c).strip() for c in frame.columns]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
-        frame = _read_csv_pandas(path, wanted, nrows)
-    return frame
+        return None
+    return table.rename_columns([str(c).strip() for c in table.column_names])
 
 
 def _read_csv_head(path: Path, options: pa_csv.ConvertOptions, nrows: int) -> pa.Table:
@@ -344,5 +357,6 @@ def _read_jsonl_slow(path: Path, nrows: int | None, numeric: Sequence[str],
 
 __all__ = ["COUNT", "TIME", "COUNT_OR_ZERO", "IdLists", "arrow_id_lists", "bad_value",
            "check_columns", "check_not_empty", "csv_header", "csv_id_lists", "first_line",
-           "head_bytes", "jsonl_keys", "no_rows", "numeric_column", "read_csv", "read_jsonl",
+           "head_bytes", "jsonl_keys", "no_rows", "numeric_column", "read_csv", "read_csv_arrow",
+           "read_jsonl",
            "record_line"]

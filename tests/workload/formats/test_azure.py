@@ -58,3 +58,22 @@ def test_misnamed_column_suggests_the_right_one(tmp_path):
     assert "missing column 'GeneratedTokens' for format 'azure'" in msg
     assert "found: TIMESTAMP, ContextTokens, GeneratedToken" in msg
     assert "did you mean 'GeneratedToken'" in msg
+
+
+@pytest.mark.parametrize("stamps", [
+    ["2023-11-16 18:15:46.6805900", "2023-11-16 18:15:50.9951690", "2023-11-16 18:16:46.68"],
+    ["2024-05-10 00:00:00.009930+00:00", "2024-05-10 00:00:01.509930+00:00",
+     "2024-05-10 01:00:00+00:00"],
+])
+def test_the_arrow_path_reads_what_the_checked_path_reads(tmp_path, monkeypatch, stamps):
+    # a week-long file is read all in Arrow; the checked reader (the one that names bad lines)
+    # must read a good file to the same columns
+    import sim.workload.formats.azure as azure
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "".join(f"{s},{10 + i},{2 + i}\n" for i, s in enumerate(stamps)))
+    fast = load(path)
+    assert azure._read_azure_arrow(path, None) is not None
+    monkeypatch.setattr(azure, "_read_azure_arrow", lambda path, nrows: None)
+    checked = load(path)
+    for name in ("arrival_s", "prompt_tokens", "output_tokens"):
+        assert getattr(fast, name).tolist() == getattr(checked, name).tolist()
