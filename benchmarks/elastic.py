@@ -179,6 +179,8 @@ def main() -> None:
     ap.add_argument("--chat-requests", type=int, default=12000)
     ap.add_argument("--gpu-kv-blocks", type=int, default=8000)
     ap.add_argument("--tier-gib", type=float, default=128.0)
+    ap.add_argument("--fixed-sizes", help="fixed fleets to run, e.g. 5,7 (default: from the "
+                    "peak over one replica's saturation to twice that)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     started = time.perf_counter()
@@ -189,8 +191,9 @@ def main() -> None:
         test_f = pool.submit(load_test, args)
         chat_f = {name: pool.submit(run, chat(args, name == "on")) for name in ("off", "on")}
         peak = args.mean_rps * 1.6
-        sizes = list(range(max(1, math.floor(peak / SATURATION_RPS)),
-                           math.ceil(peak / (0.5 * SATURATION_RPS)) + 1))
+        sizes = [int(k) for k in args.fixed_sizes.split(",")] if args.fixed_sizes else \
+            list(range(max(1, math.floor(peak / SATURATION_RPS)),
+                       math.ceil(peak / (0.5 * SATURATION_RPS)) + 1))
         fixed_f = {k: pool.submit(run, base(k, arrivals, n)) for k in sizes}
         fixed_runs = {k: summarize_fleet(f.result()) for k, f in fixed_f.items()}
         fits = [k for k in sizes if fixed_runs[k]["slo_attainment"] >= args.fixed_attainment]
