@@ -136,8 +136,9 @@ def cmd_run(args) -> int:
         print(json.dumps(_clean(result.summary), indent=2))
     else:
         _print_summary(result.summary, scenario.name)
+        fleet = ", fleet.parquet" if result.fleet_events is not None else ""
         _console().print(f"results in [bold]{out}/[/] (summary.json, requests.parquet, "
-                        "iterations.parquet, scenario.yaml)", highlight=False)
+                        f"iterations.parquet{fleet}, scenario.yaml)", highlight=False)
     return 0
 
 
@@ -184,6 +185,14 @@ def _print_summary(s: dict, name: str) -> None:
         rows.append(("expert exchange", f"{s['expert_exchange_share']:.1%} of step time"))
     if "speculative_tokens_per_step" in s:
         rows.append(("speculative", f"{s['speculative_tokens_per_step']:.2f} tokens/step"))
+    if "autoscaler" in s:
+        a = s["autoscaler"]
+        rows.append(("autoscaler", f"{a['policy']}: {a['scale_events']} scale events, "
+                                   f"{a['replica_hours']:.2f} replica-h, peak "
+                                   f"{a['peak_replicas']}, cold start {a['cold_start_s']:.0f} s"))
+    if "kv_offload" in s:
+        rows.append(("host KV tier", f"hit rate {s['kv_offload']['hit_rate']:.1%} (host "
+                                     f"{s['kv_offload']['host_hit_rate']:.1%})"))
     for k, v in rows:
         facts.add_row(k, v)
     _console().print(facts)
