@@ -186,3 +186,15 @@ def test_diurnal_arrivals_follow_the_day():
 def test_bad_diurnal_settings_are_named(fields, name):
     with pytest.raises(ScenarioError, match=name):
         _scenario(arrivals={"kind": "diurnal", **fields})
+
+
+@pytest.mark.parametrize("router", ["round-robin", "random", "least-kv-load", "prefix-aware",
+                                    "session-affinity"])
+def test_every_router_works_with_a_changing_fleet(router):
+    run = simulate(_scenario(cluster={"replicas": 1, "router": router}))
+    req, fleet = run.requests, run.fleet
+    assert (req["state"] == "completed").all() and len(req) == 4000
+    assert run.summary["autoscaler"]["peak_replicas"] > 1
+    # nothing routed to a replica before it was first up
+    first_up = fleet[fleet["state"] == "up"].groupby("replica")["time_s"].min()
+    assert (req["arrival_s"].to_numpy() >= first_up.loc[req["replica"]].to_numpy()).all()
