@@ -154,19 +154,9 @@ def chat(args, tier: bool) -> dict:
     return data
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def main() -> None:
+    from sim.metrics.result import jsonable
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--mean-rps", type=float, default=64.0)
@@ -231,7 +221,7 @@ def main() -> None:
                "throughput_tokens_per_s": s["throughput_tokens_per_s"]}
                for name, s in chats.items()},
            "wall_s": time.perf_counter() - started}
-    (args.out / "elastic.json").write_text(json.dumps(_jsonable(out), indent=2) + "\n")
+    (args.out / "elastic.json").write_text(json.dumps(jsonable(out), indent=2) + "\n")
     table = markdown(out)
     (args.out / "elastic.md").write_text(table)
     plot(args, autos, out, args.out / "replicas.png")

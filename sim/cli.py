@@ -133,7 +133,7 @@ def cmd_run(args) -> int:
             _console().print(f"trace events in [bold]{args.trace_events}[/] (open in "
                             "ui.perfetto.dev or chrome://tracing)", highlight=False)
     if args.json:
-        print(json.dumps(_clean(result.summary), indent=2))
+        print(json.dumps(_jsonable(result.summary), indent=2))
     else:
         _print_summary(result.summary, scenario.name)
         fleet = ", fleet.parquet" if result.fleet_events is not None else ""
@@ -142,11 +142,9 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _clean(value):
-    import math
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+def _jsonable(value):
+    from sim.metrics.result import jsonable      # (here: the parser needs no simulator)
+    return jsonable(value)
 
 
 def _print_summary(s: dict, name: str) -> None:
@@ -366,7 +364,7 @@ def cmd_trace_stats(args) -> int:
     if args.plot:
         plot_stats(columns, Path(args.plot), title=f"{Path(args.file).name} ({name})")
     if args.json:
-        print(json.dumps(_clean(stats), indent=2))
+        print(json.dumps(_jsonable(stats), indent=2))
         return 0
     table = Table(title=f"{args.file} ({name})", title_justify="left", show_header=False)
     table.add_column(style="bold")
@@ -605,7 +603,7 @@ def cmd_hardware_show(args) -> int:
 
     summary = device_summary(args.profile)
     if args.json:
-        print(json.dumps(_clean(summary), indent=2))
+        print(json.dumps(_jsonable(summary), indent=2))
         return 0
     _console().print(device_table(summary))
     if summary["calibration"] is not None:

@@ -176,10 +176,12 @@ class Autoscaler:
     def _scale_up(self, now_s: float, more: int) -> None:
         self.scale_events += 1
         self._last_up_s = now_s
-        for i in [i for i, s in enumerate(self.state) if s == DRAINING][:more]:
+        taken_back = [i for i, s in enumerate(self.state) if s == DRAINING][:more]
+        for i in taken_back:
             self._set(i, UP, now_s)             # taken back at once
-            more -= 1
-        self.cluster.fleet_changed()
+        more -= len(taken_back)
+        if taken_back:
+            self.cluster.fleet_changed()
         starting = [i for i, s in enumerate(self.state) if s == OFF][:more]
         if not starting:
             return

@@ -687,10 +687,8 @@ def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
     if cluster.group is not None and cluster.group.step_s:
         # of the expert-parallel group's step time, the MoE layers' token exchange
         topology["expert_exchange_share"] = cluster.group.exchange_s / cluster.group.step_s
-    if cluster.autoscaler is not None:
-        topology["autoscaler"] = cluster.autoscaler.summary(
-            requests, slo_met(requests, scenario.slo), duration)
-    summary = run_summary(scenario, pools, workload, requests, stats, duration, wall, topology)
+    summary = run_summary(scenario, pools, workload, requests, stats, duration, wall, topology,
+                          cluster.autoscaler)
     result = Result.of(recorder, summary, scenario.to_dict())
     if cluster.autoscaler is not None:
         result.fleet_events = cluster.autoscaler.events
@@ -707,8 +705,9 @@ def scenario_workload(scenario: Scenario, pools: list[PoolPlan],
 
 def run_summary(scenario: Scenario, pools: list[PoolPlan], workload: Workload,
                 requests: Columns, stats: RunStats, duration: float, wall: float,
-                topology: dict) -> dict:
+                topology: dict, fleet: Autoscaler | None = None) -> dict:
     """The summary of a finished run (or of a partitioned run's added-up partitions)."""
+    met = slo_met(requests, scenario.slo)       # each request's SLO outcome, once
     energy = cost = 0.0
     devices = first = 0
     for pool in pools:          # replicas are numbered pool after pool
@@ -754,11 +753,13 @@ def run_summary(scenario: Scenario, pools: list[PoolPlan], workload: Workload,
     if scenario.failures:
         extra["requests_rerouted"] = stats.rerouted
         extra["slo_attainment_during_failures"] = failure_window_attainment(
-            requests, slo_met(requests, scenario.slo), scenario.failures, duration)
+            requests, met, scenario.failures, duration)
+    if fleet is not None:
+        extra["autoscaler"] = fleet.summary(requests, met, duration)
     summary = summarize(requests, slo=scenario.slo, duration_s=duration,
                         wall_time_s=wall, energy_j=energy, cost_usd=cost,
                         preemptions=stats.preemptions,
-                        batch_size_mean=totals.batch_size_mean, extra=extra)
+                        batch_size_mean=totals.batch_size_mean, extra=extra, met=met)
     assert summary["requests_total"] == len(workload), "a request was lost"
     if scenario.simulation.check_invariants:
         check_outcomes(requests, scenario)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.compare.replay import scenario_data, write_trace
+from sim.metrics.result import jsonable
 from sim.compare.runs import REQUEST_COLUMNS, RealRun, RunWarning, load_run
 from sim.compare.stats import comparison_rows, errors, side_stats, throughput_over_time
 from sim.errors import ModelError, ScenarioError
@@ -49,7 +50,7 @@ class CompareResult:
 
     def to_json(self) -> dict:
         """The content of compare.json (NaN as null)."""
-        return _jsonable({
+        return jsonable({
             "run": str(self.run.path), "kind": self.run.kind, "hardware": self.hardware,
             "model": self.model, "device_name": self.run.device_name,
             "requests": int(len(self.real)), "requests_simulated": int(len(self.sim)),
@@ -167,11 +168,3 @@ def _absolute_if_file(name: str) -> str:
     return str(path.resolve()) if looks_like_path and path.exists() else name
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

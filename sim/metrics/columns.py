@@ -10,8 +10,8 @@ _BLOCK_ROWS = 1024     # rows kept as Python tuples before they move into the co
 
 
 class ColumnBuffer:
-    """Append rows (tuples in schema order); read them as columns (or a DataFrame) at the end,
-    or hand them to a ``sink`` block by block.
+    """Append rows (tuples in schema order); read them as columns at the end, or hand them to a
+    ``sink`` block by block.
 
     A row costs one list append; every ``_BLOCK_ROWS`` rows are transposed into the typed
     columns, so memory stays ~8 bytes per value. Without a sink the columns grow by doubling;
@@ -80,9 +80,3 @@ class ColumnBuffer:
         """Every column, as views (rows not drained to a sink)."""
         self._flush()
         return {name: col[: self._n] for name, col in self._cols.items()}
-
-    def to_frame(self):
-        """The columns as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.columns())

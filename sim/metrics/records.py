@@ -214,12 +214,11 @@ class Recorder:
             self.iterations.drain()
         if self.stream_dir is not None:
             self.requests.drain()
-            for name, schema in (("requests", None), ("iterations", ITERATION_SCHEMA)):
-                if name not in self._writers:       # no rows: an empty table, still a file
-                    empty = (self._request_table({c: np.empty(0, dtype=t) for c, t in
-                                                  REQUEST_SCHEMA.items()}) if schema is None
-                             else _empty_iterations())
-                    self._writer(name, empty).write_table(empty)
+            if "requests" not in self._writers:     # no rows: an empty table, still a file
+                self._write_requests(_empty_columns(REQUEST_SCHEMA))
+            if "iterations" not in self._writers:
+                table = _arrow_table(_empty_columns(ITERATION_SCHEMA))
+                self._writer("iterations", table).write_table(table)
             for writer in self._writers.values():
                 writer.close()
 
@@ -229,11 +228,22 @@ class Recorder:
         self.finish()
         if self.stream_dir is not None:
             return Columns.from_parquet(self.stream_dir / "requests.parquet")
-        cols = self.requests.columns()
-        order = np.argsort(cols["request_id"], kind="stable")
-        arrays = {name: col[order] for name, col in cols.items()}
+        arrays = self._requests_by_id()
         texts = {text: (arrays[code], self._names(code)) for code, text in _TEXT_OF_CODE.items()}
         return Columns.from_arrays(arrays, texts)
+
+    def _requests_by_id(self) -> dict[str, np.ndarray]:
+        cols = self.requests.columns()
+        order = np.argsort(cols["request_id"], kind="stable")
+        return {name: col[order] for name, col in cols.items()}
+
+    def _iteration_columns(self) -> dict[str, np.ndarray]:
+        """The iteration rows kept in memory (all, sampled or none)."""
+        if self._all_iterations:
+            return self.iterations.columns()
+        if not self._kept:
+            return _empty_columns(ITERATION_SCHEMA)
+        return {name: np.concatenate([b[name] for b in self._kept]) for name in ITERATION_SCHEMA}
 
     def requests_frame(self):
         """The per-request table, sorted by request id, with derived latency columns."""
@@ -248,18 +258,8 @@ class Recorder:
         import pyarrow.parquet as pq
 
         self.finish()
-        cols = self.requests.columns()
-        order = np.argsort(cols["request_id"], kind="stable")
-        pq.write_table(self._request_table({name: col[order] for name, col in cols.items()}),
-                       folder / "requests.parquet")
-        if self._all_iterations:
-            table = _arrow_table(self.iterations.columns())
-        elif self._kept:
-            table = _arrow_table({name: np.concatenate([b[name] for b in self._kept])
-                                  for name in ITERATION_SCHEMA})
-        else:
-            table = _empty_iterations()
-        pq.write_table(table, folder / "iterations.parquet")
+        pq.write_table(self._request_table(self._requests_by_id()), folder / "requests.parquet")
+        pq.write_table(_arrow_table(self._iteration_columns()), folder / "iterations.parquet")
 
     def iterations_frame(self):
         import pandas as pd
@@ -267,20 +267,11 @@ class Recorder:
         self.finish()
         if self.stream_dir is not None:
             return pd.read_parquet(self.stream_dir / "iterations.parquet")
-        if self._all_iterations:
-            return self.iterations.to_frame()
-        if not self._kept:
-            return pd.DataFrame(_empty_iteration_columns())
-        return pd.DataFrame({name: np.concatenate([b[name] for b in self._kept])
-                             for name in ITERATION_SCHEMA})
+        return pd.DataFrame(self._iteration_columns())
 
 
-def _empty_iteration_columns() -> dict[str, np.ndarray]:
-    return {name: np.empty(0, dtype=dtype) for name, dtype in ITERATION_SCHEMA.items()}
-
-
-def _empty_iterations():
-    return _arrow_table(_empty_iteration_columns())
+def _empty_columns(schema: dict[str, str]) -> dict[str, np.ndarray]:
+    return {name: np.empty(0, dtype=dtype) for name, dtype in schema.items()}
 
 
 # Arrow arrays made from their buffers: pyarrow's own conversion of numpy arrays and Python

@@ -167,7 +167,7 @@ class Result:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out))
         try:
             (staging / "summary.json").write_text(
-                json.dumps(_jsonable(self.summary), indent=2) + "\n")
+                json.dumps(jsonable(self.summary), indent=2) + "\n")
             if self._write_tables is not None:     # from the run's columns
                 self._write_tables(staging)
             for name in ("requests", "iterations") if self._write_tables is None else ():
@@ -206,9 +206,15 @@ def _concat_files(parts: list[Path], path: Path) -> None:
                 writer.write_table(source.read_row_group(group))
 
 
-def _jsonable(value):
+def jsonable(value):
+    """``value`` for JSON: dicts, lists and tuples throughout, numpy scalars as Python numbers,
+    NaN and infinities as null (JSON has none)."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

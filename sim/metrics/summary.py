@@ -68,7 +68,8 @@ def overload_summary(requests: Columns) -> dict:
 
 def summarize(requests: Columns, *, slo, duration_s: float, wall_time_s: float,
               energy_j: float, cost_usd: float, preemptions: int,
-              batch_size_mean: float | None = None, extra: dict | None = None) -> dict:
+              batch_size_mean: float | None = None, extra: dict | None = None,
+              met: np.ndarray | None = None) -> dict:
     """The run's summary from its request table (read a column at a time) and the
     time-weighted mean batch size over its iterations."""
     requests = _columns(requests)
@@ -76,7 +77,8 @@ def summarize(requests: Columns, *, slo, duration_s: float, wall_time_s: float,
     rejected_rows = requests.mask("state", "rejected")
     num_done, rejected = int(done.sum()), int(rejected_rows.sum())
     ended = num_done + rejected
-    met = slo_met(requests, slo)
+    if met is None:         # (a caller that needed it already passes it)
+        met = slo_met(requests, slo)
     output_tokens = int(requests.numeric("output_tokens")[done].sum())
     duration = duration_s if duration_s > 0 else math.nan
     summary = {

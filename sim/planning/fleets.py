@@ -103,7 +103,8 @@ def fleets_of(plan: Plan, base: dict) -> list[Fleet]:
 
 def run_fleets(plan: Plan, base: dict, out_dir: str | Path, backend: Backend,
                progress: Progress | None = None) -> dict:
-    from sim.planning.plan import _jsonable, _slo_dict, meets
+    from sim.metrics.result import jsonable
+    from sim.planning.plan import _slo_dict, meets
 
     cfg = plan.config
     out = Path(out_dir)
@@ -158,6 +159,6 @@ def run_fleets(plan: Plan, base: dict, out_dir: str | Path, backend: Backend,
     if store:
         store.write_combined()
     tmp = out / f".{FLEETS_JSON}.tmp"
-    tmp.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    tmp.write_text(json.dumps(jsonable(report), indent=2) + "\n")
     tmp.replace(out / FLEETS_JSON)
     return report

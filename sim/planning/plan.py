@@ -38,6 +38,7 @@ import numpy as np
 
 from sim.config import parse
 from sim.errors import CapacityError, ScenarioError
+from sim.metrics.result import jsonable
 from sim.planning.backends import Backend
 from sim.planning.plan_config import PlanConfig
 from sim.planning.runs import RunTask, execute, run_key
@@ -425,7 +426,7 @@ class Planner:
             if len(st):
                 st.write_combined()
         tmp = self.out / f".{PLAN_JSON}.tmp"
-        tmp.write_text(json.dumps(_jsonable(out), indent=2) + "\n")
+        tmp.write_text(json.dumps(jsonable(out), indent=2) + "\n")
         tmp.replace(self.out / PLAN_JSON)
         return out
 
@@ -466,18 +467,6 @@ def _est(rows: list[dict], column: str) -> dict:
 def _slo_dict(cfg: PlanConfig) -> dict:
     slo = asdict(cfg.slo)
     return {k: v for k, v in slo.items() if v}
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer, np.floating)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def run_plan(plan: Plan, out_dir: str | Path, backend: Backend,
