@@ -89,8 +89,9 @@ CASES: dict[str, dict[str, dict]] = {
                        autoscaler={"policy": name, "min_replicas": 1, "max_replicas": 3,
                                    "interval_s": 0.2, "provisioning_s": 0.5,
                                    **({"target": 0.05} if name == "target-utilisation"
-                                      else {"target": 4} if name == "queue" else {})})
-        for name in ("queue", "target-utilisation", "slo")},
+                                      else {"target": 4} if name in ("queue", "rate")
+                                      else {})})
+        for name in ("queue", "target-utilisation", "slo", "rate")},
     "length distribution": {
         "fixed": scenario(workload=workload(prompt_tokens={"dist": "fixed", "value": 128})),
         "uniform": scenario(),

@@ -12,7 +12,11 @@ replica count it wants, between ``min_replicas`` and ``max_replicas``:
   sequences over ``max_num_seqs`` (``metric: running``);
 - ``slo``: one replica more when the p90 TTFT of the requests that finished in the last
   ``window_s`` exceeds ``target`` (default 0.8) of the TTFT SLO, one fewer when it is below half
-  of that and nothing waits.
+  of that and nothing waits;
+- ``rate``: the arrival rate ``lookahead_s`` ahead over ``target`` requests/s per replica (a load
+  test's figure; required), as Knative's ``rps`` metric, with the trend of the last two
+  ``window_s`` windows extrapolated as predictive scalers do; the look-ahead defaults to the cold
+  start plus one interval, when a replica asked for now starts serving at the latest.
 
 A replica's life: off -> provisioning (``cold_start_s``: ``provisioning_s`` for the instance and
 engine to start, then the weights of one device loaded at the ``weight_source``'s bandwidth) ->
@@ -64,7 +68,8 @@ class AutoscalerConfig:
     interval_s: float = 15.0
     target: float | None = None             # the policy's target (None: DEFAULT_TARGETS)
     metric: Literal["kv", "running"] = "kv"     # target-utilisation's use
-    window_s: float = 60.0                  # slo: the requests finished this recently
+    window_s: float = 60.0                  # slo, rate: the recent past they look at
+    lookahead_s: float | None = None        # rate: how far ahead (None: cold start + interval)
     scale_up_delay_s: float = 0.0
     scale_down_cooldown_s: float = 300.0     # the scale-down stabilisation window
     provisioning_s: float = 60.0            # instance and engine start, before the weights load
@@ -79,6 +84,11 @@ class AutoscalerConfig:
         for name in ("interval_s", "window_s"):
             value = getattr(self, name)
             require(value > 0 and math.isfinite(value), name, "a number > 0", value)
+        require(self.policy != "rate" or self.target is not None, "target",
+                "the requests/s one replica should serve (required by policy rate)", None)
+        require(self.lookahead_s is None or (self.lookahead_s >= 0
+                                             and math.isfinite(self.lookahead_s)),
+                "lookahead_s", "a number >= 0 or null (cold start + interval)", self.lookahead_s)
         for name in ("scale_up_delay_s", "scale_down_cooldown_s", "provisioning_s"):
             value = getattr(self, name)
             require(value >= 0 and math.isfinite(value), name, "a number >= 0", value)
@@ -121,6 +131,7 @@ class Autoscaler:
         self._up_need_since: float | None = None
         self._wanted: deque[tuple[float, int]] = deque()    # (time, replicas wanted)
         self.finished: deque[tuple[float, float]] = deque()   # (end time, ttft), slo policy
+        self.arrived: deque[tuple[float, int]] = deque([(0.0, 0)])  # (time, arrivals), rate
 
     # -- the loop ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -347,9 +358,40 @@ def slo_policy(scaler: Autoscaler, now_s: float) -> int:
     return current
 
 
+def rate_policy(scaler: Autoscaler, now_s: float) -> int:
+    """The arrival rate over the last ``window_s``, plus its trend carried on to ``lookahead_s``
+    ahead. The trend is the change between the last two spans of ``trend_s`` (at least the
+    look-ahead, since extrapolating further than one has looked back amplifies Poisson noise)."""
+    cfg = scaler.config
+    lookahead = scaler.cold_start_s + cfg.interval_s if cfg.lookahead_s is None \
+        else cfg.lookahead_s
+    trend_s = max(cfg.window_s, lookahead)
+    history = scaler.arrived
+    history.append((now_s, scaler.cluster.arrived))
+    while len(history) > 2 and history[1][0] <= now_s - 2 * trend_s:
+        history.popleft()           # (keeps one sample at or before two spans ago)
+    times = np.array([t for t, _ in history])
+    counts = np.array([c for _, c in history], dtype=float)
+
+    def rate(start_s: float, end_s: float) -> float:
+        """Arrivals per second over [start_s, end_s], linear between the samples."""
+        begin, end = np.interp([start_s, end_s], times, counts)
+        return (end - begin) / (end_s - start_s)
+
+    if now_s <= 0:
+        return scaler.count(UP) + scaler.count(PROVISIONING)
+    window, trend_s = min(cfg.window_s, now_s), min(trend_s, now_s / 2)
+    level = rate(now_s - window, now_s)
+    slope = (rate(now_s - trend_s, now_s) - rate(now_s - 2 * trend_s, now_s - trend_s)) \
+        / trend_s if trend_s > 0 else 0.0
+    forecast = level + slope * (window / 2 + lookahead)
+    return math.ceil(max(forecast, 0.0) / cfg.policy_target)
+
+
 Policy = Callable[[Autoscaler, float], int]
 POLICIES: Registry[Policy] = Registry("autoscaler policy", {
     "queue": queue_policy,
     "target-utilisation": utilisation_policy,
     "slo": slo_policy,
+    "rate": rate_policy,
 })

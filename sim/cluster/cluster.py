@@ -256,6 +256,7 @@ class Cluster:
                                   for p in self.pools)
         self.progress = progress
         self.ended = 0
+        self.arrived = 0                 # requests offered to the cluster (retries included)
         self.last_end_s: float | None = None      # when the last request ended
         # data-parallel ranks of a MoE model with expert parallelism step together
         lockstep = scenario.cluster.expert_parallel and deployment.model.num_moe_layers > 0 \
@@ -421,6 +422,7 @@ class Cluster:
         """An arrival (at ``now_s`` exactly, if given, by an event scheduled at
         ``scheduled_s``): rejected at once if it can never be served, else routed to a
         replica."""
+        self.arrived += 1
         reason = "" if req.prompt_tokens + req.output_tokens <= self._always_served else \
             next(filter(None, (rejection_reason(req, p.deployment, p.scenario)
                                for p in self.pools)), "")
@@ -431,6 +433,10 @@ class Cluster:
             self.recorder.request(req)
             self._on_end(req)
             return
+        self._route(req, now_s, scheduled_s)
+
+    def _route(self, req: Request, now_s: float | None = None,
+               scheduled_s: float | None = None) -> None:
         if not self._up:
             self._parked.append(req)       # every replica is down: wait for one to come back
             return
@@ -469,7 +475,7 @@ class Cluster:
         parked, self._parked = self._parked, []
         for req in parked:
             if req.view is None:
-                self._admit(req)           # arrived while every replica was down
+                self._route(req)           # arrived while every replica was down
             else:
                 self._reroute(req)         # evacuated from a lost replica
 

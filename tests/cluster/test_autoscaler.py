@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections import deque
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from sim import Scenario, simulate
-from sim.cluster.autoscaler import AutoscalerConfig, cost_by_minute, replicas_over_time
+from sim.cluster.autoscaler import (AutoscalerConfig, cost_by_minute, rate_policy,
+                                    replicas_over_time)
 from sim.errors import ScenarioError
 from sim.hardware import load_device
 from sim.models import get_model
@@ -124,6 +127,7 @@ def test_cost_by_minute_by_hand():
     ("target-utilisation", {"target": 0.1, "metric": "kv"}),
     ("target-utilisation", {"target": 0.5, "metric": "running"}),
     ("slo", {"target": 0.5, "window_s": 20}),
+    ("rate", {"target": 6, "window_s": 20}),
 ])
 def test_fast_forward_equals_stepping(policy, extra):
     sets = {"policy": policy, **({"target": 16} if policy == "queue" else {}), **extra}
@@ -149,10 +153,60 @@ def test_failures_while_the_fleet_changes_lose_nothing():
     ({"policy": "target-utilisation", "target": 1.5}, "target"),
     ({"weight_source": "tape"}, "weight_source"),
     ({"provisioning_s": -1}, "provisioning_s"),
+    ({"policy": "rate", "target": None}, "target"),
+    ({"policy": "rate", "target": 5, "lookahead_s": -1}, "lookahead_s"),
 ])
 def test_bad_autoscaler_settings_are_named(change, field):
     with pytest.raises(ScenarioError, match=field):
         _scenario(change)
+
+
+def _rate_wanted(config: AutoscalerConfig, cold_start_s: float, arrived, until_s: float) -> int:
+    """The rate policy's answer at ``until_s``, having sampled ``arrived(t)`` (arrivals by t)
+    every interval from the start, as the autoscaler does."""
+    scaler = SimpleNamespace(config=config, cold_start_s=cold_start_s,
+                             arrived=deque([(0.0, 0)]), cluster=SimpleNamespace(arrived=0),
+                             count=lambda state: 0)
+    t = 0.0
+    while t < until_s:
+        t += config.interval_s
+        scaler.cluster.arrived = arrived(t)
+        wanted = rate_policy(scaler, t)
+    return wanted
+
+
+def test_rate_policy_forecasts_a_ramp_by_hand():
+    # arrivals at 10 + 0.05 t per second: by t, 10 t + 0.025 t^2. At 600 s the rate is 40/s;
+    # 45 s ahead, 42.25/s, which takes ceil(42.25 / 5) = 9 replicas of 5 req/s. The windows'
+    # edges fall on the 15 s samples, so the straight line through them is exact.
+    ramp = lambda t: 10 * t + 0.025 * t * t     # noqa: E731
+    cfg = AutoscalerConfig(policy="rate", target=5, interval_s=15, window_s=60, lookahead_s=45)
+    assert _rate_wanted(cfg, 0.0, ramp, 600) == 9
+    # looking 0 s ahead: ceil(40 / 5) = 8; by default the cold start plus one interval ahead:
+    # 45 + 15 s, 43/s, 9 replicas; 165 + 15 s: 49/s, 10 replicas
+    assert _rate_wanted(AutoscalerConfig(policy="rate", target=5, interval_s=15,
+                                         window_s=60, lookahead_s=0), 0.0, ramp, 600) == 8
+    default = AutoscalerConfig(policy="rate", target=5, interval_s=15, window_s=60)
+    assert _rate_wanted(default, 45.0, ramp, 600) == 9
+    assert _rate_wanted(default, 165.0, ramp, 600) == 10
+    # a steady rate: no trend, the rate over the target
+    assert _rate_wanted(default, 165.0, lambda t: 12.5 * t, 900) == 3
+
+
+def test_rate_policy_scales_before_the_load_arrives():
+    # a rising load: looking a cold start ahead, the fleet grows earlier than looking at now
+    ramp = {"kind": "piecewise", "schedule": [[60, 4], [60, 12], [60, 20], [60, 28], [60, 36],
+                                              [300, 2]]}
+    sets = {"policy": "rate", "target": 6, "window_s": 30}
+
+    def up_at(run, replicas):
+        series = replicas_over_time(run.fleet_events, run.summary["simulated_duration_s"])
+        return series["time_s"][np.argmax(series["provisioned"] >= replicas)]
+
+    ahead = simulate(_scenario(sets, arrivals=ramp))
+    now = simulate(_scenario({**sets, "lookahead_s": 0}, arrivals=ramp))
+    assert up_at(ahead, 4) < up_at(now, 4)
+    assert (ahead.requests["state"] == "completed").all()
 
 
 def test_slo_policy_needs_a_ttft_target():
