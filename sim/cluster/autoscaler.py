@@ -16,7 +16,8 @@ replica count it wants, between ``min_replicas`` and ``max_replicas``:
 - ``rate``: the arrival rate ``lookahead_s`` ahead over ``target`` requests/s per replica (a load
   test's figure; required), as Knative's ``rps`` metric, with the trend of the last two
   ``window_s`` windows extrapolated as predictive scalers do; the look-ahead defaults to the cold
-  start plus one interval, when a replica asked for now starts serving at the latest.
+  start plus one interval, when a replica asked for now starts serving at the latest. It never
+  wants fewer replicas than the rate now needs (scaling down takes no time to act).
 
 A replica's life: off -> provisioning (``cold_start_s``: ``provisioning_s`` for the instance and
 engine to start, then the weights of one device loaded at the ``weight_source``'s bandwidth) ->
@@ -384,7 +385,10 @@ def rate_policy(scaler: Autoscaler, now_s: float) -> int:
     level = rate(now_s - window, now_s)
     slope = (rate(now_s - trend_s, now_s) - rate(now_s - 2 * trend_s, now_s - trend_s)) \
         / trend_s if trend_s > 0 else 0.0
-    forecast = level + slope * (window / 2 + lookahead)
+    # ahead for scaling up (a replica takes the look-ahead to serve); never below the rate now,
+    # since a replica scaled down stops serving at once (as predictive scalers only scale out)
+    now_rate = level + slope * window / 2
+    forecast = max(now_rate + slope * lookahead, now_rate)
     return math.ceil(max(forecast, 0.0) / cfg.policy_target)
 
 

@@ -191,6 +191,9 @@ def test_rate_policy_forecasts_a_ramp_by_hand():
     assert _rate_wanted(default, 165.0, ramp, 600) == 10
     # a steady rate: no trend, the rate over the target
     assert _rate_wanted(default, 165.0, lambda t: 12.5 * t, 900) == 3
+    # a falling rate, 60 - 0.05 t: 30/s at 600 s, 21/s 180 s ahead; it keeps what the rate
+    # needs now, ceil(30 / 5) = 6, not ceil(21 / 5) = 5
+    assert _rate_wanted(default, 165.0, lambda t: 60 * t - 0.025 * t * t, 600) == 6
 
 
 def test_rate_policy_scales_before_the_load_arrives():
