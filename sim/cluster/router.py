@@ -60,16 +60,21 @@ class RandomRouter(Router):
 
 
 class _IndexedHeap:
-    """Binary min-heap of the slots ``0..n-1`` keyed on ``(keys[slot], slot)``, which also knows
-    where each slot sits, so that changing any slot's key costs O(log n), not a rebuild."""
+    """Binary min-heap of the slots ``0..n-1`` ordered by ``(key, slot)``, which also knows
+    where each slot sits, so that changing any slot's key costs O(log n), not a rebuild.
 
-    __slots__ = ("keys", "heap", "where")
+    The pair is kept as one integer, ``key * n + slot`` (for integer keys, of either sign, the
+    same order as the pair's), so that a comparison is one integer comparison; sifting moves a
+    hole instead of swapping (routers change a key twice per request)."""
+
+    __slots__ = ("n", "rank", "heap", "where")
 
     def __init__(self, keys: Iterable[int]):
-        self.keys = list(keys)
-        # a sorted array is a valid heap
-        self.heap = sorted(range(len(self.keys)), key=lambda s: (self.keys[s], s))
-        self.where = [0] * len(self.heap)
+        keys = list(keys)
+        n = self.n = len(keys)
+        self.rank = [key * n + slot for slot, key in enumerate(keys)]
+        self.heap = sorted(range(n), key=self.rank.__getitem__)   # sorted is a valid heap
+        self.where = [0] * n
         for pos, slot in enumerate(self.heap):
             self.where[slot] = pos
 
@@ -77,45 +82,42 @@ class _IndexedHeap:
     def top(self) -> int:
         return self.heap[0]
 
+    def key(self, slot: int) -> int:
+        return self.rank[slot] // self.n
+
     def update(self, slot: int, key: int) -> None:
-        old = self.keys[slot]
-        if key == old:
+        rank, heap, where = self.rank, self.heap, self.where
+        new = key * self.n + slot
+        old = rank[slot]
+        if new == old:
             return
-        self.keys[slot] = key
-        if key < old:
-            self._sift_up(self.where[slot])
-        else:
-            self._sift_down(self.where[slot])
-
-    def _less(self, a: int, b: int) -> bool:
-        ka, kb = self.keys[a], self.keys[b]
-        return ka < kb or (ka == kb and a < b)
-
-    def _swap(self, i: int, j: int) -> None:
-        heap, where = self.heap, self.where
-        heap[i], heap[j] = heap[j], heap[i]
-        where[heap[i]], where[heap[j]] = i, j
-
-    def _sift_up(self, pos: int) -> None:
-        while pos > 0:
-            parent = (pos - 1) >> 1
-            if not self._less(self.heap[pos], self.heap[parent]):
-                return
-            self._swap(pos, parent)
-            pos = parent
-
-    def _sift_down(self, pos: int) -> None:
-        heap, n = self.heap, len(self.heap)
-        while True:
+        rank[slot] = new
+        pos = where[slot]
+        if new < old:                       # up towards the root
+            while pos:
+                parent = (pos - 1) >> 1
+                above = heap[parent]
+                if rank[above] < new:
+                    break
+                heap[pos] = above
+                where[above] = pos
+                pos = parent
+        else:                               # down towards the leaves
+            size = len(heap)
             child = 2 * pos + 1
-            if child >= n:
-                return
-            if child + 1 < n and self._less(heap[child + 1], heap[child]):
-                child += 1
-            if not self._less(heap[child], heap[pos]):
-                return
-            self._swap(pos, child)
-            pos = child
+            while child < size:
+                below = heap[child]
+                if child + 1 < size and rank[heap[child + 1]] < rank[below]:
+                    child += 1
+                    below = heap[child]
+                if new < rank[below]:
+                    break
+                heap[pos] = below
+                where[below] = pos
+                pos = child
+                child = 2 * pos + 1
+        heap[pos] = slot
+        where[slot] = pos
 
 
 class _LoadIndex:
@@ -184,7 +186,7 @@ class _LoadIndex:
     def spread(self, replicas: Sequence[ReplicaView]) -> tuple[int, int]:
         """(fewest, most) outstanding requests over ``replicas``."""
         if self.track_max and self.covers(replicas):
-            return self._least.keys[self._least.top], -self._most.keys[self._most.top]
+            return self._least.key(self._least.top), -self._most.key(self._most.top)
         counts = [r.num_outstanding for r in replicas]
         return min(counts), max(counts)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import sim
-from sim.cluster.router import ROUTERS, Router
+from sim.cluster.router import ROUTERS, Router, _IndexedHeap
 from sim.workload.request import Request
 
 scan = attrgetter("num_outstanding")
@@ -64,6 +64,22 @@ def test_heap_least_outstanding_equals_the_scan_with_ties():
                 done = busy[int(rng.integers(len(busy)))]
                 set_load(bound, done, done.num_outstanding - 1)
     assert bound.loads.covers(replicas)         # the heap answered, not the scan
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 64])
+def test_indexed_heap_top_is_the_least_key_then_slot(n):
+    # keys of either sign (the max-heap holds negated counts), many ties
+    rng = np.random.default_rng(n)
+    keys = [int(k) for k in rng.integers(-3, 4, n)]
+    heap = _IndexedHeap(keys)
+    for _ in range(2000):
+        assert heap.top == min(range(n), key=lambda s: (keys[s], s))
+        assert [heap.key(s) for s in range(n)] == keys
+        assert sorted(heap.heap) == list(range(n)) and \
+            all(heap.heap[heap.where[s]] == s for s in range(n))
+        slot = int(rng.integers(n))
+        keys[slot] += int(rng.integers(-2, 3))
+        heap.update(slot, keys[slot])
 
 
 def test_least_outstanding_ties_go_to_the_lowest_index():
