@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from sim.planning.backends import BACKENDS
+
     p = argparse.ArgumentParser(prog="llmsim", description="Simulate LLM serving clusters.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -69,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="assert KV, queue and request invariants at every iteration (slower)")
     run.add_argument("--trace-events", metavar="FILE.json",
                      help="also write Chrome/Perfetto trace events of every replica's iterations")
+    run.add_argument("--backend", default="local", choices=list(BACKENDS),
+                     help="where a partitioned run's parts run (simulation.partitions): "
+                     "processes here, or Ray tasks")
+    run.add_argument("--address", default=None,
+                     help="Ray cluster address for --backend ray (default: a local instance)")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a scenario (and that the model fits) without running")
@@ -122,9 +129,10 @@ def cmd_run(args) -> int:
                       transient=True) as bar:
             task = bar.add_task(scenario.name, total=None)
             result = simulate(scenario, progress=lambda done, total: bar.update(
-                task, completed=done, total=total))
+                task, completed=done, total=total), backend=args.backend,
+                address=args.address)
     else:
-        result = simulate(scenario)
+        result = simulate(scenario, backend=args.backend, address=args.address)
     result.save(out)
     if getattr(args, "trace_events", None):
         from sim.planning.trace_events import write_trace_events

@@ -668,11 +668,24 @@ class RunStats:
         self.totals.add_totals(other.totals)
 
 
-def simulate(scenario: Scenario, progress: Progress | None = None) -> Result:
-    """Run a scenario and return its Result (tables, summary, resolved scenario)."""
+def simulate(scenario: Scenario, progress: Progress | None = None, backend: str = "local",
+             address: str | None = None) -> Result:
+    """Run a scenario and return its Result (tables, summary, resolved scenario). ``backend``
+    and ``address``: where a partitioned run's parts run (sim/cluster/partition.py)."""
+    if backend != "local" or address is not None:
+        from sim.cluster.partition import BACKENDS
+        if backend not in BACKENDS:
+            raise LlmsimError(f"backend: unknown backend {backend!r}; expected one of "
+                              f"{', '.join(BACKENDS)}")
+        if scenario.simulation.partitions == 1:
+            raise LlmsimError(f"backend {backend}: only a partitioned run has parts to run "
+                              "elsewhere; set simulation.partitions >= 2")
+        if backend == "local":
+            raise LlmsimError("--address is for --backend ray; the local backend uses this "
+                              "machine")
     if scenario.simulation.partitions > 1:
         from sim.cluster.partition import simulate_partitioned
-        return simulate_partitioned(scenario, progress)
+        return simulate_partitioned(scenario, progress, backend, address)
     started = time.perf_counter()
     pools = resolve_pools(scenario)
     rng = np.random.default_rng(scenario.seed)      # the workload's draws, then the router's

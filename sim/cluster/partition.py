@@ -8,6 +8,11 @@ simulate its share of the replicas (every N-th, so that the load is even) on the
 alone; replicas share nothing else. Each worker writes its tables to Parquet files; the parent
 adds up the workers' figures (:class:`~sim.cluster.cluster.RunStats`) and summarises as one run.
 
+Workers are processes on this machine (``backend="local"``), or Ray tasks (``backend="ray"``) on
+a local Ray instance or the cluster at ``address``, whose nodes must have llmsim installed; a
+Ray worker sends its Parquet files back with its figures (compressed: ~50 bytes a request), so
+no shared file system is needed.
+
 The request table is the single-process run's, row for row. Limits, each refused with a one-line
 error: routers that look at the replicas (least-outstanding, least-kv-load, prefix-aware,
 session-affinity: their picks depend on every replica's state), disaggregated pools (the decode
@@ -35,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.cluster.router import Router
-from sim.errors import ScenarioError
+from sim.errors import LlmsimError, ScenarioError
 
 if TYPE_CHECKING:
     from sim.cluster.cluster import Progress, RunStats
@@ -43,6 +48,25 @@ if TYPE_CHECKING:
     from sim.scenario import Scenario
 
 PARTITIONABLE_ROUTERS = ("round-robin", "random")
+BACKENDS = ("local", "ray")
+
+
+def start_ray(workers: int, address: str | None):
+    """``(ray, owns)``: Ray, initialised here unless it already was (``owns``: shut it down when
+    done): connected to the cluster at ``address``, else a new local instance of ``workers``
+    CPUs (never one found through RAY_ADDRESS)."""
+    try:
+        import ray
+    except ImportError:
+        raise LlmsimError("--backend ray needs Ray: pip install 'llmsim[ray]'") from None
+    owns = not ray.is_initialized()
+    if owns:
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(address="local", num_cpus=workers, **options)
+    return ray, owns
 
 
 def check_partitionable(scenario: Scenario) -> None:
@@ -131,6 +155,36 @@ def run_partition(scenario: Scenario, part: int, out_dir: Path) -> dict:
             "now_s": cluster.env.now, "dir": out_dir}
 
 
+def run_partition_returning_files(scenario: Scenario, part: int) -> dict:
+    """:func:`run_partition` in a temporary folder of the worker's machine, its Parquet files
+    returned as bytes (a Ray worker may be on another machine)."""
+    import shutil
+
+    out_dir = Path(tempfile.mkdtemp(prefix="llmsim-part-"))
+    try:
+        out = run_partition(scenario, part, out_dir)
+        out["files"] = {f.name: f.read_bytes() for f in sorted(out_dir.glob("*.parquet"))}
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    del out["dir"]
+    return out
+
+
+def _run_on_ray(scenario: Scenario, dirs: list[Path], address: str | None) -> list[dict]:
+    ray, owns = start_ray(len(dirs), address)
+    try:
+        remote = ray.remote(num_cpus=1)(run_partition_returning_files)
+        parts = ray.get([remote.remote(scenario, k) for k in range(len(dirs))])
+    finally:
+        if owns and ray.is_initialized():
+            ray.shutdown()
+    for part, d in zip(parts, dirs):
+        for name, data in part.pop("files").items():
+            (d / name).write_bytes(data)
+        part["dir"] = d
+    return parts
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Forked workers where that is safe (no other thread: a script need not guard its main
     module), else a fork server (a progress bar's thread must not be forked)."""
@@ -144,8 +198,10 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
-def simulate_partitioned(scenario: Scenario, progress: Progress | None = None) -> Result:
-    """``simulate`` with the replicas split over ``simulation.partitions`` processes."""
+def simulate_partitioned(scenario: Scenario, progress: Progress | None = None,
+                         backend: str = "local", address: str | None = None) -> Result:
+    """``simulate`` with the replicas split over ``simulation.partitions`` processes (local) or
+    Ray tasks (``backend="ray"``, at ``address`` or on a local instance)."""
     from sim.cluster.cluster import resolve_pools, run_summary, scenario_workload
     from sim.metrics.result import Result
     from sim.metrics.table import Columns
@@ -159,8 +215,11 @@ def simulate_partitioned(scenario: Scenario, progress: Progress | None = None) -
     dirs = [root / f"part-{k}" for k in range(n)]
     for d in dirs:
         d.mkdir()
-    with _pool(n) as pool:
-        parts = list(pool.map(run_partition, [scenario] * n, range(n), dirs))
+    if backend == "ray":
+        parts = _run_on_ray(scenario, dirs, address)
+    else:
+        with _pool(n) as pool:
+            parts = list(pool.map(run_partition, [scenario] * n, range(n), dirs))
     stats: RunStats = parts[0]["stats"]
     for p in parts[1:]:
         stats.add(p["stats"])

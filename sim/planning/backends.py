@@ -97,21 +97,10 @@ class RayBackend:
     """Ray tasks on a local instance (started and stopped here) or the cluster at ``address``."""
 
     def __init__(self, workers: int | None = None, address: str | None = None):
-        try:
-            import ray
-        except ImportError:
-            raise LlmsimError("--backend ray needs Ray: pip install 'llmsim[ray]'") from None
+        from sim.cluster.partition import start_ray
         from sim.planning.runs import execute
-        self._ray = ray
-        self._owns = not ray.is_initialized()
-        if self._owns:
-            options = dict(include_dashboard=False, log_to_driver=False,
-                           logging_level="WARNING")
-            if address:
-                ray.init(address=address, **options)
-            else:           # "local": a new instance, never one found through RAY_ADDRESS
-                ray.init(address="local", num_cpus=workers or default_workers(), **options)
-        self._execute = ray.remote(num_cpus=1)(execute)
+        self._ray, self._owns = start_ray(workers or default_workers(), address)
+        self._execute = self._ray.remote(num_cpus=1)(execute)
 
     def run(self, tasks: Sequence[RunTask]) -> Iterator[tuple[RunTask, dict]]:
         ray = self._ray

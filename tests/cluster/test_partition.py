@@ -1,12 +1,15 @@
-"""Partitioned runs: the replicas split over worker processes give the one-process results."""
+"""Partitioned runs: the replicas split over worker processes (or Ray tasks) give the one-process
+results."""
 
 from __future__ import annotations
+
+import sys
 
 import pandas as pd
 import pytest
 
 from sim import Scenario, simulate
-from sim.errors import ScenarioError
+from sim.errors import LlmsimError, ScenarioError
 from sim.metrics.records import read_requests
 
 ITERATION_FIGURES = ("kv_usage_mean", "batch_size_mean")
@@ -72,3 +75,29 @@ def test_three_partitions_streamed_and_saved(tmp_path):
 def test_runs_that_cannot_be_partitioned_are_refused(sets, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
         simulate(_scenario("simulation.partitions=2", *sets))
+
+
+def test_partitions_on_ray_give_the_one_process_run():
+    pytest.importorskip("ray")
+    sets = ("cluster.router=random", "simulation.stream_outputs=true")
+    one = simulate(_scenario(*sets))
+    parts = simulate(_scenario(*sets, "simulation.partitions=2"), backend="ray")
+    assert parts.summary["partitions"] == 2
+    _same(one, parts)
+
+
+@pytest.mark.parametrize("backend, address, partitions, message", [
+    ("ray", None, 1, "simulation.partitions >= 2"),
+    ("local", "10.0.0.1:6379", 2, "--address is for --backend ray"),
+    ("slurm", None, 2, "unknown backend 'slurm'"),
+])
+def test_backend_settings_are_checked(backend, address, partitions, message):
+    with pytest.raises(LlmsimError, match=message):
+        simulate(_scenario(f"simulation.partitions={partitions}"), backend=backend,
+                 address=address)
+
+
+def test_ray_missing_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)       # as if Ray were not installed
+    with pytest.raises(LlmsimError, match=r"pip install 'llmsim\[ray\]'"):
+        simulate(_scenario("simulation.partitions=2"), backend="ray")
