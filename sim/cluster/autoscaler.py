@@ -5,8 +5,9 @@ replicas, of which ``cluster.replicas`` are up at the start and the others off. 
 ``interval_s`` the policy (``POLICIES``: one function per policy) reads the fleet and names the
 replica count it wants, between ``min_replicas`` and ``max_replicas``:
 
-- ``queue``: requests outstanding (running and waiting) over ``target`` per replica, as KServe and
-  Knative size a service by its concurrency (default target 8);
+- ``queue``: requests outstanding (running and waiting), averaged over the last ``window_s``
+  from samples every ``sample_s``, over ``target`` per replica, as KServe and Knative size a
+  service by its concurrency (Knative's stable window: 60 s of 1 s samples; default target 8);
 - ``target-utilisation``: as Kubernetes' horizontal autoscaler, current replicas x mean use /
   ``target`` (default 0.7), the use being the KV blocks in use (``metric: kv``) or the running
   sequences over ``max_num_seqs`` (``metric: running``);
@@ -69,7 +70,8 @@ class AutoscalerConfig:
     interval_s: float = 15.0
     target: float | None = None             # the policy's target (None: DEFAULT_TARGETS)
     metric: Literal["kv", "running"] = "kv"     # target-utilisation's use
-    window_s: float = 60.0                  # slo, rate: the recent past they look at
+    window_s: float = 60.0                  # queue, slo, rate: the recent past they look at
+    sample_s: float = 1.0                   # queue: how often outstanding requests are counted
     lookahead_s: float | None = None        # rate: how far ahead (None: cold start + interval)
     scale_up_delay_s: float = 0.0
     scale_down_cooldown_s: float = 300.0     # the scale-down stabilisation window
@@ -82,7 +84,7 @@ class AutoscalerConfig:
         require(self.min_replicas >= 1, "min_replicas", "an integer >= 1", self.min_replicas)
         require(self.max_replicas >= self.min_replicas, "max_replicas",
                 f"an integer >= min_replicas ({self.min_replicas})", self.max_replicas)
-        for name in ("interval_s", "window_s"):
+        for name in ("interval_s", "window_s", "sample_s"):
             value = getattr(self, name)
             require(value > 0 and math.isfinite(value), name, "a number > 0", value)
         require(self.policy != "rate" or self.target is not None, "target",
@@ -133,10 +135,24 @@ class Autoscaler:
         self._wanted: deque[tuple[float, int]] = deque()    # (time, replicas wanted)
         self.finished: deque[tuple[float, float]] = deque()   # (end time, ttft), slo policy
         self.arrived: deque[tuple[float, int]] = deque([(0.0, 0)])  # (time, arrivals), rate
+        self.outstanding: deque[tuple[float, int]] = deque()    # (time, requests), queue
 
     # -- the loop ----------------------------------------------------------------------------
     def start(self) -> None:
         self.cluster.env.process(self._loop())
+        if self.config.policy == "queue":
+            self.cluster.env.process(self._sample_outstanding())
+
+    def _sample_outstanding(self):
+        """Count the requests outstanding every ``sample_s``, keeping a window's worth (the
+        counts are exact at any instant, so sampling never cuts a decode run)."""
+        env, cluster, samples = self.cluster.env, self.cluster, self.outstanding
+        window = self.config.window_s
+        while cluster.ended < len(cluster.workload):
+            samples.append((env.now, outstanding_requests(self)))
+            while samples[0][0] <= env.now - window:
+                samples.popleft()
+            yield env.timeout(self.config.sample_s)
 
     def _loop(self):
         env, cluster = self.cluster.env, self.cluster
@@ -320,11 +336,18 @@ def cost_by_minute(events: list[tuple[float, int, str]], end_s: float,
 
 
 # -- policies: the replica count each wants ----------------------------------------------------
-def queue_policy(scaler: Autoscaler, now_s: float) -> int:
+def outstanding_requests(scaler: Autoscaler) -> int:
+    """Requests running or waiting on up and draining replicas, or waiting for any replica."""
     cluster = scaler.cluster
-    outstanding = sum(cluster.replicas[i].num_outstanding for i, s in enumerate(scaler.state)
-                      if s in (UP, DRAINING)) + len(cluster.parked)
-    return math.ceil(outstanding / scaler.config.policy_target)
+    return sum(cluster.replicas[i].num_outstanding for i, s in enumerate(scaler.state)
+               if s in (UP, DRAINING)) + len(cluster.parked)
+
+
+def queue_policy(scaler: Autoscaler, now_s: float) -> int:
+    samples = scaler.outstanding
+    mean = sum(n for _, n in samples) / len(samples) if samples else \
+        outstanding_requests(scaler)
+    return math.ceil(mean / scaler.config.policy_target)
 
 
 def utilisation_policy(scaler: Autoscaler, now_s: float) -> int:

@@ -677,12 +677,12 @@ def simulate(scenario: Scenario, progress: Progress | None = None, backend: str 
         if backend not in BACKENDS:
             raise LlmsimError(f"backend: unknown backend {backend!r}; expected one of "
                               f"{', '.join(BACKENDS)}")
-        if scenario.simulation.partitions == 1:
-            raise LlmsimError(f"backend {backend}: only a partitioned run has parts to run "
-                              "elsewhere; set simulation.partitions >= 2")
         if backend == "local":
             raise LlmsimError("--address is for --backend ray; the local backend uses this "
                               "machine")
+        if scenario.simulation.partitions == 1:
+            raise LlmsimError(f"backend {backend}: only a partitioned run has parts to run "
+                              "elsewhere; set simulation.partitions >= 2")
     if scenario.simulation.partitions > 1:
         from sim.cluster.partition import simulate_partitioned
         return simulate_partitioned(scenario, progress, backend, address)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from sim import Scenario, simulate
-from sim.cluster.autoscaler import (AutoscalerConfig, cost_by_minute, rate_policy,
-                                    replicas_over_time)
+from sim.cluster.autoscaler import (AutoscalerConfig, cost_by_minute, queue_policy,
+                                    rate_policy, replicas_over_time)
 from sim.errors import ScenarioError
 from sim.hardware import load_device
 from sim.models import get_model
@@ -153,12 +153,33 @@ def test_failures_while_the_fleet_changes_lose_nothing():
     ({"policy": "target-utilisation", "target": 1.5}, "target"),
     ({"weight_source": "tape"}, "weight_source"),
     ({"provisioning_s": -1}, "provisioning_s"),
+    ({"sample_s": 0}, "sample_s"),
     ({"policy": "rate", "target": None}, "target"),
     ({"policy": "rate", "target": 5, "lookahead_s": -1}, "lookahead_s"),
 ])
 def test_bad_autoscaler_settings_are_named(change, field):
     with pytest.raises(ScenarioError, match=field):
         _scenario(change)
+
+
+def test_queue_policy_averages_the_window_by_hand():
+    # Knative's stable window: the mean of the samples, 20 requests, over 8 a replica: 3
+    scaler = SimpleNamespace(config=AutoscalerConfig(policy="queue", target=8),
+                             outstanding=deque([(0.0, 10), (1.0, 20), (2.0, 30)]))
+    assert queue_policy(scaler, 2.0) == 3
+    scaler.outstanding = deque([(2.0, 30)])       # the last sample alone: ceil(30 / 8)
+    assert queue_policy(scaler, 2.0) == 4
+
+
+def test_queue_policy_reacts_to_the_window_not_a_moment():
+    # a steady load: counts sampled every second and averaged over a minute hold the fleet
+    # steadier (fewer scale events, fewer replicas held) than a count every 5 s alone
+    steady = {"kind": "poisson", "rate_rps": 20}
+    smooth = simulate(_scenario({"target": 22, "window_s": 60}, arrivals=steady))
+    jumpy = simulate(_scenario({"target": 22, "window_s": 5, "sample_s": 5}, arrivals=steady))
+    s, j = smooth.summary["autoscaler"], jumpy.summary["autoscaler"]
+    assert s["scale_events"] < j["scale_events"] and s["mean_replicas"] < j["mean_replicas"]
+    assert (smooth.requests["state"] == "completed").all()
 
 
 def _rate_wanted(config: AutoscalerConfig, cold_start_s: float, arrived, until_s: float) -> int:
