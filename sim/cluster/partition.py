@@ -18,8 +18,8 @@ error: routers that look at the replicas (least-outstanding, least-kv-load, pref
 session-affinity: their picks depend on every replica's state), disaggregated pools (the decode
 router sees the prefill pool's output), failure what-ifs (they re-route), client retries (a
 resend is routed again, its turn depending on every replica's aborts), closed-loop clients (a
-client's next request follows its previous one's end, on any replica) and data-parallel expert
-parallelism (ranks step together). Also: the iteration table holds the same rows, ordered by
+client's next request follows its previous one's end, on any replica), data-parallel expert
+parallelism (ranks step together) and autoscaling (the fleet follows every replica's load). Also: the iteration table holds the same rows, ordered by
 start time and replica where one process orders simultaneous iterations by event; the summary's
 iteration means are added up per partition (equal to rounding); one case, an arrival at exactly
 the instant one of its replica's iterations ends, may be ordered differently, as SimPy orders
@@ -99,6 +99,9 @@ def check_partitionable(scenario: Scenario) -> None:
                      "a client's next request follows its last one's end on any replica")
     if c.expert_parallel and c.replicas > 1:
         raise refuse("cluster.expert_parallel", "false", True, "ranks step together")
+    if scenario.autoscaler is not None:
+        raise refuse("autoscaler", "none", scenario.autoscaler.policy,
+                     "the fleet changes with every replica's load")
 
 
 def assignment(scenario: Scenario, pools, workload, rng: np.random.Generator) -> np.ndarray:

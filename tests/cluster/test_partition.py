@@ -71,6 +71,7 @@ def test_three_partitions_streamed_and_saved(tmp_path):
     (("overload.retry.max_attempts=3", "overload.queue_deadline_s=5"),
      "overload.retry.max_attempts"),
     (("failures=[{kind: replica_down, replica: 0, at_s: 5, duration_s: 5}]",), "failures"),
+    (("autoscaler={policy: queue, max_replicas: 6}",), "autoscaler"),
 ])
 def test_runs_that_cannot_be_partitioned_are_refused(sets, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
