@@ -63,7 +63,10 @@ def start_ray(workers: int, address: str | None):
     if owns:
         options = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
         if address:
-            ray.init(address=address, **options)
+            try:
+                ray.init(address=address, **options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise LlmsimError(f"--address {address}: no Ray cluster there ({exc})") from None
         else:
             ray.init(address="local", num_cpus=workers, **options)
     return ray, owns

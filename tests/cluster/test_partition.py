@@ -98,6 +98,12 @@ def test_backend_settings_are_checked(backend, address, partitions, message):
                  address=address)
 
 
+def test_a_bad_ray_address_is_a_one_line_error():
+    pytest.importorskip("ray")
+    with pytest.raises(LlmsimError, match="--address not-an-address: no Ray cluster there"):
+        simulate(_scenario("simulation.partitions=2"), backend="ray", address="not-an-address")
+
+
 def test_ray_missing_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)       # as if Ray were not installed
     with pytest.raises(LlmsimError, match=r"pip install 'llmsim\[ray\]'"):
