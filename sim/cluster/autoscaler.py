@@ -7,7 +7,10 @@ replica count it wants, between ``min_replicas`` and ``max_replicas``:
 
 - ``queue``: requests outstanding (running and waiting), averaged over the last ``window_s``
   from samples every ``sample_s``, over ``target`` per replica, as KServe and Knative size a
-  service by its concurrency (Knative's stable window: 60 s of 1 s samples; default target 8);
+  service by its concurrency (Knative's stable window: 60 s of 1 s samples; default target 8).
+  As Knative's panic mode, when the mean over the last ``panic_window_s`` wants
+  ``panic_threshold`` times the up replicas or more, it follows that mean instead, and scales
+  no replica down, for the next ``window_s``;
 - ``target-utilisation``: as Kubernetes' horizontal autoscaler, current replicas x mean use /
   ``target`` (default 0.7), the use being the KV blocks in use (``metric: kv``) or the running
   sequences over ``max_num_seqs`` (``metric: running``);
@@ -72,6 +75,8 @@ class AutoscalerConfig:
     metric: Literal["kv", "running"] = "kv"     # target-utilisation's use
     window_s: float = 60.0                  # queue, slo, rate: the recent past they look at
     sample_s: float = 1.0                   # queue: how often outstanding requests are counted
+    panic_window_s: float = 6.0             # queue: Knative's panic window (10% of the stable)
+    panic_threshold: float = 2.0            # queue: panic at this many times the up replicas
     lookahead_s: float | None = None        # rate: how far ahead (None: cold start + interval)
     scale_up_delay_s: float = 0.0
     scale_down_cooldown_s: float = 300.0     # the scale-down stabilisation window
@@ -84,7 +89,7 @@ class AutoscalerConfig:
         require(self.min_replicas >= 1, "min_replicas", "an integer >= 1", self.min_replicas)
         require(self.max_replicas >= self.min_replicas, "max_replicas",
                 f"an integer >= min_replicas ({self.min_replicas})", self.max_replicas)
-        for name in ("interval_s", "window_s", "sample_s"):
+        for name in ("interval_s", "window_s", "sample_s", "panic_window_s", "panic_threshold"):
             value = getattr(self, name)
             require(value > 0 and math.isfinite(value), name, "a number > 0", value)
         require(self.policy != "rate" or self.target is not None, "target",
@@ -136,6 +141,7 @@ class Autoscaler:
         self.finished: deque[tuple[float, float]] = deque()   # (end time, ttft), slo policy
         self.arrived: deque[tuple[float, int]] = deque([(0.0, 0)])  # (time, arrivals), rate
         self.outstanding: deque[tuple[float, int]] = deque()    # (time, requests), queue
+        self.panic_until_s = -math.inf          # queue: in Knative's panic mode until then
 
     # -- the loop ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -344,10 +350,17 @@ def outstanding_requests(scaler: Autoscaler) -> int:
 
 
 def queue_policy(scaler: Autoscaler, now_s: float) -> int:
-    samples = scaler.outstanding
-    mean = sum(n for _, n in samples) / len(samples) if samples else \
-        outstanding_requests(scaler)
-    return math.ceil(mean / scaler.config.policy_target)
+    cfg = scaler.config
+    samples = scaler.outstanding or deque([(now_s, outstanding_requests(scaler))])
+    stable = sum(n for _, n in samples) / len(samples)
+    recent = [n for t, n in samples if t > now_s - cfg.panic_window_s] or [samples[-1][1]]
+    panic = math.ceil(sum(recent) / len(recent) / cfg.policy_target)
+    up = scaler.count(UP)
+    if up and panic >= cfg.panic_threshold * up:
+        scaler.panic_until_s = now_s + cfg.window_s
+    if now_s < scaler.panic_until_s:            # never down while panicking
+        return max(panic, up + scaler.count(PROVISIONING))
+    return math.ceil(stable / cfg.policy_target)
 
 
 def utilisation_policy(scaler: Autoscaler, now_s: float) -> int:

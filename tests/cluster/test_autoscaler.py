@@ -154,6 +154,7 @@ def test_failures_while_the_fleet_changes_lose_nothing():
     ({"weight_source": "tape"}, "weight_source"),
     ({"provisioning_s": -1}, "provisioning_s"),
     ({"sample_s": 0}, "sample_s"),
+    ({"panic_threshold": -1}, "panic_threshold"),
     ({"policy": "rate", "target": None}, "target"),
     ({"policy": "rate", "target": 5, "lookahead_s": -1}, "lookahead_s"),
 ])
@@ -162,21 +163,43 @@ def test_bad_autoscaler_settings_are_named(change, field):
         _scenario(change)
 
 
+def _queue_scaler(samples, up: int, provisioning: int = 0) -> SimpleNamespace:
+    counts = {"up": up, "provisioning": provisioning}
+    return SimpleNamespace(config=AutoscalerConfig(policy="queue", target=8),
+                           outstanding=deque(samples), panic_until_s=-math.inf,
+                           count=lambda state: counts.get(state, 0))
+
+
 def test_queue_policy_averages_the_window_by_hand():
-    # Knative's stable window: the mean of the samples, 20 requests, over 8 a replica: 3
-    scaler = SimpleNamespace(config=AutoscalerConfig(policy="queue", target=8),
-                             outstanding=deque([(0.0, 10), (1.0, 20), (2.0, 30)]))
-    assert queue_policy(scaler, 2.0) == 3
+    # Knative's stable window: the mean of the samples, 20 requests, over 8 a replica: 3 (the
+    # last 6 s want 3 too, under twice the 2 up replicas: no panic)
+    scaler = _queue_scaler([(0.0, 10), (1.0, 20), (2.0, 30)], up=2)
+    assert queue_policy(scaler, 2.0) == 3 and scaler.panic_until_s == -math.inf
     scaler.outstanding = deque([(2.0, 30)])       # the last sample alone: ceil(30 / 8)
     assert queue_policy(scaler, 2.0) == 4
 
 
+def test_queue_policy_panics_on_a_burst_by_hand():
+    # a minute at 8 outstanding, then 80 for the last 10 s: the stable mean is (50 x 8 + 10 x
+    # 80) / 60 = 20 (3 replicas), but the last 6 s (t > 53) want ceil(80 / 8) = 10 >= 2 x 2 up:
+    # panic, 10 replicas, and none fewer than the fleet until a window after (t = 119)
+    burst = [(float(t), 8) for t in range(50)] + [(float(t), 80) for t in range(50, 60)]
+    scaler = _queue_scaler(burst, up=2)
+    assert queue_policy(scaler, 59.0) == 10 and scaler.panic_until_s == 119.0
+    calm = _queue_scaler([(float(t), 8) for t in range(60, 100)], up=4, provisioning=6)
+    calm.panic_until_s = scaler.panic_until_s
+    assert queue_policy(calm, 99.0) == 10          # wants 1, keeps the 4 up + 6 starting
+    assert queue_policy(calm, 120.0) == 1          # the panic is over
+
+
 def test_queue_policy_reacts_to_the_window_not_a_moment():
     # a steady load: counts sampled every second and averaged over a minute hold the fleet
-    # steadier (fewer scale events, fewer replicas held) than a count every 5 s alone
+    # steadier (fewer scale events, fewer replicas held) than a count every 5 s alone (no
+    # panic mode in either)
     steady = {"kind": "poisson", "rate_rps": 20}
-    smooth = simulate(_scenario({"target": 22, "window_s": 60}, arrivals=steady))
-    jumpy = simulate(_scenario({"target": 22, "window_s": 5, "sample_s": 5}, arrivals=steady))
+    calm = {"target": 22, "panic_threshold": 1000}
+    smooth = simulate(_scenario({**calm, "window_s": 60}, arrivals=steady))
+    jumpy = simulate(_scenario({**calm, "window_s": 5, "sample_s": 5}, arrivals=steady))
     s, j = smooth.summary["autoscaler"], jumpy.summary["autoscaler"]
     assert s["scale_events"] < j["scale_events"] and s["mean_replicas"] < j["mean_replicas"]
     assert (smooth.requests["state"] == "completed").all()
