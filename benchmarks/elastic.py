@@ -43,6 +43,7 @@ Writes ``DIR/elastic.json`` (``{"fixed": {cost_usd, slo_attainment, replicas}, "
 ``DIR/replicas.png`` (replicas over the day per policy, 60 s cold starts, with the rate).
 
     python benchmarks/elastic.py --out runs/elastic [--jobs 2]
+    python benchmarks/elastic.py --out runs/day --period-s 86400 --policies rate --fixed-sizes 5
 """
 
 from __future__ import annotations
@@ -188,6 +189,8 @@ def main() -> None:
     ap.add_argument("--tier-gib", type=float, default=128.0)
     ap.add_argument("--fixed-sizes", help="fixed fleets to run, e.g. 5,7 (default: from the "
                     "peak over one replica's saturation to twice that)")
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help="the autoscaler policies to run, e.g. rate (default: all)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     started = time.perf_counter()
@@ -213,8 +216,9 @@ def main() -> None:
         headroom_k = math.ceil(peak / (args.headroom_load * knee_rps))
         test_f = {x: pool.submit(at_load, knee_rps, x) for x in (load, args.headroom_load)}
         tests = {x: f.result() for x, f in test_f.items()}
-        runs = [("main", p, load) for p in POLICIES] \
-            + [("headroom", p, args.headroom_load) for p in LOAD_TARGETED]
+        chosen = args.policies.split(",")
+        runs = [("main", p, load) for p in POLICIES if p in chosen] \
+            + [("headroom", p, args.headroom_load) for p in LOAD_TARGETED if p in chosen]
         auto_f = {(group, p, c): pool.submit(run, autoscaled(args, p, c, headroom_k,
                                                              tests[x]))
                   for group, p, x in runs for c in COLD_STARTS}
@@ -309,7 +313,7 @@ def plot(args, autos: dict, out: dict, path: Path) -> None:
     from sim.workload.arrivals import ArrivalConfig, diurnal_rate
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for p in POLICIES:
+    for p in (p for p in POLICIES if ("main", p, COLD_STARTS[0]) in autos):
         r = autos["main", p, COLD_STARTS[0]]
         end = r["summary"]["simulated_duration_s"]
         series = replicas_over_time(r["events"], end)
