@@ -646,16 +646,23 @@ class RunStats:
     def of(cls, cluster: Cluster) -> "RunStats":
         engines = [r.engine for r in cluster.replicas] + cluster.retired_engines
         samplers = [e.speculative for e in engines if e.speculative is not None]
-        return cls([r.busy_s for r in cluster.replicas], [r.energy_j for r in cluster.replicas],
-                   sum(r.iterations for r in cluster.replicas),
-                   sum(e.kv.hits for e in engines), sum(e.kv.queries for e in engines),
-                   sum(e.scheduler.num_preemptions for e in engines) + cluster.rerouted,
-                   cluster.rerouted, sum(s.accepted_total for s in samplers),
-                   sum(s.verifications for s in samplers), cluster.recorder.totals,
-                   None if cluster.autoscaler is None else list(cluster.autoscaler.provisioned_s),
-                   sum(e.kv.host_hits for e in engines), sum(e.kv.host_loads for e in engines),
-                   sum(e.kv.host_stores for e in engines),
-                   sum(e.kv.host_evictions for e in engines))
+        replicas = cluster.replicas
+        return cls(
+            busy_s=[r.busy_s for r in replicas], energy_j=[r.energy_j for r in replicas],
+            iterations=sum(r.iterations for r in replicas),
+            kv_hits=sum(e.kv.hits for e in engines),
+            kv_queries=sum(e.kv.queries for e in engines),
+            preemptions=sum(e.scheduler.num_preemptions for e in engines) + cluster.rerouted,
+            rerouted=cluster.rerouted,
+            speculative_accepted=sum(s.accepted_total for s in samplers),
+            speculative_checks=sum(s.verifications for s in samplers),
+            totals=cluster.recorder.totals,
+            provisioned_s=None if cluster.autoscaler is None
+            else list(cluster.autoscaler.provisioned_s),
+            host_hits=sum(e.kv.host_hits for e in engines),
+            host_loads=sum(e.kv.host_loads for e in engines),
+            host_stores=sum(e.kv.host_stores for e in engines),
+            host_evictions=sum(e.kv.host_evictions for e in engines))
 
     def add(self, other: "RunStats") -> None:
         """Add another partition's figures (each replica is simulated in one partition)."""

@@ -19,11 +19,15 @@ def recompute_s_per_token(cost: CostModel, max_batched_tokens: int) -> float:
     return cost.iteration_time(BatchShape.from_requests([n], [0], 1))[0] / n
 
 
+def _active(offload: KvOffloadConfig | None, dep: Deployment) -> bool:
+    """Whether the tier holds one block or more (off: null, or too small)."""
+    return offload is not None and offload.capacity_blocks(dep.block_bytes) > 0
+
+
 def host_tier(offload: KvOffloadConfig | None, dep: Deployment, cost: CostModel,
               max_batched_tokens: int) -> HostKVTier | None:
-    """A fresh tier for one replica of the pool deployed as ``dep`` (None: off, or too small
-    for one block)."""
-    if offload is None or offload.capacity_blocks(dep.block_bytes) <= 0:
+    """A fresh tier for one replica of the pool deployed as ``dep`` (None: off)."""
+    if not _active(offload, dep):
         return None
     return HostKVTier(offload.capacity_blocks(dep.block_bytes), offload.latency_s,
                       offload.load_s_per_block(dep.block_bytes),
@@ -32,7 +36,7 @@ def host_tier(offload: KvOffloadConfig | None, dep: Deployment, cost: CostModel,
 
 def load_timing_args(offload: KvOffloadConfig | None, dep: Deployment) -> dict[str, float]:
     """The Replica's arguments timing an iteration's loads from the tier (none without one)."""
-    if offload is None or offload.capacity_blocks(dep.block_bytes) <= 0:
+    if not _active(offload, dep):
         return {}
     return {"kv_load_latency_s": offload.latency_s,
             "kv_load_seconds_per_block": offload.load_s_per_block(dep.block_bytes)}
